@@ -1,0 +1,271 @@
+"""Clip decoding with PyAV: seek to the keyframe before the clip, decode forward only as far as needed.
+
+A training clip is 16 frames (at most ~31 with step 2) out of videos that can be hundreds of frames
+long, so decoding everything and then sampling wastes most of the work. Here the container seeks to
+the nearest keyframe at or before the first wanted frame (``backward=True``), the decoder runs
+forward, and stops at the last wanted frame.
+
+Frame indices come from the decoded frames themselves, ``round((pts - start) * time_base * fps)``,
+never from the header frame count (which can be wrong: an AVI may claim 444 frames and hold 68).
+For every wanted index the frame shown at that time is returned, i.e. the last decoded frame whose
+index is <= the wanted one; this also covers variable frame rate (gaps) and wanted indices past the
+real end (the last frame repeats, the same rule as for videos shorter than a clip).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from typing import Literal, Optional, Sequence, Union
+
+import av
+import numpy as np
+
+ThreadType = Literal["AUTO", "FRAME", "SLICE", "NONE"]
+
+# Multi-threaded decoding (frame + slice). On small sources (<= 224 px) it brings little, on
+# 640-1280 px footage +13-35 % (see shared/research/stack.md section 5); a DataModule can turn it
+# down when many DataLoader workers already share few cores.
+DEFAULT_THREAD_TYPE: ThreadType = "AUTO"
+
+# Wanted frames further apart than this are reached with a new seek instead of decoding through the
+# gap (matters for frames spread over a long video; a contiguous training clip needs one seek).
+DEFAULT_SEEK_GAP = 48
+
+
+class VideoDecodeError(RuntimeError):
+    """A video that cannot be used; carries the file name and the reason."""
+
+    def __init__(self, path: Union[str, os.PathLike], reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass
+class DecodedClip:
+    """Decoded frames plus what decoding learned about the real length of the video.
+
+    ``frames``: uint8 [T, H, W, 3]. ``num_frames_seen``: when the stream ended before the last wanted
+    index, the true frame count (last decoded index + 1); otherwise None (the end was not reached).
+    """
+
+    frames: np.ndarray
+    num_frames_seen: Optional[int] = None
+
+
+def open_video(path: Union[str, os.PathLike], thread_type: ThreadType = DEFAULT_THREAD_TYPE):
+    """Open a container for its first video stream, with clear errors for unusable files."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise VideoDecodeError(path, "file not found (listed in the annotations but missing on disk)")
+    if os.path.getsize(path) == 0:
+        raise VideoDecodeError(path, "zero-byte file")
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except av.FFmpegError as e:
+        raise VideoDecodeError(path, f"cannot open container ({e.__class__.__name__}: {e})") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoDecodeError(path, "no video stream in the container")
+    stream = container.streams.video[0]
+    stream.thread_type = thread_type
+    return container
+
+
+def stream_fps(stream) -> float:
+    """Nominal frames per second of a stream (average rate, else guessed rate), used to map pts to indices."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and rate > 0:
+            return float(rate)
+    raise VideoDecodeError(stream.container.name, "stream has no frame rate")
+
+
+def _start_pts(stream) -> int:
+    return stream.start_time if stream.start_time is not None else 0
+
+
+def _duration_s(container, stream) -> Optional[float]:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def header_frame_count(container) -> Optional[int]:
+    """The frame count from the header when it is there and agrees with duration x fps, else None."""
+    stream = container.streams.video[0]
+    n = stream.frames
+    if not n or n <= 0:
+        return None
+    duration = _duration_s(container, stream)
+    if duration is None:
+        return n
+    expected = duration * stream_fps(stream)
+    return n if abs(n - expected) <= max(2.0, 0.05 * n) else None
+
+
+def demux_frame_count(container) -> int:
+    """Count the video packets (one per frame; demuxing only, no decoding). Leaves the container at EOF."""
+    stream = container.streams.video[0]
+    return sum(1 for packet in container.demux(stream) if packet.size > 0)
+
+
+def count_frames(video: Union[str, os.PathLike, "av.container.InputContainer"]) -> int:
+    """Number of frames: the header's when plausible, else by demuxing packets (cheap, no decoding).
+
+    Given an open container that had to be demuxed, the container is left at EOF; decode_frames()
+    seeks before decoding, so it can be used as is.
+    """
+    if isinstance(video, (str, os.PathLike)):
+        container = open_video(video)
+        try:
+            return count_frames(container)
+        finally:
+            container.close()
+    n = header_frame_count(video)
+    if n is None:
+        try:
+            n = demux_frame_count(video)
+        except av.FFmpegError as e:
+            raise VideoDecodeError(video.name, f"cannot demux ({e.__class__.__name__}: {e})") from e
+    if n <= 0:
+        raise VideoDecodeError(video.name, "video stream has no frames")
+    return n
+
+
+def _runs(indices: np.ndarray, seek_gap: int) -> list[tuple[int, int]]:
+    """Split sorted unique indices into (first, last) runs whose inner gaps are <= seek_gap."""
+    runs, first = [], int(indices[0])
+    for prev, cur in zip(indices[:-1], indices[1:]):
+        if cur - prev > seek_gap:
+            runs.append((first, int(prev)))
+            first = int(cur)
+    runs.append((first, int(indices[-1])))
+    return runs
+
+
+class _Run:
+    """Decode one run of wanted frames: seek before `first`, decode forward up to `last`.
+
+    Iterating yields (index, frame); afterwards `eof` tells whether the stream ended before `last`.
+    """
+
+    def __init__(self, container, stream, first: int, last: int, fps: float):
+        self.container, self.stream, self.first, self.last, self.fps = container, stream, first, last, fps
+        self.eof = True
+
+    def _decode_from(self, target: int):
+        start, tb = _start_pts(self.stream), float(self.stream.time_base)
+        self.container.seek(start + int(target / self.fps / tb), stream=self.stream, backward=True, any_frame=False)
+        idx = -1
+        for frame in self.container.decode(self.stream):
+            # Index from presentation time; a frame without pts follows the previous one.
+            idx = round((frame.pts - start) * tb * self.fps) if frame.pts is not None else idx + 1
+            yield idx, frame
+
+    def __iter__(self):
+        frames = self._decode_from(self.first)
+        head = next(frames, None)
+        if head is not None and head[0] > self.first and self.first > 0:
+            frames.close()  # the seek landed after the first wanted frame: decode from the start
+            frames = self._decode_from(0)
+            head = next(frames, None)
+        if head is None:
+            return
+        for idx, frame in itertools.chain([head], frames):
+            yield idx, frame
+            if idx >= self.last:
+                self.eof = False
+                frames.close()
+                return
+
+
+def decode_frames(
+    container,
+    indices: Union[Sequence[int], np.ndarray],
+    seek_gap: int = DEFAULT_SEEK_GAP,
+) -> DecodedClip:
+    """Decode the frames at `indices` (any order, repeats allowed) from an open container.
+
+    Returns uint8 [len(indices), H, W, 3] in the order asked. A frame whose size differs from the
+    first returned frame (resolution change mid-stream) is rescaled to it. Wanted indices past the
+    real end of the stream get the last frame, and `num_frames_seen` reports the real length.
+    Only the frames that end up in the clip are kept and converted to RGB.
+    """
+    wanted = np.asarray(indices, dtype=np.int64)
+    if wanted.ndim != 1 or wanted.size == 0:
+        raise ValueError(f"indices must be a non-empty 1-D sequence, got shape {wanted.shape}")
+    if wanted.min() < 0:
+        raise ValueError(f"frame indices must be >= 0, got {wanted.min()}")
+    name = container.name
+    stream = container.streams.video[0]
+    fps = stream_fps(stream)
+    unique = np.unique(wanted).tolist()
+
+    chosen: dict[int, object] = {}  # wanted index -> the frame on screen at that index
+    ptr = 0  # next wanted index (in `unique`) not yet given a frame
+    pending = None  # last decoded frame: it covers wanted indices up to the next frame's index
+    last_idx = -1
+    seen_end: Optional[int] = None
+    try:
+        for first, last in _runs(np.asarray(unique), seek_gap):
+            if seen_end is not None:
+                break  # the stream already ended before this run
+            run = _Run(container, stream, first, last, fps)
+            for idx, frame in run:
+                if idx <= last_idx:
+                    continue  # decoded again after a seek landed before where we were
+                while ptr < len(unique) and unique[ptr] < idx:
+                    chosen[unique[ptr]] = pending if pending is not None else frame
+                    ptr += 1
+                pending, last_idx = frame, idx
+            if run.eof:
+                seen_end = last_idx + 1
+    except av.FFmpegError as e:
+        raise VideoDecodeError(name, f"decoding failed ({e.__class__.__name__}: {e})") from e
+    if pending is None:
+        raise VideoDecodeError(name, "no frame could be decoded")
+    for i in unique[ptr:]:  # at or after the last decoded frame (or past the end): that frame
+        chosen[i] = pending
+
+    arrays: dict[int, np.ndarray] = {}  # id(frame) -> RGB array, each frame converted once
+    height, width = chosen[unique[0]].height, chosen[unique[0]].width
+    for frame in chosen.values():
+        if id(frame) not in arrays:
+            if (frame.height, frame.width) != (height, width):
+                arrays[id(frame)] = frame.to_ndarray(format="rgb24", width=width, height=height)
+            else:
+                arrays[id(frame)] = frame.to_ndarray(format="rgb24")
+    clip = np.stack([arrays[id(chosen[i])] for i in wanted.tolist()])
+    return DecodedClip(clip, seen_end)
+
+
+def decode_all(path: Union[str, os.PathLike], thread_type: ThreadType = DEFAULT_THREAD_TYPE) -> np.ndarray:
+    """Decode every frame of a video (reference for tests and the benchmark), uint8 [N, H, W, 3]."""
+    container = open_video(path, thread_type)
+    try:
+        out = [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
+    except av.FFmpegError as e:
+        raise VideoDecodeError(path, f"decoding failed ({e.__class__.__name__}: {e})") from e
+    finally:
+        container.close()
+    if not out:
+        raise VideoDecodeError(path, "no frame could be decoded")
+    return np.stack(out)
+
+
+def read_frames(
+    path: Union[str, os.PathLike],
+    indices: Union[Sequence[int], np.ndarray],
+    thread_type: ThreadType = DEFAULT_THREAD_TYPE,
+    seek_gap: int = DEFAULT_SEEK_GAP,
+) -> DecodedClip:
+    """Open `path`, decode the frames at `indices`, close. See decode_frames()."""
+    container = open_video(path, thread_type)
+    try:
+        return decode_frames(container, indices, seek_gap)
+    finally:
+        container.close()

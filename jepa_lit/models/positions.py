@@ -1,0 +1,92 @@
+"""Token positions for the (t, h, w) token grid: 3D rotary embedding and 3D sin-cos tables.
+
+Token order everywhere is the Conv3d raster order: time-major, then row, then column, so a flat
+index ``i`` on a grid ``(T', H', W')`` sits at ``t = i // (H'W')``, ``h = (i // W') % H'``,
+``w = i % W'``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def token_coordinates(index: Tensor, grid: tuple[int, int, int]) -> Tensor:
+    """Flat token indices (any shape) -> float (t, h, w) coordinates, shape ``index.shape + (3,)``."""
+    _, grid_h, grid_w = grid
+    t = torch.div(index, grid_h * grid_w, rounding_mode="floor")
+    rem = index - t * grid_h * grid_w
+    h = torch.div(rem, grid_w, rounding_mode="floor")
+    w = rem - h * grid_w
+    return torch.stack([t, h, w], dim=-1).float()
+
+
+def rope_axis_dim(head_dim: int) -> int:
+    """Rotated width per axis: the head dim is split in three even chunks, the rest passes through."""
+    return 2 * ((head_dim // 3) // 2)
+
+
+def rope_tables(
+    coords: Tensor,
+    head_dim: int,
+    interleave: bool = True,
+    base: float = 10000.0,
+) -> tuple[Tensor, Tensor]:
+    """cos / sin tables of a 3D rotary embedding, computed once per forward and shared by all blocks.
+
+    coords: ``[..., N, 3]`` float (t, h, w). Returns two tensors ``[..., N, head_dim]``; dims past the
+    three rotated chunks get cos 1, sin 0 (pass-through).
+
+    Each axis chunk of width ``d`` uses frequencies ``omega_k = base^(-k / (d/2))``, k < d/2, and rotates
+    adjacent pairs (2k, 2k+1). V-JEPA 2.1 expands the frequencies to the pairs with
+    ``repeat_interleave`` (``interleave=True``); V-JEPA 2 used ``repeat`` (``interleave=False``), which gives
+    the two members of a pair different frequencies. Its checkpoints need that quirk reproduced.
+    """
+    d = rope_axis_dim(head_dim)
+    omega = 1.0 / base ** (torch.arange(d // 2, dtype=torch.float32, device=coords.device) / (d / 2))
+    freqs = coords.float().unsqueeze(-1) * omega  # [..., N, 3, d/2]
+    if interleave:
+        freqs = freqs.repeat_interleave(2, dim=-1)
+    else:
+        freqs = torch.cat([freqs, freqs], dim=-1)
+    freqs = freqs.flatten(-2)  # [..., N, 3d]
+    cos, sin = freqs.cos(), freqs.sin()
+    rest = head_dim - 3 * d
+    if rest:
+        cos = torch.cat([cos, cos.new_ones(*cos.shape[:-1], rest)], dim=-1)
+        sin = torch.cat([sin, sin.new_zeros(*sin.shape[:-1], rest)], dim=-1)
+    return cos, sin
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate adjacent channel pairs of ``x`` [B, heads, N, hd] by the tables [B or 1, 1, N, hd]."""
+    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
+    rotated = torch.stack((-x2, x1), dim=-1).flatten(-2)
+    return x * cos + rotated * sin
+
+
+def sincos_1d(dim: int, positions: Tensor) -> Tensor:
+    """MAE-style 1D sin-cos: all sines first, then all cosines; ``omega_i = 10000^(-i / (dim/2))``."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0))
+    angles = positions.double().reshape(-1, 1) * omega
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def sincos_3d(dim: int, grid: tuple[int, int, int], uniform_power: bool = True) -> Tensor:
+    """Fixed 3D sin-cos embedding [N, dim] in token order (V-JEPA 1 layout).
+
+    ``uniform_power``: each axis gets ``ceil(dim/6)*2`` channels (truncated to dim); otherwise time takes
+    half the channels and rows / columns a quarter each. Channel order is [t, h, w].
+    """
+    grid_t, grid_h, grid_w = grid
+    if uniform_power:
+        d_t = d_h = d_w = int(math.ceil(dim / 6) * 2)
+    else:
+        d_t, d_h, d_w = dim // 2, dim // 4, dim // 4
+    t, h, w = torch.meshgrid(
+        torch.arange(grid_t), torch.arange(grid_h), torch.arange(grid_w), indexing="ij"
+    )
+    emb = torch.cat([sincos_1d(d_t, t), sincos_1d(d_h, h), sincos_1d(d_w, w)], dim=1)
+    return emb[:, :dim].float()

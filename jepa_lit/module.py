@@ -1,0 +1,222 @@
+"""JEPAModule: V-JEPA 2.1 pretraining with pluggable auxiliary objectives.
+
+One step: targets from the EMA encoder on the full clip (each level layer-normalised); for each mask
+generator, the online encoder on the context tokens and the predictor at the targets and the
+context; base loss (L1 prediction + distance-weighted context loss) plus every objective's terms;
+after each optimizer step, the EMA target follows the online encoder.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from jepa_lit.losses import context_loss, prediction_loss
+from jepa_lit.masks import MaskSampler, MultiBlock3D
+from jepa_lit.models import Predictor, VisionTransformer
+from jepa_lit.objectives.base import GeneratorOutputs, Objective, StepOutputs
+from jepa_lit.schedules import OptimizerConfig, ema_momentum_at, linear_ramp
+
+
+class JEPAModule(L.LightningModule):
+    """Args:
+        encoder: the video ViT (the online / context encoder; the EMA target is a copy of it).
+        mask_sampler: draws context / target token sets, one pair per mask generator.
+        objectives: auxiliary objectives added to the base loss (each returns named terms).
+        predictor_width, predictor_depth, predictor_heads: the predictor ViT (study: 256, 8, 8).
+        target_encoder: "ema" (V-JEPA) or "online" (no-EMA variants: the online encoder on the full
+            clip, with gradient, is the target and the encoder that gets evaluated).
+        ema_momentum, ema_final_momentum: constant momentum, or a linear schedule to the final value.
+        context_loss_weight: lambda of the dense context loss, reached at ``context_loss_end``.
+        context_loss_start, context_loss_end: the ramp as fractions of the run's optimizer steps
+            (study: 0 until half way, then linear to 0.5 at the end).
+        optimizer: AdamW, lr and weight-decay schedules.
+    """
+
+    def __init__(
+        self,
+        encoder: VisionTransformer,
+        mask_sampler: Optional[MaskSampler] = None,
+        objectives: Optional[list[Objective]] = None,
+        predictor_width: int = 256,
+        predictor_depth: int = 8,
+        predictor_heads: int = 8,
+        target_encoder: Literal["ema", "online"] = "ema",
+        ema_momentum: float = 0.99925,
+        ema_final_momentum: Optional[float] = None,
+        context_loss_weight: float = 0.5,
+        context_loss_start: float = 0.5,
+        context_loss_end: float = 1.0,
+        optimizer: Optional[OptimizerConfig] = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder", "mask_sampler", "objectives"])
+        self.encoder = encoder
+        self.mask_sampler = mask_sampler if mask_sampler is not None else MultiBlock3D()
+        self.objectives = nn.ModuleList(objectives or [])
+        self._check_objective_names()
+        self.predictor = Predictor(
+            encoder_dim=encoder.embed_dim,
+            width=predictor_width,
+            depth=predictor_depth,
+            num_heads=predictor_heads,
+            num_mask_tokens=self.mask_sampler.num_generators,
+            num_levels=encoder.num_levels,
+            rope_interleave=encoder.rope_interleave,
+            activation_checkpointing=encoder.activation_checkpointing,
+        )
+        self.target_mode = target_encoder
+        self.target_encoder = None
+        if target_encoder == "ema":
+            self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
+        elif target_encoder != "online":
+            raise ValueError(f"target_encoder={target_encoder!r}; expected 'ema' or 'online'")
+        self.ema_momentum, self.ema_final_momentum = ema_momentum, ema_final_momentum
+        self.context_loss_weight = context_loss_weight
+        self.context_loss_start, self.context_loss_end = context_loss_start, context_loss_end
+        self.optim = optimizer or OptimizerConfig()
+
+    # ----- what gets evaluated -----------------------------------------------------------------
+    @property
+    def eval_encoder(self) -> VisionTransformer:
+        """The encoder a probe should use: the EMA target, or the online encoder of no-EMA runs."""
+        return self.target_encoder if self.target_encoder is not None else self.encoder
+
+    # ----- schedules ---------------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        if self._trainer is None:
+            return 1
+        total = self.trainer.estimated_stepping_batches
+        return int(total) if total != float("inf") else max(1, self.trainer.max_steps)
+
+    def context_weight_at(self, step: int) -> float:
+        start = int(self.context_loss_start * self.total_steps)
+        end = int(self.context_loss_end * self.total_steps)
+        return linear_ramp(step, start, end, self.context_loss_weight)
+
+    # ----- the step ----------------------------------------------------------------------------
+    def target_features(self, clip: Tensor) -> Tensor:
+        """[B, N, 4D] hierarchical target features, each D-wide level layer-normalised (no affine)."""
+        if self.target_encoder is None:
+            features = self.encoder(clip, hierarchical=True)  # no-EMA: with gradient
+        else:
+            with torch.no_grad():
+                features = self.target_encoder(clip, hierarchical=True)
+        levels = features.unflatten(-1, (self.encoder.num_levels, self.encoder.embed_dim))
+        return F.layer_norm(levels, (self.encoder.embed_dim,)).flatten(-2)
+
+    def forward_step(self, clip: Tensor, step: int) -> StepOutputs:
+        grid = self.encoder.token_grid(clip.shape)
+        masks = self.mask_sampler(clip, grid, step)
+        target = self.target_features(clip)
+        generators = []
+        for index, pair in enumerate(masks):
+            context = self.encoder(clip, token_idx=pair.context, hierarchical=True)
+            predictions, context_predictions = self.predictor(context, pair.context, pair.target, grid, index)
+            generators.append(GeneratorOutputs(pair, context, predictions, context_predictions))
+        trainer = self._trainer
+        return StepOutputs(
+            clip=clip,
+            target=target,
+            generators=generators,
+            grid=grid,
+            embed_dim=self.encoder.embed_dim,
+            num_levels=self.encoder.num_levels,
+            step=step,
+            max_steps=self.total_steps,
+            epoch=self.current_epoch if trainer else 0,
+            max_epochs=max(1, trainer.max_epochs or 1) if trainer else 1,
+        )
+
+    def loss_terms(self, outputs: StepOutputs) -> dict[str, Tensor]:
+        terms = {"pred": prediction_loss(outputs)}
+        weight = self.context_weight_at(outputs.step)
+        if weight > 0:
+            terms["context"] = weight * context_loss(outputs)
+        else:  # keep the context head in the graph (DDP needs every parameter used) at no cost
+            terms["context"] = sum(g.context_predictions.sum() for g in outputs.generators) * 0.0
+        for objective in self.objectives:
+            terms.update(objective(outputs))
+        return terms
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        outputs = self.forward_step(batch["video"], self.global_step)
+        terms = self.loss_terms(outputs)
+        loss = torch.stack(list(terms.values())).sum()
+        batch_size = batch["video"].shape[0]
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=batch_size)
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size)
+        self.log("train/context_weight", self.context_weight_at(self.global_step), batch_size=batch_size)
+        if self.target_encoder is not None:
+            self.log("train/ema_momentum", self._momentum(), batch_size=batch_size)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        # A fixed mask step per batch makes the validation loss comparable across epochs.
+        outputs = self.forward_step(batch["video"], step=batch_idx)
+        terms = self.loss_terms(outputs)
+        loss = torch.stack(list(terms.values())).sum()
+        batch_size = batch["video"].shape[0]
+        self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch_size, sync_dist=True)
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=True)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any]:
+        """Final-layer features [B, N, D] of the evaluation encoder, with the labels."""
+        return {"features": self.eval_encoder(batch["video"]), "label": batch.get("label")}
+
+    # ----- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+        groups = [
+            {"params": decay, "weight_decay": self.optim.weight_decay, "scheduled_wd": True},
+            {"params": no_decay, "weight_decay": 0.0, "scheduled_wd": False},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, betas=self.optim.betas, eps=self.optim.eps)
+        total = self.total_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: self.optim.lr_at(step, total) / self.optim.lr
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        wd = self.optim.weight_decay_at(self.global_step, self.total_steps)
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                if group.get("scheduled_wd"):
+                    group["weight_decay"] = wd
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if self.target_encoder is not None:
+            self.update_target(self._momentum())
+
+    def _momentum(self) -> float:
+        return ema_momentum_at(self.global_step, self.total_steps, self.ema_momentum, self.ema_final_momentum)
+
+    @torch.no_grad()
+    def update_target(self, momentum: float) -> None:
+        """target <- momentum * target + (1 - momentum) * online, over all encoder parameters."""
+        target = list(self.target_encoder.parameters())
+        online = list(self.encoder.parameters())
+        torch._foreach_lerp_(target, online, 1.0 - momentum)
+
+    # ----- setup -------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        # Each DDP rank draws its own masks, reproducibly.
+        self.mask_sampler.set_rank(self.global_rank)
+
+    def _check_objective_names(self) -> None:
+        names = [objective.name for objective in self.objectives]
+        duplicated = {n for n in names if names.count(n) > 1}
+        if duplicated:
+            raise ValueError(f"objectives {sorted(duplicated)} are listed twice; each name must be unique")

@@ -1,0 +1,122 @@
+"""The objective protocol: what a training step hands to auxiliary losses, and what they return.
+
+An objective is an ``nn.Module`` (so its heads train, checkpoint and sync under DDP with the module)
+whose ``forward(outputs: StepOutputs) -> dict[str, Tensor]`` returns named, already weighted loss
+terms. The module adds every term to the loss and logs each under ``train/<name>``.
+
+Notation of the study (spec section 4): Z is the student (context encoder) output scattered onto the
+full token grid [B, T', H', W', 4D] with zeros at masked positions, V the visible positions, H the
+target grid, dX_t = X_{t+1} - X_t over token time, valid pairs P_t = V_t and V_{t+1}. Each term is
+computed per mask generator and averaged over the generators that had any valid position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from jepa_lit.masks.base import MaskPair
+
+
+@dataclass
+class GeneratorOutputs:
+    """What one mask generator produced in a step."""
+
+    masks: MaskPair
+    context: Tensor  # [B, Kc, 4D] student features at masks.context (with gradient)
+    predictions: Tensor  # [B, Kt, 4D] predictor outputs at masks.target
+    context_predictions: Tensor  # [B, Kc, 4D] predictor outputs at masks.context
+
+
+@dataclass
+class StepOutputs:
+    """Everything an objective may read about one training step."""
+
+    clip: Tensor  # [B, 3, T, H, W] normalised input
+    target: Tensor  # [B, N, 4D] target features, each level layer-normalised; detached unless no-EMA
+    generators: list[GeneratorOutputs]
+    grid: tuple[int, int, int]  # (T', H', W')
+    embed_dim: int  # D, the width of one level
+    num_levels: int = 4
+    step: int = 0
+    max_steps: int = 1
+    epoch: int = 0
+    max_epochs: int = 1
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def width(self) -> int:
+        return self.embed_dim * self.num_levels
+
+    def target_grid(self) -> Tensor:
+        """H as [B, T', H', W', 4D]."""
+        t, h, w = self.grid
+        return rearrange(self.target, "b (t h w) c -> b t h w c", t=t, h=h, w=w)
+
+    def student_grid(self, g: int) -> Tensor:
+        """Z of generator ``g``: [B, T', H', W', 4D], zeros at masked positions, differentiable."""
+        key = ("student", g)
+        if key not in self._cache:
+            out = self.generators[g]
+            batch, _, width = out.context.shape
+            index = out.masks.context.unsqueeze(-1).expand(-1, -1, width)
+            grid = out.context.new_zeros(batch, self.num_tokens, width).scatter(1, index, out.context)
+            t, h, w = self.grid
+            self._cache[key] = rearrange(grid, "b (t h w) c -> b t h w c", t=t, h=h, w=w)
+        return self._cache[key]
+
+    def visible(self, g: int) -> Tensor:
+        """V of generator ``g``: bool [B, T', H', W']."""
+        context = self.generators[g].masks.context
+        flat = torch.zeros(context.shape[0], self.num_tokens, dtype=torch.bool, device=context.device)
+        flat.scatter_(1, context, True)
+        return flat.view(-1, *self.grid)
+
+    def valid_pairs(self, g: int) -> Tensor:
+        """P_t = V_t and V_{t+1}: bool [B, T'-1, H', W']."""
+        v = self.visible(g)
+        return v[:, 1:] & v[:, :-1]
+
+    @property
+    def num_tokens(self) -> int:
+        t, h, w = self.grid
+        return t * h * w
+
+    def zero(self) -> Tensor:
+        """A zero loss still attached to the graph (so DDP sees every parameter used)."""
+        return sum(out.context.sum() for out in self.generators) * 0.0
+
+
+def temporal_diff(x: Tensor) -> Tensor:
+    """dX_t = X_{t+1} - X_t along token time (dim 1 of [B, T', H', W', C])."""
+    return x[:, 1:] - x[:, :-1]
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Optional[Tensor]:
+    """Mean of ``values`` [B, T, H, W, C] over positions where ``mask`` [B, T, H, W] and all channels;
+    None when no position is valid."""
+    count = mask.sum()
+    if count == 0:
+        return None
+    return (values * mask.unsqueeze(-1)).sum() / (count * values.shape[-1])
+
+
+def mean_over_generators(outputs: StepOutputs, term: Callable[[int], Optional[Tensor]]) -> Tensor:
+    """Average ``term(g)`` over the generators where it is defined; zero (attached) when none is."""
+    values = [v for v in (term(g) for g in range(len(outputs.generators))) if v is not None]
+    if not values:
+        return outputs.zero()
+    return torch.stack(values).mean()
+
+
+class Objective(nn.Module):
+    """Base class of auxiliary objectives. Subclasses set ``name`` and implement ``forward``."""
+
+    name: str = "objective"
+
+    def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:  # pragma: no cover - interface
+        raise NotImplementedError

@@ -1,0 +1,30 @@
+"""Delta prediction: the student's temporal differences should match the target's.
+
+    L_delta = weight * mean_P |dZ_t - dH_t|
+
+over valid pairs P_t = V_t and V_{t+1} and all channels, per mask generator, averaged over the
+generators with any valid pair (spec section 4, study coefficient 0.5).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from jepa_lit.objectives.base import Objective, StepOutputs, masked_mean, mean_over_generators, temporal_diff
+
+
+class Delta(Objective):
+    name = "delta"
+
+    def __init__(self, weight: float = 0.5):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
+        target_diff = temporal_diff(outputs.target_grid())
+
+        def per_generator(g: int):
+            student_diff = temporal_diff(outputs.student_grid(g))
+            return masked_mean((student_diff - target_diff).abs(), outputs.valid_pairs(g))
+
+        return {self.name: self.weight * mean_over_generators(outputs, per_generator)}
