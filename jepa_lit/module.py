@@ -80,6 +80,7 @@ class JEPAModule(L.LightningModule):
         self.context_loss_weight = context_loss_weight
         self.context_loss_start, self.context_loss_end = context_loss_start, context_loss_end
         self.optim = optimizer or OptimizerConfig()
+        self.last_terms: dict[str, Tensor] = {}
 
     # ----- what gets evaluated -----------------------------------------------------------------
     @property
@@ -149,6 +150,7 @@ class JEPAModule(L.LightningModule):
         outputs = self.forward_step(batch["video"], self.global_step)
         terms = self.loss_terms(outputs)
         loss = torch.stack(list(terms.values())).sum()
+        self.last_terms = terms  # read by callbacks (per-term gradient norms) before backward
         batch_size = batch["video"].shape[0]
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=batch_size)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size)
