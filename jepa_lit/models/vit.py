@@ -38,7 +38,7 @@ class PatchEmbed3D(nn.Module):
 
 def hierarchical_layers(depth: int, num_levels: int) -> list[int]:
     """Evenly spaced block indices ending at the last block: depth 12 -> [2, 5, 8, 11]."""
-    return [round(depth * (k + 1) / num_levels) - 1 for k in range(num_levels)]
+    return [max(0, depth * (k + 1) // num_levels - 1) for k in range(num_levels)]
 
 
 class VisionTransformer(nn.Module):
@@ -155,7 +155,7 @@ class VisionTransformer(nn.Module):
                 tokens = checkpoint(block, tokens, rope, use_reentrant=False)
             else:
                 tokens = block(tokens, rope)
-            if hierarchical and i in self.levels:
+            if hierarchical:
                 levels.extend(norm(tokens) for level, norm in zip(self.levels, self.norms_block) if level == i)
         if hierarchical:
             return torch.cat(levels, dim=-1)

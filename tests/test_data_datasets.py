@@ -1,0 +1,281 @@
+"""The four datasets on format-exact fixture trees: indexing, labels, samples, determinism, bad input."""
+
+import inspect
+import json
+import logging
+import shutil
+import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_lit.data import video_dataset as V
+from jepa_lit.data.clip_sampling import RandomClipSampler, UniformClipSampler
+from jepa_lit.data.decode import BadInputError
+from jepa_lit.data.diving48 import Diving48DataModule, index_diving48
+from jepa_lit.data.fixtures import IN100_CLASSES, make_fixture_tree, write_jpeg, write_video
+from jepa_lit.data.imagenet100 import ImageNet100DataModule, index_imagenet100, read_class_list
+from jepa_lit.data.ssv2 import SSv2DataModule, index_ssv2
+from jepa_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VideoEvalTransform
+from jepa_lit.data.ucf101 import UCF101DataModule, index_ucf101
+
+MODULES = {"ucf101": UCF101DataModule, "ssv2": SSv2DataModule, "imagenet100": ImageNet100DataModule,
+           "diving48": Diving48DataModule}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return make_fixture_tree(tmp_path_factory.mktemp("data"))
+
+
+def small(name, tree, **kw):
+    args = dict(root=tree[name]["root"], num_frames=8, crop_size=32, batch_size=4, num_workers=0)
+    return MODULES[name](**{**args, **kw})
+
+
+def red_index(video: torch.Tensor) -> np.ndarray:
+    """Per-frame index t from a normalised fixture clip (red level 20 + 6 t; eval crops keep it)."""
+    red = video[0].mean(dim=(-1, -2)) * IMAGENET_STD[0] + IMAGENET_MEAN[0]
+    return ((red * 255 - 20) / 6).numpy()
+
+
+# --- indexing -----------------------------------------------------------------------------------
+def test_ucf101_index_labels_and_handstand_quirk(tree):
+    root = tree["ucf101"]["root"]
+    train, problems = index_ucf101(root, 1, "train")
+    test, _ = index_ucf101(root, 1, "test")
+    assert not problems and len(train) == tree["ucf101"]["train_records"] and len(test) == 3
+    labels = {Path(r.path).parent.name: r.label for r in train + test}
+    assert labels == {"ApplyEyeMakeup": 0, "HandstandPushups": 36, "YoYo": 100}
+    hand = [r for r in test if r.label == 36][0]
+    assert Path(hand.path).name.startswith("v_HandStandPushups_") and Path(hand.path).is_file()
+
+
+def test_ucf101_case_insensitive_classes(tree, tmp_path):
+    root = tmp_path / "ucf"
+    shutil.copytree(tree["ucf101"]["root"], root)
+    lists = root / "ucfTrainTestlist"
+    # a list that spells the folder as the file names do: still class 37, still the file on disk
+    (lists / "testlist01.txt").write_text("HandStandPushups/v_HandStandPushups_g01_c01.avi\nyoyo/v_YoYo_g01_c01.avi\n")
+    test, problems = index_ucf101(str(root), 1, "test")
+    assert not problems and [r.label for r in test] == [36, 100]
+    assert all(Path(r.path).is_file() for r in test)
+    (lists / "testlist01.txt").write_text("Juggling/v_Juggling_g01_c01.avi\n")
+    _, problems = index_ucf101(str(root), 1, "test")
+    assert "unknown class" in problems[0].reason and "testlist01.txt:1" in problems[0].where
+
+
+def test_ssv2_index_strips_brackets_and_flags_unknown_template(tree):
+    root = tree["ssv2"]["root"]
+    train, problems = index_ssv2(root, "train")
+    assert len(train) == tree["ssv2"]["train_records"]
+    assert [r.label for r in train[:4]] == [0, 60, 120, 173]
+    assert len(problems) == 1 and "unknown template" in problems[0].reason and "train.json[7]" in problems[0].where
+    test, _ = index_ssv2(root, "test")
+    assert Path(test[0].path).name == "101.webm"
+
+
+def test_ssv2_old_20bn_file_names(tree, tmp_path):
+    root = tmp_path / "ssv2"
+    shutil.copytree(tree["ssv2"]["root"], root)
+    for kind in ("labels", "train", "validation"):
+        (root / "labels" / f"{kind}.json").rename(root / f"something-something-v2-{kind}.json")
+    assert len(index_ssv2(str(root), "test")[0]) == tree["ssv2"]["test_records"]
+
+
+def test_imagenet100_class_list_and_label_order(tree):
+    wnids = read_class_list()
+    assert len(wnids) == 100 and len(set(wnids)) == 100
+    assert wnids[:3] == ["n02869837", "n01749939", "n02488291"] and wnids[-1] == "n02090622"
+    train, missing = index_imagenet100(tree["imagenet100"]["root"], "train")
+    assert len(missing) == 97 and all(r.modality == V.IMAGE for r in train)
+    assert sorted({r.label for r in train}) == [0, 1, 99]
+    assert not any("n15075141" in r.path for r in train)  # a folder outside the list is ignored
+    assert len(train) == tree["imagenet100"]["train_records"]
+
+
+def test_diving48_index_ranges_and_unknown_label(tree):
+    root = tree["diving48"]["root"]
+    train, problems = index_diving48(root, "train")
+    assert not problems and (train[0].start_frame, train[0].end_frame) == (5, 25)
+    assert [r.label for r in train[:3]] == [0, 7, 47]
+    test, problems = index_diving48(root, "test")
+    assert len(problems) == 1 and "unknown label 48" in problems[0].reason
+
+
+def test_list_file_reader(tmp_path):
+    (tmp_path / "a b.mp4").write_bytes(b"")
+    (tmp_path / "list.txt").write_text("a b.mp4 3\n/abs/x.JPEG 0\n\n")
+    records = V.read_list_file(tmp_path / "list.txt")
+    assert records[0] == V.Record(str(tmp_path / "a b.mp4"), 3)
+    assert records[1].modality == V.IMAGE and records[1].path == "/abs/x.JPEG"
+    (tmp_path / "bad.txt").write_text("x.mp4 cat\n")
+    with pytest.raises(ValueError, match=r"bad.txt:1.*<path> <integer label>"):
+        V.read_list_file(tmp_path / "bad.txt")
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_missing_root_shows_expected_layout(name, tmp_path):
+    dm = MODULES[name](root=str(tmp_path / "nowhere"), num_workers=0)
+    with pytest.raises(V.LayoutError) as info:
+        dm.setup("fit")
+    message = str(info.value)
+    assert "root folder not found" in message and "Expected layout" in message and "└──" in message
+
+
+def test_wrong_layout_names_missing_file(tree, tmp_path):
+    root = tmp_path / "ucf"
+    shutil.copytree(tree["ucf101"]["root"], root)
+    (root / "ucfTrainTestlist" / "classInd.txt").unlink()
+    with pytest.raises(V.LayoutError, match="classInd.txt") as info:
+        UCF101DataModule(root=str(root)).setup("fit")
+    assert "ucfTrainTestlist/" in str(info.value)
+
+
+# --- samples ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(MODULES))
+def test_datamodule_batches(name, tree, caplog):
+    dm = small(name, tree)
+    assert (dm.num_frames, dm.crop_size, dm.batch_size, dm.num_workers) == (8, 32, 4, 0)
+    assert dm.num_classes == tree[name]["num_classes"]
+    dm.setup("fit")
+    with caplog.at_level(logging.WARNING, logger="jepa_lit.data"):
+        batches = list(dm.train_dataloader())
+        test = list(dm.test_dataloader())
+    batch = batches[0]
+    assert set(batch) == {"video", "label", "modality", "index"}
+    assert batch["video"].shape == (4, 3, 8, 32, 32) and batch["video"].dtype == torch.float32
+    modality = 1 if name == "imagenet100" else 0
+    assert (batch["modality"] == modality).all()
+    assert ((batch["label"] >= 0) & (batch["label"] < dm.num_classes)).all()
+    assert sum(len(b["index"]) for b in test) == tree[name]["test_records"]
+    # every broken file that was drawn was skipped, counted and named in the log
+    bad = dm.train_set.bad_files | dm.eval_set.bad_files
+    for path in bad:
+        assert path in caplog.text
+    assert dm.train_set.num_bad >= len(dm.train_set.bad_files)
+
+
+def test_labels_match_files(tree):
+    dm = small("ucf101", tree)
+    dm.setup("fit")
+    for i, record in enumerate(dm.train_set.records[:6]):
+        sample = dm.train_set[i]
+        assert sample["label"] == record.label and sample["index"] == i
+
+
+def test_train_samples_deterministic_per_seed(tree):
+    def draw(seed):
+        dm = small("ssv2", tree)
+        dm.setup("fit")
+        torch.manual_seed(seed)
+        return [dm.train_set[i]["video"] for i in range(4)]
+
+    a, b, c = draw(1), draw(1), draw(2)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
+
+
+def test_eval_clip_frames_spread_over_whole_video(tree):
+    dm = small("diving48", tree, num_frames=6)
+    dm.setup("test")
+    sample = dm.eval_set[0]  # 36 frames: uniform 0, 7, 14, 21, 28, 35
+    np.testing.assert_allclose(red_index(sample["video"]), [0, 7, 14, 21, 28, 35], atol=0.6)
+
+
+def test_frame_range_is_respected(tree):
+    dm = small("diving48", tree, num_frames=6, train_sampling="uniform", train_augment=False)
+    dm.setup("fit")
+    idx = red_index(dm.train_set[0]["video"])  # annotated range [5, 25)
+    assert idx.min() > 4.4 and idx.max() < 24.6
+
+
+def test_short_video_repeats_last_frame(tree):
+    dm = small("ssv2", tree, num_frames=16, frame_step=1, train_augment=False)
+    dm.setup("fit")
+    short = [i for i, r in enumerate(dm.train_set.records) if r.path.endswith("/3.webm")][0]  # 10 frames
+    idx = red_index(dm.train_set[short]["video"])
+    np.testing.assert_allclose(idx, list(range(10)) + [9] * 6, atol=0.6)
+
+
+def test_eval_segments_and_views(tree):
+    dm = small("ucf101", tree, eval_num_segments=2, eval_num_views=3)
+    dm.setup("test")
+    assert dm.eval_set[0]["video"].shape == (6, 3, 8, 32, 32)
+
+
+def test_wrong_header_count_resampled_within_real_length(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "v.mp4", 24, fps=25)
+    monkeypatch.setattr(V, "count_frames", lambda container: 400)  # a header that lies
+    ds = V.ClipDataset([V.Record(str(path), 0)], RandomClipSampler(8), VideoEvalTransform(32), 8)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        idx = red_index(ds[0]["video"])
+        np.testing.assert_allclose(np.diff(idx), 1, atol=0.7)  # real consecutive frames, not a frozen tail
+    assert ds._lengths[0] == 24
+
+
+# --- bad input ----------------------------------------------------------------------------------
+def test_bad_sample_skipped_counted_logged(tree, caplog):
+    dm = small("ucf101", tree)
+    dm.setup("fit")
+    ds = dm.train_set
+    bad = [i for i, r in enumerate(ds.records) if "g10" in r.path]
+    assert len(bad) == 3
+    with caplog.at_level(logging.WARNING, logger="jepa_lit.data"):
+        samples = [ds[i] for i in bad]
+    assert all(s["index"] not in bad or "g10" not in ds.records[s["index"]].path for s in samples)
+    assert ds.num_bad >= 3 and len(ds.bad_files) == 3
+    assert "zero-byte" in caplog.text and "not found" in caplog.text and "cannot open" in caplog.text
+    assert "v_YoYo_g10_c01.avi" in caplog.text
+    # the replacement is deterministic
+    assert torch.equal(torch.tensor([s["index"] for s in samples]), torch.tensor([ds[i]["index"] for i in bad]))
+
+
+def test_raise_mode(tree):
+    dm = small("ucf101", tree, on_error="raise")
+    dm.setup("fit")
+    zero = [i for i, r in enumerate(dm.train_set.records) if "v_YoYo_g10" in r.path][0]
+    with pytest.raises(BadInputError, match="v_YoYo_g10_c01.avi: zero-byte"):
+        dm.train_set[zero]
+    with pytest.raises(ValueError, match="unknown template"):
+        small("ssv2", tree, on_error="raise").setup("fit")
+
+
+def test_unreadable_image_skipped(tmp_path, caplog):
+    good = write_jpeg(tmp_path / "good.JPEG")
+    bad = tmp_path / "bad.JPEG"
+    bad.write_bytes(good.read_bytes()[:40])  # a truncated JPEG
+    ds = V.ClipDataset([V.Record(str(bad), 1, modality=V.IMAGE), V.Record(str(good), 2, modality=V.IMAGE)],
+                       UniformClipSampler(4), VideoEvalTransform(32), 4)
+    with caplog.at_level(logging.WARNING, logger="jepa_lit.data"):
+        sample = ds[0]
+    assert sample["label"] == 2 and sample["modality"] == 1 and sample["video"].shape == (3, 4, 32, 32)
+    assert "bad.JPEG" in caplog.text and "unreadable image" in caplog.text
+
+
+def test_multiprocess_loader(tree):
+    dm = small("diving48", tree, num_workers=2)
+    dm.setup("fit")
+    n = sum(len(b["label"]) for b in dm.train_dataloader())
+    assert n == 8  # 8 records, drop_last with batch 4
+
+
+# --- configuration --------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(MODULES))
+def test_signature_is_cli_friendly(name):
+    from jsonargparse import ArgumentParser
+
+    cls = MODULES[name]
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    for p in params:
+        assert p.annotation is not inspect.Parameter.empty and p.default is not inspect.Parameter.empty, p.name
+    names = [p.name for p in params]
+    for required in ("root", "num_frames", "crop_size", "frame_step", "batch_size", "num_workers", "seed", "on_error"):
+        assert required in names
+    parser = ArgumentParser()
+    parser.add_class_arguments(cls, "data")
+    cfg = parser.parse_args(["--data.root", "/datasets/x", "--data.on_error", "raise"])
+    assert cfg.data.root == "/datasets/x" and cfg.data.num_frames == 16

@@ -1,0 +1,79 @@
+"""Clip transforms: one crop/flip for all frames, ImageNet normalisation, eval resize + crop, images."""
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_lit.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    VideoEvalTransform,
+    VideoTrainTransform,
+    image_to_clip,
+    transform_image_as_clip,
+)
+
+
+def ramp_clip(t=8, h=60, w=80, seed=0):
+    """Frames = one random image + 10 t: any geometric difference between frames shows up."""
+    base = np.random.default_rng(seed).integers(0, 150, (h, w, 3))
+    return np.stack([base + 10 * i for i in range(t)]).astype(np.uint8)
+
+
+def test_train_transform_same_crop_and_flip_on_every_frame():
+    tf = VideoTrainTransform(crop_size=32)
+    clip = ramp_clip()
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    for seed in range(10):
+        out = tf(clip, seed=seed)
+        assert out.shape == (3, 8, 32, 32) and out.dtype == torch.float32 and out.is_contiguous()
+        for t in range(1, 8):
+            # same geometry on every frame => frame t - frame 0 is the constant 10 t / 255 / std
+            diff = (out[:, t] - out[:, 0]) * std * 255
+            assert torch.allclose(diff, torch.full_like(diff, 10.0 * t), atol=1.5)
+
+
+def test_train_transform_seeded_is_deterministic_and_varies():
+    tf = VideoTrainTransform(crop_size=32)
+    clip = ramp_clip()
+    assert torch.equal(tf(clip, seed=3), tf(clip, seed=3))
+    assert not torch.equal(tf(clip, seed=3), tf(clip, seed=4))
+
+
+def test_normalisation_is_imagenet():
+    mean_rgb = np.round(np.array(IMAGENET_MEAN) * 255).astype(np.uint8)
+    clip = np.broadcast_to(mean_rgb, (4, 40, 50, 3)).copy()
+    out = VideoEvalTransform(32)(clip)
+    assert out.abs().max() < 0.02
+    white = VideoEvalTransform(32)(np.full((2, 40, 50, 3), 255, np.uint8))
+    expected = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    torch.testing.assert_close(white[:, 0, 0, 0], expected, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("hw", [(48, 64), (64, 48)])
+def test_eval_resize_short_side_then_centre_crop(hw):
+    h, w = hw
+    clip = np.zeros((4, h, w, 3), np.uint8)
+    clip[:, h // 2 - 2 : h // 2 + 2, w // 2 - 2 : w // 2 + 2] = 255  # a white dot at the centre
+    out = VideoEvalTransform(24)(clip)
+    assert out.shape == (3, 4, 24, 24)
+    assert out[0, 0, 12, 12] > 1.0 and out[0, 0, 0, 0] < 0  # the centre stays in the middle
+
+
+def test_eval_spatial_views():
+    clip = ramp_clip(4, 40, 80)
+    out = VideoEvalTransform(32, num_views=3)(clip)
+    assert out.shape == (3, 3, 4, 32, 32)
+    assert not torch.equal(out[0], out[2])
+    torch.testing.assert_close(out[1], VideoEvalTransform(32)(clip))
+
+
+def test_image_as_static_clip_equals_repeat_then_transform():
+    image = ramp_clip(1, 50, 70)[0]
+    tf = VideoTrainTransform(crop_size=32)
+    fast = transform_image_as_clip(tf, image, 16, seed=5)
+    slow = tf(image_to_clip(image, 16), seed=5)
+    assert fast.shape == (3, 16, 32, 32)
+    torch.testing.assert_close(fast, slow)
+    with pytest.raises(ValueError):
+        tf(np.zeros((4, 10, 10), np.uint8))

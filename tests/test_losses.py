@@ -1,0 +1,93 @@
+import math
+
+import pytest
+import torch
+
+from jepa_lit.losses import context_distance, context_loss, prediction_loss
+from jepa_lit.masks.base import MaskPair
+from jepa_lit.objectives import Delta, GeneratorOutputs, StepOutputs
+from jepa_lit.schedules import OptimizerConfig, ema_momentum_at, linear_ramp
+
+
+def make_outputs(target, generators, grid, embed_dim, num_levels=1):
+    return StepOutputs(clip=torch.zeros(1), target=target, generators=generators, grid=grid,
+                       embed_dim=embed_dim, num_levels=num_levels)
+
+
+def test_context_distance_is_sqrt_of_nearest_euclidean():
+    grid = (2, 2, 3)  # tokens: t*6 + h*3 + w
+    context = torch.tensor([[0, 11]])  # (0,0,0) and (1,1,2)
+    target = torch.tensor([[2, 9]])  # (0,0,2) and (1,1,0)
+    d = context_distance(context, target, grid)
+    assert torch.allclose(d, torch.tensor([[2.0 ** 0.25, 2.0 ** 0.25]]))  # both nearest sqrt(2) away
+    d = context_distance(torch.tensor([[0]]), torch.tensor([[10]]), grid)  # (1,1,1): sqrt(3) away
+    assert torch.allclose(d, torch.tensor([[3.0 ** 0.25]]))
+
+
+def test_base_losses_on_hand_computed_tensors():
+    grid = (1, 1, 3)
+    target = torch.tensor([[[1.0, 2.0], [0.0, 0.0], [3.0, -1.0]]])  # H for tokens 0, 1, 2
+    gen = GeneratorOutputs(
+        masks=MaskPair(context=torch.tensor([[0]]), target=torch.tensor([[2]])),
+        context=torch.zeros(1, 1, 2),
+        predictions=torch.tensor([[[2.0, 1.0]]]),  # |2-3| + |1+1| = 3 -> mean 1.5
+        context_predictions=torch.tensor([[[1.0, 4.0]]]),  # |0| + |2| = 2 -> mean 1, / sqrt(2)
+    )
+    gen2 = GeneratorOutputs(
+        masks=MaskPair(context=torch.tensor([[1]]), target=torch.tensor([[0]])),
+        context=torch.zeros(1, 1, 2),
+        predictions=torch.tensor([[[1.0, 2.0]]]),  # exact -> 0
+        context_predictions=torch.tensor([[[1.0, 1.0]]]),  # |1| + |1| -> mean 1, distance 1 -> d 1
+    )
+    outputs = make_outputs(target, [gen, gen2], grid, embed_dim=2)
+    assert torch.allclose(prediction_loss(outputs), torch.tensor((1.5 + 0.0) / 2))
+    expected_ctx = (1.0 / math.sqrt(2.0) + 1.0) / 2  # distances 2 and 1
+    assert torch.allclose(context_loss(outputs), torch.tensor(expected_ctx))
+
+
+def test_delta_objective_known_value():
+    grid = (2, 1, 2)  # tokens (t, w): 0=(0,0) 1=(0,1) 2=(1,0) 3=(1,1)
+    target = torch.tensor([[[0.0], [1.0], [2.0], [5.0]]])
+    context = torch.tensor([[[1.0], [7.0], [4.0]]], requires_grad=True)  # Z at tokens 0, 1, 2
+    gen = GeneratorOutputs(MaskPair(torch.tensor([[0, 1, 2]]), torch.tensor([[3]])), context,
+                           torch.zeros(1, 1, 1), torch.zeros(1, 3, 1))
+    outputs = make_outputs(target, [gen], grid, embed_dim=1)
+    # Only w=0 is visible at both t: dZ = 4 - 1 = 3, dH = 2 - 0 = 2 -> |3 - 2| = 1, times weight 0.5.
+    loss = Delta(weight=0.5)(outputs)["delta"]
+    assert torch.allclose(loss, torch.tensor(0.5))
+    loss.backward()
+    assert context.grad.abs().sum() > 0
+
+
+def test_delta_with_no_valid_pairs_is_zero_and_attached():
+    grid = (2, 1, 1)
+    context = torch.ones(1, 1, 1, requires_grad=True)
+    gen = GeneratorOutputs(MaskPair(torch.tensor([[0]]), torch.tensor([[1]])), context, torch.zeros(1, 1, 1),
+                           torch.zeros(1, 1, 1))
+    loss = Delta()(make_outputs(torch.zeros(1, 2, 1), [gen], grid, embed_dim=1))["delta"]
+    assert loss.item() == 0.0 and loss.requires_grad
+
+
+def test_lr_warmup_then_constant_or_cosine():
+    opt = OptimizerConfig(lr=6e-4, start_lr=1e-4, warmup_steps=300)
+    assert opt.lr_at(0, 30000) == pytest.approx(1e-4)
+    assert opt.lr_at(150, 30000) == pytest.approx(3.5e-4)
+    assert opt.lr_at(300, 30000) == pytest.approx(6e-4) and opt.lr_at(29999, 30000) == pytest.approx(6e-4)
+    cos = OptimizerConfig(lr=1.0, start_lr=0.0, warmup_steps=10, lr_schedule="cosine", final_lr=0.0)
+    assert cos.lr_at(10, 110) == pytest.approx(1.0) and cos.lr_at(60, 110) == pytest.approx(0.5)
+    assert cos.lr_at(110, 110) == pytest.approx(0.0)
+
+
+def test_weight_decay_and_ema_schedules():
+    opt = OptimizerConfig(weight_decay=0.04)
+    assert opt.weight_decay_at(500, 1000) == 0.04
+    sched = OptimizerConfig(weight_decay=0.04, final_weight_decay=0.4)
+    assert sched.weight_decay_at(500, 1000) == pytest.approx(0.22)
+    assert ema_momentum_at(10, 100, 0.99925, None) == 0.99925
+    assert ema_momentum_at(50, 100, 0.998, 1.0) == pytest.approx(0.999)
+
+
+def test_context_loss_ramp():
+    assert linear_ramp(14999, 15000, 30000, 0.5) == 0.0
+    assert linear_ramp(22500, 15000, 30000, 0.5) == pytest.approx(0.25)
+    assert linear_ramp(40000, 15000, 30000, 0.5) == 0.5

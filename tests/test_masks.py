@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from jepa_lit.masks import BlockGenerator, MultiBlock3D
+from jepa_lit.masks.base import masks_to_indices
+from jepa_lit.masks.multiblock import block_shape
+
+GRID = (8, 7, 7)
+CLIP = torch.zeros(4, 3, 16, 112, 112)
+
+
+def test_context_and_targets_disjoint_sorted_and_within_grid():
+    pairs = MultiBlock3D(seed=1)(CLIP, GRID, step=0)
+    assert len(pairs) == 2
+    n = 8 * 7 * 7
+    for pair in pairs:
+        for ctx, tgt in zip(pair.context, pair.target):
+            assert not set(ctx.tolist()) & set(tgt.tolist())
+            assert torch.all(ctx.diff() > 0) and torch.all(tgt.diff() > 0)
+            assert ctx.min() >= 0 and tgt.max() < n
+
+
+def test_without_truncation_context_and_targets_cover_the_grid():
+    sampler = MultiBlock3D(seed=3)
+    pairs = sampler(torch.zeros(1, 3, 16, 112, 112), GRID, step=5)  # batch 1: nothing is cut
+    for pair in pairs:
+        assert pair.context.shape[1] + pair.target.shape[1] == 8 * 7 * 7
+
+
+def test_index_lists_cut_to_batch_minimum():
+    target = torch.zeros(2, 1, 2, 2, dtype=torch.bool)
+    target[0, 0, 0, 0] = True  # sample 0: 1 target, 3 context
+    target[1, 0, 0] = True  # sample 1: 2 targets, 2 context
+    pair = masks_to_indices(target)
+    assert pair.context.tolist() == [[1, 2], [2, 3]]
+    assert pair.target.tolist() == [[0], [0]]
+
+
+def test_block_shape_matches_scale_and_aspect():
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        t, h, w = block_shape(BlockGenerator(num_blocks=8, spatial_scale=(0.15, 0.15)), (8, 14, 14), rng)
+        assert t == 8  # blocks span all time
+        assert abs(h * w - 0.15 * 196) <= 6 and 0.5 <= h / w <= 2.0
+
+
+def test_block_counts_and_shared_block_size():
+    """Each sample's targets are the union of num_blocks blocks of the one shape of this step."""
+    sampler = MultiBlock3D(generators=[BlockGenerator(num_blocks=1, spatial_scale=(0.2, 0.2))], seed=0)
+    pair = sampler(torch.zeros(3, 3, 16, 224, 224), (8, 14, 14), step=2)[0]
+    rng = sampler.rng(2)
+    t, h, w = block_shape(sampler.generators[0], (8, 14, 14), rng)
+    assert pair.target.shape[1] == t * h * w  # one block: exactly its volume, same for every sample
+
+
+def test_deterministic_under_seed_and_step():
+    a = MultiBlock3D(seed=7)(CLIP, GRID, step=11)
+    b = MultiBlock3D(seed=7)(CLIP, GRID, step=11)
+    c = MultiBlock3D(seed=7)(CLIP, GRID, step=12)
+    assert all(torch.equal(x.context, y.context) and torch.equal(x.target, y.target) for x, y in zip(a, b))
+    assert any(not torch.equal(x.target, y.target) for x, y in zip(a, c))
+
+
+def test_ranks_draw_different_masks():
+    rank0, rank1 = MultiBlock3D(seed=7), MultiBlock3D(seed=7)
+    rank1.set_rank(1)
+    a, b = rank0(CLIP, GRID, step=3), rank1(CLIP, GRID, step=3)
+    assert any(not torch.equal(x.target, y.target) for x, y in zip(a, b))
+
+
+def test_study_long_range_masks_most_tokens():
+    pairs = MultiBlock3D(seed=0)(torch.zeros(8, 3, 16, 224, 224), (8, 14, 14), step=0)
+    short, long = (p.target.shape[1] / (8 * 196) for p in pairs)
+    assert long > short and long > 0.5
+
+
+def test_grid_fully_covered_raises_clearly():
+    sampler = MultiBlock3D(generators=[BlockGenerator(num_blocks=4, spatial_scale=(1.0, 1.0))])
+    with pytest.raises(RuntimeError, match="covered the whole"):
+        sampler(torch.zeros(1, 3, 4, 32, 32), (2, 2, 2), step=0)

@@ -1,0 +1,115 @@
+import lightning as L
+import pytest
+import torch
+
+from jepa_lit.data.synthetic import SyntheticMotionDataModule
+from jepa_lit.masks import BlockGenerator, MultiBlock3D
+from jepa_lit.models import VisionTransformer
+from jepa_lit.module import JEPAModule
+from jepa_lit.objectives import Delta
+from jepa_lit.schedules import OptimizerConfig
+
+
+def tiny_module(**kwargs):
+    encoder = VisionTransformer(size="tiny", depth=4, num_frames=8, img_size=64)
+    masks = MultiBlock3D(generators=[BlockGenerator(2, (0.25, 0.25)), BlockGenerator(1, (0.5, 0.5))])
+    return JEPAModule(encoder, masks, predictor_width=32, predictor_depth=2, predictor_heads=2, **kwargs)
+
+
+def test_ema_update_arithmetic():
+    module = tiny_module()
+    for p in module.encoder.parameters():
+        p.data.fill_(1.0)
+    for p in module.target_encoder.parameters():
+        p.data.fill_(0.0)
+    module.update_target(0.9)
+    assert all(torch.allclose(p, torch.full_like(p, 0.1)) for p in module.target_encoder.parameters())
+    module.update_target(0.5)
+    assert all(torch.allclose(p, torch.full_like(p, 0.55)) for p in module.target_encoder.parameters())
+
+
+def test_target_is_a_frozen_copy_and_levels_are_normalised():
+    module = tiny_module()
+    assert not any(p.requires_grad for p in module.target_encoder.parameters())
+    target = module.target_features(torch.randn(2, 3, 8, 32, 32))
+    levels = target.unflatten(-1, (4, 192))
+    assert torch.allclose(levels.mean(-1), torch.zeros(()), atol=1e-5)
+    assert torch.allclose(levels.std(-1, unbiased=False), torch.ones(()), atol=1e-3)
+    assert not target.requires_grad
+
+
+def test_step_gradients_reach_encoder_and_predictor_not_target():
+    module = tiny_module(objectives=[Delta()], context_loss_start=0.0)
+    outputs = module.forward_step(torch.randn(2, 3, 8, 32, 32), step=0)
+    terms = module.loss_terms(outputs)
+    assert set(terms) == {"pred", "context", "delta"}
+    torch.stack(list(terms.values())).sum().backward()
+    assert module.encoder.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    assert module.predictor.predictor_proj.weight.grad.abs().sum() > 0
+    assert module.predictor.mask_tokens[1].grad.abs().sum() > 0  # one token per generator, both trained
+    assert all(p.grad is None for p in module.target_encoder.parameters())
+
+
+def test_online_target_has_gradient_and_is_what_gets_evaluated():
+    module = tiny_module(target_encoder="online")
+    assert module.target_encoder is None and module.eval_encoder is module.encoder
+    assert module.target_features(torch.randn(1, 3, 8, 32, 32)).requires_grad
+    assert tiny_module().eval_encoder is not tiny_module().encoder
+
+
+def test_weight_decay_only_on_weights():
+    module = tiny_module()
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    decayed = {id(p) for p in groups[0]["params"]}
+    for name, p in module.named_parameters():
+        if p.requires_grad:
+            assert (id(p) in decayed) == (p.ndim > 1 and not name.endswith(".bias")), name
+    assert groups[0]["weight_decay"] == 0.04 and groups[1]["weight_decay"] == 0.0
+
+
+def test_duplicate_objective_names_are_refused():
+    with pytest.raises(ValueError, match="delta"):
+        tiny_module(objectives=[Delta(), Delta()])
+
+
+def fit(module, steps, precision="32-true", **data):
+    data = SyntheticMotionDataModule(**{"num_clips": 40, "num_frames": 8, "crop_size": 32, "batch_size": 4, **data})
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, precision=precision, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, num_sanity_val_steps=0)
+    losses = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            losses.append(pl_module.last_terms["pred"].item())
+
+    trainer.callbacks.append(Record())
+    trainer.fit(module, datamodule=data)
+    return trainer, losses
+
+
+def test_ema_follows_online_encoder_after_each_optimizer_step():
+    L.seed_everything(0)
+    module = tiny_module(ema_momentum=0.5)
+    before = module.target_encoder.blocks[0].attn.qkv.weight.clone()
+    trainer, _ = fit(module, steps=2)
+    assert trainer.global_step == 2
+    after = module.target_encoder.blocks[0].attn.qkv.weight
+    assert not torch.allclose(before, after)
+    online = module.encoder.blocks[0].attn.qkv.weight
+    assert (after - online).abs().mean() < (before - online).abs().mean()
+
+
+def test_loss_decreases_on_synthetic_video():
+    L.seed_everything(0)
+    module = tiny_module(ema_momentum=0.99, optimizer=OptimizerConfig(lr=1e-3, start_lr=1e-4, warmup_steps=5))
+    _, losses = fit(module, steps=30, crop_size=64)  # prediction loss (the context term ramps in half way)
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+
+
+def test_bf16_mixed_runs_on_a_tiny_input():
+    L.seed_everything(0)
+    module = tiny_module(objectives=[Delta()], context_loss_start=0.0)
+    trainer, losses = fit(module, steps=1, precision="bf16-mixed", num_clips=10, batch_size=2)
+    assert trainer.global_step == 1 and torch.isfinite(torch.tensor(losses)).all()
