@@ -8,11 +8,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
 from jepa_lit.models.positions import token_coordinates
-from jepa_lit.objectives.base import StepOutputs
+
+if TYPE_CHECKING:  # objectives import the helpers below; avoid the import cycle
+    from jepa_lit.objectives.base import StepOutputs
 
 
 def gather_tokens(features: Tensor, index: Tensor) -> Tensor:

@@ -91,10 +91,15 @@ class JEPAModule(L.LightningModule):
     # ----- schedules ---------------------------------------------------------------------------
     @property
     def total_steps(self) -> int:
-        if self._trainer is None:
+        """The schedules' horizon: the run's optimizer steps (max_steps, or estimated from epochs)."""
+        trainer = self._trainer
+        if trainer is None:
             return 1
-        total = self.trainer.estimated_stepping_batches
-        return int(total) if total != float("inf") else max(1, self.trainer.max_steps)
+        if trainer.max_steps is not None and trainer.max_steps > 0:
+            return trainer.max_steps
+        if trainer.state.fn == "fit":
+            return max(1, int(trainer.estimated_stepping_batches))
+        return 1
 
     def context_weight_at(self, step: int) -> float:
         start = int(self.context_loss_start * self.total_steps)

@@ -1,0 +1,62 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from jepa_lit.cli import run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = str(REPO / "experiments" / "smoke.yaml")
+TINY = ["--model.init_args.encoder.init_args.depth", "4", "--data.init_args.num_clips", "16",
+        "--data.init_args.crop_size", "64", "--data.init_args.batch_size", "2"]
+
+
+def test_fit_through_the_console_script(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "jepa_lit.cli", "fit", "--config", SMOKE, *TINY,
+         "--trainer.max_steps", "3", "--trainer.val_check_interval", "3", "--trainer.enable_progress_bar", "false",
+         "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "smoke" / "version_0"
+    assert f"run directory:   {run}" in result.stdout and "tensorboard --logdir" in result.stdout
+    config = yaml.safe_load((run / "config.yaml").read_text())  # the config is saved next to the run
+    assert config["model"]["init_args"]["encoder"]["init_args"]["size"] == "tiny"
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 3
+    assert any(k.startswith("target_encoder.blocks.0") for k in checkpoint["state_dict"])
+    assert list(run.glob("events.out.tfevents.*"))
+
+
+def test_print_config_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["fit", "--config", str(REPO / "experiments" / "base.yaml"), "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    model = printed["model"]["init_args"]
+    assert model["encoder"]["init_args"]["size"] == "base" and model["ema_momentum"] == 0.99925
+    assert model["optimizer"]["lr"] == 6e-4 and model["predictor_width"] == 256
+    assert printed["trainer"]["precision"] == "bf16-mixed" and printed["trainer"]["max_steps"] == 30000
+
+
+def test_validate_from_a_checkpoint(tmp_path):
+    args = ["--config", SMOKE, *TINY, "--trainer.enable_progress_bar", "false",
+            "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path)]
+    run_cli(["fit", *args, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0"])
+    ckpt = tmp_path / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    cli = run_cli(["validate", *args, "--ckpt_path", str(ckpt)])
+    assert "val/loss" in cli.trainer.callback_metrics, dict(cli.trainer.callback_metrics)
+
+
+def test_unknown_class_in_a_config_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"config: {SMOKE}\nmodel:\n  init_args:\n    objectives:\n"
+                      "      - class_path: jepa_lit.objectives.NoSuchObjective\n")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["fit", "--config", str(config)])
+    assert exit_info.value.code != 0
+    assert "NoSuchObjective" in capsys.readouterr().err
