@@ -43,7 +43,7 @@ def block_shape(gen: BlockGenerator, grid: tuple[int, int, int], rng: torch.Gene
     """(t, h, w) of the blocks of one generator for one step."""
     grid_t, grid_h, grid_w = grid
     t = max(1, int(grid_t * _uniform(gen.temporal_scale, rng)))
-    area = grid_h * grid_w * _uniform(gen.spatial_scale, rng)
+    area = int(grid_h * grid_w * _uniform(gen.spatial_scale, rng))  # whole tokens, as V-JEPA
     aspect = _uniform(gen.aspect_ratio, rng)
     h = min(max(1, round(math.sqrt(area * aspect))), grid_h)
     w = min(max(1, round(math.sqrt(area / aspect))), grid_w)
