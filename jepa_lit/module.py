@@ -217,6 +217,16 @@ class JEPAModule(L.LightningModule):
         online = list(self.encoder.parameters())
         torch._foreach_lerp_(target, online, 1.0 - momentum)
 
+    # ----- checkpoints -------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Enough to rebuild the evaluation encoder without the run's config, and to know which
+        # encoder trained (no-EMA runs must be evaluated on the online encoder, never the initial copy).
+        checkpoint["jepa_lit"] = {
+            "encoder_config": dict(self.encoder.config),
+            "eval_encoder": "target_encoder" if self.target_encoder is not None else "encoder",
+            "target_mode": self.target_mode,
+        }
+
     # ----- setup -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         # Each DDP rank draws its own masks, reproducibly.

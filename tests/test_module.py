@@ -113,3 +113,12 @@ def test_bf16_mixed_runs_on_a_tiny_input():
     module = tiny_module(objectives=[Delta()], context_loss_start=0.0)
     trainer, losses = fit(module, steps=1, precision="bf16-mixed", num_clips=10, batch_size=2)
     assert trainer.global_step == 1 and torch.isfinite(torch.tensor(losses)).all()
+
+
+def test_checkpoint_records_the_encoder_to_evaluate():
+    for mode, expected in (("ema", "target_encoder"), ("online", "encoder")):
+        checkpoint = {}
+        tiny_module(target_encoder=mode).on_save_checkpoint(checkpoint)
+        assert checkpoint["jepa_lit"]["eval_encoder"] == expected
+        rebuilt = VisionTransformer(**checkpoint["jepa_lit"]["encoder_config"])
+        assert rebuilt.depth == 4 and rebuilt.embed_dim == 192

@@ -76,6 +76,13 @@ class VisionTransformer(nn.Module):
         num_heads: Optional[int] = None,
     ):
         super().__init__()
+        # Everything needed to rebuild this encoder (stored in checkpoints for evaluation).
+        self.config = dict(
+            size=size, patch_size=patch_size, tubelet_size=tubelet_size, num_frames=num_frames, img_size=img_size,
+            positions=positions, rope_interleave=rope_interleave, interpolate_rope=interpolate_rope,
+            modality_embedding=modality_embedding, image_patch_embed=image_patch_embed, num_levels=num_levels,
+            mlp_ratio=mlp_ratio, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+        )
         if size not in vit_sizes:
             raise ValueError(f"encoder size {size!r} is unknown; expected one of {sorted(vit_sizes)}")
         preset_dim, preset_depth, preset_heads = vit_sizes[size]
