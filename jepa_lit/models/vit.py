@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
@@ -54,6 +55,9 @@ class VisionTransformer(nn.Module):
         num_levels: blocks in the hierarchical output.
         activation_checkpointing: recompute block activations in backward to save memory.
         embed_dim, depth, num_heads: override the preset (tests, custom sizes).
+        pretrained: path of an official V-JEPA 2 / 2.1 checkpoint (or an export of jepa-lit's) to load,
+            with strict key and shape checks; ``pretrained_entry`` picks its entry ("auto": the
+            ``target_encoder``, else the ``encoder``).
     """
 
     def __init__(
@@ -74,6 +78,8 @@ class VisionTransformer(nn.Module):
         embed_dim: Optional[int] = None,
         depth: Optional[int] = None,
         num_heads: Optional[int] = None,
+        pretrained: Optional[str] = None,
+        pretrained_entry: str = "auto",
     ):
         super().__init__()
         # Everything needed to rebuild this encoder (stored in checkpoints for evaluation).
@@ -116,6 +122,11 @@ class VisionTransformer(nn.Module):
             self.video_mod_embed = nn.Parameter(torch.randn(1, 1, self.embed_dim) * 1e-6)
         else:
             self.img_mod_embed = self.video_mod_embed = None
+        if pretrained:
+            from jepa_lit.models.official import load_official_encoder
+
+            report = load_official_encoder(self, pretrained, pretrained_entry)
+            rank_zero_info(f"encoder weights from {pretrained}: {report.summary()}")
 
     @property
     def out_dim(self) -> int:
