@@ -22,6 +22,9 @@ from jepa_lit.models import Predictor, VisionTransformer
 from jepa_lit.objectives.base import GeneratorOutputs, Objective, StepOutputs
 from jepa_lit.schedules import OptimizerConfig, ema_momentum_at, linear_ramp
 
+# Hyperparameters saved in checkpoints include this config dataclass; let weights-only loading accept it.
+torch.serialization.add_safe_globals([OptimizerConfig])
+
 
 class JEPAModule(L.LightningModule):
     """Args:

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from jepa_lit.data.resumable import EpochSampler, ResumableDataLoader, training_progress
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -121,7 +123,12 @@ class SyntheticMotionDataModule(L.LightningDataModule):
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True, drop_last=len(self.train_set) >= self.batch_size)
+        # Order from (seed, epoch) and a checkpointed position: a resumed run sees the same batches.
+        return ResumableDataLoader(
+            self.train_set, EpochSampler(len(self.train_set), shuffle=True, seed=self.seed), training_progress(self),
+            batch_size=self.batch_size, drop_last=len(self.train_set) >= self.batch_size,
+            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False, drop_last=False)

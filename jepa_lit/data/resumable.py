@@ -1,0 +1,89 @@
+"""Data order that survives a crash: a per-epoch sampler and a DataLoader that Lightning checkpoints.
+
+``EpochSampler`` draws each epoch's order from (seed, epoch) alone, shards it over DDP ranks, and can
+start part-way through an epoch. ``ResumableDataLoader`` implements Lightning's stateful-loader
+interface (``state_dict`` / ``load_state_dict``): it records how many batches the training loop has
+consumed in the current epoch, so a run resumed from a mid-epoch checkpoint sees exactly the batches
+the interrupted run would have seen next. Subclassing ``DistributedSampler`` keeps Lightning from
+replacing the sampler under DDP; the sampler shards by rank itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Optional
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+
+class EpochSampler(DistributedSampler):
+    """Indices of one epoch: a permutation from (seed, epoch) (or the natural order without shuffle),
+    padded to a multiple of the world size and dealt round-robin to the ranks.
+
+    Subclasses change ``epoch_indices`` (e.g. weighted draws with replacement for a dataset mixture).
+    """
+
+    def __init__(self, size: int, shuffle: bool = True, seed: int = 0, num_replicas: Optional[int] = None,
+                 rank: Optional[int] = None):
+        # DistributedSampler.__init__ insists on an initialised process group; resolve ranks here instead.
+        distributed = dist.is_available() and dist.is_initialized()
+        self.num_replicas = num_replicas if num_replicas is not None else (dist.get_world_size() if distributed else 1)
+        self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.epoch = 0
+        self.skip = 0  # indices of this rank to skip at the next __iter__ (resume mid-epoch)
+        self.num_samples = -(-size // self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def epoch_indices(self) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.size))
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.randperm(self.size, generator=generator).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        indices = self.epoch_indices()
+        indices += indices[: self.total_size - len(indices)]  # pad so every rank gets the same count
+        mine = indices[self.rank : self.total_size : self.num_replicas]
+        skip, self.skip = self.skip, 0
+        return iter(mine[skip:])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader over an ``EpochSampler`` whose position Lightning saves in every checkpoint.
+
+    progress: returns the batches the training loop has consumed in the current epoch (the DataModule
+    passes the trainer's count; batches a prefetcher has read but the loop has not used are not counted).
+    """
+
+    def __init__(self, dataset: Dataset, sampler: EpochSampler, progress: Callable[[], int], **kwargs: Any):
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self.progress = progress
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches": int(self.progress()), "batch_size": int(self.batch_size)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state["batch_size"] != self.batch_size:
+            raise ValueError(
+                f"cannot resume mid-epoch: the checkpoint was written with batch_size {state['batch_size']}, "
+                f"this run uses {self.batch_size}"
+            )
+        self.sampler.set_epoch(state["epoch"])
+        self.sampler.skip = state["batches"] * self.batch_size
+
+
+def training_progress(datamodule) -> Callable[[], int]:
+    """Batches the trainer's fit loop has processed in the current epoch (0 without a trainer)."""
+
+    def progress() -> int:
+        trainer = getattr(datamodule, "trainer", None)
+        if trainer is None:
+            return 0
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+    return progress

@@ -1,0 +1,96 @@
+"""A run interrupted after k steps and resumed from its checkpoint continues exactly."""
+
+import lightning as L
+import pytest
+import torch
+
+from jepa_lit.checkpointing import AtomicCheckpointIO
+from jepa_lit.data.resumable import EpochSampler
+from jepa_lit.data.synthetic import SyntheticMotionDataModule
+from jepa_lit.masks import BlockGenerator, MultiBlock3D
+from jepa_lit.models import VisionTransformer
+from jepa_lit.module import JEPAModule
+from jepa_lit.objectives import Delta
+from jepa_lit.schedules import OptimizerConfig
+
+
+def build():
+    L.seed_everything(0)
+    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32)
+    masks = MultiBlock3D(generators=[BlockGenerator(2, (0.25, 0.25)), BlockGenerator(1, (0.5, 0.5))])
+    module = JEPAModule(encoder, masks, objectives=[Delta()], predictor_width=32, predictor_depth=1,
+                        predictor_heads=2, ema_momentum=0.9, context_loss_start=0.3, context_loss_end=0.8,
+                        optimizer=OptimizerConfig(lr=1e-3, warmup_steps=3, lr_schedule="cosine",
+                                                  final_weight_decay=0.2))
+    data = SyntheticMotionDataModule(num_clips=25, num_frames=4, crop_size=32, batch_size=4, seed=3)
+    return module, data
+
+
+class RecordLosses(L.Callback):
+    def __init__(self):
+        self.losses = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses[trainer.global_step] = outputs["loss"].item()
+
+
+class Crash(L.Callback):
+    """Kills the run when it reaches ``step``, as a crash would (the last checkpoint is the step before)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise SystemError("simulated crash")
+
+
+def trainer(tmp_path, max_steps, *callbacks):
+    return L.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, logger=False, deterministic=True,
+                     enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                     num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()], default_root_dir=tmp_path,
+                     callbacks=[*callbacks, L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True,
+                                                                             every_n_train_steps=1)])
+
+
+@pytest.mark.parametrize("interrupt_at", [3, 6])  # mid-epoch (5 batches per epoch), and in the 2nd epoch
+def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, interrupt_at):
+    total = 9
+    straight = RecordLosses()
+    module, data = build()
+    trainer(tmp_path / "straight", total, straight).fit(module, datamodule=data)
+
+    first, second = RecordLosses(), RecordLosses()
+    module, data = build()
+    with pytest.raises(SystemError, match="simulated crash"):
+        trainer(tmp_path / "resumed", total, first, Crash(interrupt_at)).fit(module, datamodule=data)
+    assert max(first.losses) == interrupt_at
+    module, data = build()
+    trainer(tmp_path / "resumed", total, second).fit(module, datamodule=data,
+                                                     ckpt_path=str(tmp_path / "resumed" / "last.ckpt"))
+    resumed = {**first.losses, **second.losses}
+    assert sorted(resumed) == sorted(straight.losses) == list(range(1, total + 1))
+    for step in straight.losses:
+        assert resumed[step] == pytest.approx(straight.losses[step], abs=1e-6), step
+
+
+def test_epoch_sampler_shards_and_skips():
+    full = list(EpochSampler(10, seed=1))
+    assert sorted(full) == list(range(10)) and full == list(EpochSampler(10, seed=1))
+    ranks = [list(EpochSampler(10, seed=1, num_replicas=3, rank=r)) for r in range(3)]
+    assert all(len(r) == 4 for r in ranks) and set(sum(ranks, [])) == set(range(10))
+    sampler = EpochSampler(10, seed=1)
+    sampler.set_epoch(1)
+    other_epoch = list(sampler)
+    assert other_epoch != full
+    sampler.skip = 4
+    assert list(sampler) == other_epoch[4:] and list(sampler) == other_epoch  # skip applies once
+
+
+def test_atomic_checkpoint_leaves_no_partial_file(tmp_path):
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"a": torch.ones(2)}, tmp_path / "last.ckpt")
+    with pytest.raises(Exception):
+        io.save_checkpoint({"a": lambda: None}, tmp_path / "last.ckpt")  # cannot be pickled mid-write
+    assert torch.equal(torch.load(tmp_path / "last.ckpt")["a"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
