@@ -13,9 +13,11 @@ from typing import Any, Literal, Optional
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError
 from jepa_lit.losses import context_loss, prediction_loss
 from jepa_lit.masks import MaskSampler, MultiBlock3D
 from jepa_lit.models import Predictor, VisionTransformer
@@ -23,7 +25,7 @@ from jepa_lit.objectives.base import GeneratorOutputs, Objective, StepOutputs
 from jepa_lit.schedules import OptimizerConfig, ema_momentum_at, linear_ramp
 
 # Hyperparameters saved in checkpoints include this config dataclass; let weights-only loading accept it.
-torch.serialization.add_safe_globals([OptimizerConfig])
+torch.serialization.add_safe_globals([OptimizerConfig, GuardConfig])
 
 
 class JEPAModule(L.LightningModule):
@@ -39,6 +41,7 @@ class JEPAModule(L.LightningModule):
         context_loss_start, context_loss_end: the ramp as fractions of the run's optimizer steps
             (study: 0 until half way, then linear to 0.5 at the end).
         optimizer: AdamW, lr and weight-decay schedules.
+        guard: what to do with non-finite losses / gradients and loss spikes.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class JEPAModule(L.LightningModule):
         context_loss_start: float = 0.5,
         context_loss_end: float = 1.0,
         optimizer: Optional[OptimizerConfig] = None,
+        guard: Optional[GuardConfig] = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "mask_sampler", "objectives"])
@@ -84,6 +88,8 @@ class JEPAModule(L.LightningModule):
         self.context_loss_start, self.context_loss_end = context_loss_start, context_loss_end
         self.optim = optimizer or OptimizerConfig()
         self.last_terms: dict[str, Tensor] = {}
+        self.last_outputs: Optional[StepOutputs] = None
+        self.guard = LossGuard(guard or GuardConfig())
 
     # ----- what gets evaluated -----------------------------------------------------------------
     @property
@@ -154,12 +160,18 @@ class JEPAModule(L.LightningModule):
             terms.update(objective(outputs))
         return terms
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Optional[Tensor]:
         outputs = self.forward_step(batch["video"], self.global_step)
         terms = self.loss_terms(outputs)
         loss = torch.stack(list(terms.values())).sum()
-        self.last_terms = terms  # read by callbacks (per-term gradient norms) before backward
+        self.last_terms, self.last_outputs = terms, outputs  # read by callbacks before backward
         batch_size = batch["video"].shape[0]
+        skip = self.guard.nonfinite(terms, self.global_step) or self.guard.spike(loss.item(), self.global_step)
+        if self.trainer.strategy.reduce_boolean_decision(skip is not None, all=False):
+            self.guard.skipped += 1
+            rank_zero_warn(f"skipping step {self.global_step}: {skip or 'another rank skipped it'}")
+            self.log("train/skipped_steps", float(self.guard.skipped), batch_size=batch_size)
+            return None  # Lightning skips backward and the optimizer step
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=batch_size)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size)
         self.log("train/context_weight", self.context_weight_at(self.global_step), batch_size=batch_size)
@@ -205,6 +217,18 @@ class JEPAModule(L.LightningModule):
                 if group.get("scheduled_wd"):
                     group["weight_decay"] = wd
 
+    def on_before_optimizer_step(self, optimizer) -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not grads or torch.isfinite(torch.stack([g.norm() for g in grads])).all():
+            return
+        message = f"non-finite gradient at step {self.global_step} (loss terms: " + ", ".join(
+            f"{k}={v.item():.4g}" for k, v in self.last_terms.items()) + ")"
+        if self.guard.config.on_nonfinite == "stop":
+            raise NonFiniteLossError(message)
+        rank_zero_warn(f"skipping step {self.global_step}: {message}")
+        self.guard.skipped += 1
+        optimizer.zero_grad(set_to_none=True)  # AdamW leaves parameters without gradients untouched
+
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
         if self.target_encoder is not None:
@@ -229,6 +253,10 @@ class JEPAModule(L.LightningModule):
             "eval_encoder": "target_encoder" if self.target_encoder is not None else "encoder",
             "target_mode": self.target_mode,
         }
+        checkpoint["jepa_lit_guard"] = self.guard.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.guard.load_state_dict(checkpoint.get("jepa_lit_guard", {}))
 
     # ----- setup -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:

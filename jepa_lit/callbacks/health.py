@@ -1,0 +1,67 @@
+"""Representation health, logged every N steps at almost no cost, with a warning on collapse.
+
+- ``health/target_std``: std over tokens of each target channel, averaged over channels (collapse -> 0);
+- ``health/context_rank``: effective rank (exp of the entropy of the normalised singular values) of the
+  context features of the first mask generator (collapse -> 1);
+- ``health/pred_target_cos``: mean cosine between predictions and their targets;
+- ``health/ema_drift``: ||target - online|| / ||online|| over the encoder parameters (EMA runs).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
+
+from jepa_lit.losses import gather_tokens
+
+
+def effective_rank(features: torch.Tensor) -> float:
+    """exp(entropy of the singular values normalised to sum 1) of a [N, C] matrix (Roy & Vetterli)."""
+    singular = torch.linalg.svdvals(features.float() - features.float().mean(0, keepdim=True))
+    p = singular / singular.sum().clamp_min(1e-12)
+    return float(torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()))
+
+
+class RepresentationHealth(L.Callback):
+    """Args:
+        every_n_steps: how often to measure.
+        min_target_std, min_context_rank: warn (naming the value) when a measure falls below.
+    """
+
+    def __init__(self, every_n_steps: int = 50, min_target_std: float = 0.05, min_context_rank: float = 2.0):
+        self.every_n_steps = every_n_steps
+        self.min_target_std, self.min_context_rank = min_target_std, min_context_rank
+
+    @torch.no_grad()
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step_outputs = getattr(pl_module, "last_outputs", None)
+        if step_outputs is None or trainer.global_step % self.every_n_steps:
+            return
+        metrics = self.measure(pl_module, step_outputs)
+        pl_module.log_dict({f"health/{k}": v for k, v in metrics.items()}, batch_size=step_outputs.target.shape[0])
+        if metrics["target_std"] < self.min_target_std:
+            rank_zero_warn(f"step {trainer.global_step}: target features are collapsing "
+                           f"(std {metrics['target_std']:.3g} < {self.min_target_std})")
+        if metrics["context_rank"] < self.min_context_rank:
+            rank_zero_warn(f"step {trainer.global_step}: context features are collapsing "
+                           f"(effective rank {metrics['context_rank']:.3g} < {self.min_context_rank})")
+
+    @staticmethod
+    def measure(pl_module, step_outputs) -> dict[str, float]:
+        target = step_outputs.target.detach()
+        first = step_outputs.generators[0]
+        context = first.context.detach().flatten(0, 1)
+        predicted = first.predictions.detach()
+        expected = gather_tokens(target, first.masks.target)
+        metrics = {
+            "target_std": float(target.flatten(0, 1).std(0).mean()),
+            "context_rank": effective_rank(context),
+            "pred_target_cos": float(F.cosine_similarity(predicted, expected, dim=-1).mean()),
+        }
+        if getattr(pl_module, "target_encoder", None) is not None:
+            online = torch.cat([p.flatten() for p in pl_module.encoder.parameters()])
+            target_params = torch.cat([p.flatten() for p in pl_module.target_encoder.parameters()])
+            metrics["ema_drift"] = float((target_params - online).norm() / online.norm().clamp_min(1e-12))
+        return metrics

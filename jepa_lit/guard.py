@@ -1,0 +1,75 @@
+"""Guarded training: stop (or skip) on a non-finite loss or gradient, and skip loss spikes.
+
+A non-finite term stops the run with a message naming the step and the term (``on_nonfinite: stop``),
+or skips the step (``skip``). A loss above mean + ``spike_std`` x std of the trailing ``spike_window``
+losses is skipped, as V-JEPA does (off by default). Under DDP the decision is shared by all ranks, so
+they skip the same steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+from torch import Tensor
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+@dataclass
+class GuardConfig:
+    """on_nonfinite: "stop" raises naming the step and the term; "skip" drops the step.
+    spike_std: skip a step whose loss exceeds mean + spike_std * std of the last ``spike_window``
+    losses (None: off); checked once ``spike_min_history`` losses are known."""
+
+    on_nonfinite: Literal["stop", "skip"] = "stop"
+    spike_std: Optional[float] = None
+    spike_window: int = 100
+    spike_min_history: int = 20
+
+
+class LossGuard:
+    def __init__(self, config: GuardConfig):
+        self.config = config
+        self.history: deque[float] = deque(maxlen=config.spike_window)
+        self.skipped = 0
+
+    def bad_terms(self, terms: dict[str, Tensor]) -> list[str]:
+        return [name for name, value in terms.items() if not torch.isfinite(value).all()]
+
+    def nonfinite(self, terms: dict[str, Tensor], step: int) -> Optional[str]:
+        """A message if any term is non-finite (raises when the policy is "stop")."""
+        bad = self.bad_terms(terms)
+        if not bad:
+            return None
+        message = f"non-finite loss at step {step}: term(s) {', '.join(bad)} = " + ", ".join(
+            f"{terms[name].item()}" for name in bad)
+        if self.config.on_nonfinite == "stop":
+            raise NonFiniteLossError(message + " (set model.init_args.guard.on_nonfinite: skip to skip such steps)")
+        return message
+
+    def spike(self, loss: float, step: int) -> Optional[str]:
+        """A message if ``loss`` is a spike against the trailing window; records non-spike losses."""
+        if self.config.spike_std is None:
+            return None
+        if len(self.history) >= self.config.spike_min_history:
+            mean = sum(self.history) / len(self.history)
+            std = math.sqrt(sum((x - mean) ** 2 for x in self.history) / len(self.history))
+            threshold = mean + self.config.spike_std * std
+            if loss > threshold:
+                return f"loss spike at step {step}: {loss:.4g} > {threshold:.4g} (mean + {self.config.spike_std} std)"
+        self.history.append(loss)
+        return None
+
+    def state_dict(self) -> dict:
+        return {"history": list(self.history), "skipped": self.skipped}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history.clear()
+        self.history.extend(state.get("history", []))
+        self.skipped = state.get("skipped", 0)

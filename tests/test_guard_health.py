@@ -1,0 +1,60 @@
+import lightning as L
+import pytest
+import torch
+
+from jepa_lit.callbacks.health import RepresentationHealth, effective_rank
+from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError
+from jepa_lit.objectives import Objective
+from test_module import fit, tiny_module
+
+
+class NaNAt(Objective):
+    """A term that goes non-finite at one step."""
+
+    name = "nan_at"
+
+    def __init__(self, step: int = 1):
+        super().__init__()
+        self.step = step
+
+    def forward(self, outputs):
+        value = outputs.zero() + (float("nan") if outputs.step == self.step else 0.0)
+        return {self.name: value}
+
+
+def test_nonfinite_term_stops_naming_step_and_term():
+    L.seed_everything(0)
+    with pytest.raises(NonFiniteLossError, match=r"step 1: term\(s\) nan_at"):
+        fit(tiny_module(objectives=[NaNAt(1)]), steps=3)
+
+
+def test_nonfinite_term_skips_when_asked():
+    L.seed_everything(0)
+    module = tiny_module(objectives=[NaNAt(1)], guard=GuardConfig(on_nonfinite="skip"))
+    trainer, _ = fit(module, steps=3)
+    assert module.guard.skipped == 1 and all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_loss_spike_rule():
+    guard = LossGuard(GuardConfig(spike_std=3.0, spike_window=10, spike_min_history=5))
+    for loss in [1.0, 1.1, 0.9, 1.0, 1.05]:
+        assert guard.spike(loss, 0) is None
+    assert "loss spike at step 7" in guard.spike(5.0, 7)
+    assert guard.spike(1.02, 8) is None and len(guard.history) == 6  # the spike is not recorded
+    assert LossGuard(GuardConfig()).spike(1e9, 0) is None  # off by default
+
+
+def test_effective_rank_known_values():
+    assert effective_rank(torch.randn(500, 1) @ torch.randn(1, 16)) == pytest.approx(1.0, abs=0.05)
+    # The centred identity has 7 equal non-zero singular values.
+    assert effective_rank(torch.eye(8)) == pytest.approx(7.0, rel=1e-4)
+
+
+def test_health_measures_and_warns_on_collapse():
+    module = tiny_module()
+    outputs = module.forward_step(torch.randn(2, 3, 8, 64, 64), step=0)
+    metrics = RepresentationHealth.measure(module, outputs)
+    assert set(metrics) == {"target_std", "context_rank", "pred_target_cos", "ema_drift"}
+    assert metrics["ema_drift"] == pytest.approx(0.0) and metrics["target_std"] > 0.1
+    outputs.target = torch.zeros_like(outputs.target)  # a collapsed target
+    assert RepresentationHealth.measure(module, outputs)["target_std"] == 0.0
