@@ -262,6 +262,20 @@ class JEPAModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         # Each DDP rank draws its own masks, reproducibly.
         self.mask_sampler.set_rank(self.global_rank)
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        if datamodule is not None:
+            self.check_data_fits(datamodule)
+
+    def check_data_fits(self, datamodule) -> None:
+        """Fail before training, naming the keys, when the clips cannot be tokenised by the encoder."""
+        frames, size = getattr(datamodule, "num_frames", None), getattr(datamodule, "crop_size", None)
+        tubelet, patch = self.encoder.tubelet_size, self.encoder.patch_size
+        if frames is not None and frames > 1 and frames % tubelet:
+            raise ValueError(f"data.init_args.num_frames={frames} is not divisible by "
+                             f"model.init_args.encoder.init_args.tubelet_size={tubelet}")
+        if size is not None and size % patch:
+            raise ValueError(f"data.init_args.crop_size={size} is not divisible by "
+                             f"model.init_args.encoder.init_args.patch_size={patch}")
 
     def _check_objective_names(self) -> None:
         names = [objective.name for objective in self.objectives]

@@ -122,3 +122,10 @@ def test_checkpoint_records_the_encoder_to_evaluate():
         assert checkpoint["jepa_lit"]["eval_encoder"] == expected
         rebuilt = VisionTransformer(**checkpoint["jepa_lit"]["encoder_config"])
         assert rebuilt.depth == 4 and rebuilt.embed_dim == 192
+
+
+def test_incompatible_clip_settings_fail_before_training_naming_the_keys():
+    with pytest.raises(ValueError, match=r"data.init_args.num_frames=7 .*tubelet_size=2"):
+        tiny_module().check_data_fits(SyntheticMotionDataModule(num_frames=7))
+    with pytest.raises(ValueError, match=r"data.init_args.crop_size=100 .*patch_size=16"):
+        tiny_module().check_data_fits(SyntheticMotionDataModule(crop_size=100))
