@@ -261,7 +261,7 @@ class JEPAModule(L.LightningModule):
     # ----- setup -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         # Each DDP rank draws its own masks, reproducibly.
-        self.mask_sampler.set_rank(self.global_rank)
+        self.mask_sampler.set_rank(self.global_rank, self.trainer.world_size)
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         if datamodule is not None:
             self.check_data_fits(datamodule)

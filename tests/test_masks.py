@@ -61,11 +61,14 @@ def test_deterministic_under_seed_and_step():
     assert any(not torch.equal(x.target, y.target) for x, y in zip(a, c))
 
 
-def test_ranks_draw_different_masks():
+def test_ranks_draw_different_masks_that_equal_one_process():
     rank0, rank1 = MultiBlock3D(seed=7), MultiBlock3D(seed=7)
-    rank1.set_rank(1)
-    a, b = rank0(CLIP, GRID, step=3), rank1(CLIP, GRID, step=3)
-    assert any(not torch.equal(x.target, y.target) for x, y in zip(a, b))
+    rank0.set_rank(0, world_size=2)
+    rank1.set_rank(1, world_size=2)
+    a, b = rank0.target_masks(CLIP[:2], GRID, step=3), rank1.target_masks(CLIP[:2], GRID, step=3)
+    assert any(not torch.equal(x, y) for x, y in zip(a, b))
+    whole = MultiBlock3D(seed=7).target_masks(CLIP, GRID, step=3)  # one process, batch 4
+    assert all(torch.equal(w, torch.cat([x, y])) for w, x, y in zip(whole, a, b))
 
 
 def test_study_long_range_masks_most_tokens():

@@ -69,16 +69,23 @@ class MultiBlock3D(MaskSampler):
         return len(self.generators)
 
     def __call__(self, clip: Tensor, grid: tuple[int, int, int], step: int) -> list[MaskPair]:
-        rng = self.rng(step)
+        reduce_min = lambda counts: self.global_min(counts.to(clip.device)).cpu()  # noqa: E731
+        return [masks_to_indices(target, self.max_keep, reduce_min).to(clip.device)
+                for target in self.target_masks(clip, grid, step)]
+
+    def target_masks(self, clip: Tensor, grid: tuple[int, int, int], step: int) -> list[Tensor]:
+        """One boolean target mask [B, T', H', W'] per generator, before the index lists are cut."""
+        step_rng = self.rng(step)
         batch = clip.shape[0]
-        pairs = []
+        masks = []
         for gen_index, gen in enumerate(self.generators):
-            shape = block_shape(gen, grid, rng)
+            shape = block_shape(gen, grid, step_rng)  # shared by the whole (global) batch
             target = torch.zeros(batch, *grid, dtype=torch.bool)
             for b in range(batch):
+                rng = self.sample_rng(step, gen_index, self.rank * batch + b)
                 target[b] = self._sample_target(clip, b, gen_index, gen, shape, grid, rng)
-            pairs.append(masks_to_indices(target, self.max_keep).to(clip.device))
-        return pairs
+            masks.append(target)
+        return masks
 
     def _sample_target(self, clip, b, gen_index, gen, shape, grid, rng) -> Tensor:
         for _ in range(self.max_tries):
