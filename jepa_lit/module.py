@@ -217,6 +217,17 @@ class JEPAModule(L.LightningModule):
                 if group.get("scheduled_wd"):
                     group["weight_decay"] = wd
 
+    def on_after_backward(self) -> None:
+        # DDP all-reduces a gradient bucket only when all its parameters have gradients: a parameter the
+        # loss never touches leaves its bucket unsynchronised. Name them on the first step.
+        if self.global_step == 0 and self.trainer.world_size > 1:
+            unused = [n for n, p in self.named_parameters() if p.requires_grad and p.grad is None]
+            if unused and not getattr(self.trainer.strategy, "_ddp_kwargs", {}).get("find_unused_parameters"):
+                raise RuntimeError(
+                    f"parameters without a gradient under DDP: {', '.join(unused[:10])}; remove them from the "
+                    "model or set trainer.strategy: ddp_find_unused_parameters_true"
+                )
+
     def on_before_optimizer_step(self, optimizer) -> None:
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not grads or torch.isfinite(torch.stack([g.norm() for g in grads])).all():

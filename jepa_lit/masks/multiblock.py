@@ -82,7 +82,8 @@ class MultiBlock3D(MaskSampler):
             shape = block_shape(gen, grid, step_rng)  # shared by the whole (global) batch
             target = torch.zeros(batch, *grid, dtype=torch.bool)
             for b in range(batch):
-                rng = self.sample_rng(step, gen_index, self.rank * batch + b)
+                # Ranks are dealt samples round-robin (as DistributedSampler does): local b is global b*W + rank.
+                rng = self.sample_rng(step, gen_index, b * self.world_size + self.rank)
                 target[b] = self._sample_target(clip, b, gen_index, gen, shape, grid, rng)
             masks.append(target)
         return masks

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
@@ -57,6 +58,12 @@ class Block(nn.Module):
     def forward(self, x: Tensor, rope: Optional[tuple[Tensor, Tensor]] = None) -> Tensor:
         x = x + self.attn(self.norm1(x), rope)
         return x + self.mlp(self.norm2(x))
+
+
+def modality_vector(video: Tensor, image: Tensor, is_image: bool) -> Tensor:
+    """The video or the image embedding, selected so that both take part in the graph (the other gets a
+    zero gradient): DDP all-reduces a gradient bucket only once every parameter in it has one."""
+    return torch.where(torch.tensor(is_image, device=video.device), image, video)
 
 
 def init_vit_weights(module: nn.Module, std: float = 0.02) -> None:

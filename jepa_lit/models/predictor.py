@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from jepa_lit.models.blocks import Block, init_vit_weights, rescale_blocks
+from jepa_lit.models.blocks import Block, init_vit_weights, modality_vector, rescale_blocks
 from jepa_lit.models.positions import rope_tables, token_coordinates
 
 
@@ -90,9 +90,8 @@ class Predictor(nn.Module):
             ],
             dim=1,
         )
-        modality = self.img_mod_embed if image else self.video_mod_embed
-        if modality is not None:
-            x = x + modality
+        if self.video_mod_embed is not None:
+            x = x + modality_vector(self.video_mod_embed, self.img_mod_embed, image)
         # Attention is permutation-equivariant given the positions, so no sorting is needed.
         coords = token_coordinates(torch.cat([context_idx, target_idx], dim=1), grid)
         cos, sin = rope_tables(coords, self.width // self.num_heads, self.rope_interleave)

@@ -15,7 +15,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from jepa_lit.models.blocks import Block, init_vit_weights, rescale_blocks
+from jepa_lit.models.blocks import Block, init_vit_weights, modality_vector, rescale_blocks
 from jepa_lit.models.positions import rope_tables, sincos_3d, token_coordinates
 
 # name -> (width, depth, heads)
@@ -158,9 +158,8 @@ class VisionTransformer(nn.Module):
         grid = self.token_grid(x.shape)
         image = self._is_image(x.shape[2])
         tokens = (self.patch_embed_img if image else self.patch_embed)(x)
-        modality = self.img_mod_embed if image else self.video_mod_embed
-        if modality is not None:
-            tokens = tokens + modality
+        if self.video_mod_embed is not None:
+            tokens = tokens + modality_vector(self.video_mod_embed, self.img_mod_embed, image)
         if self.positions == "sincos":
             tokens = tokens + self._sincos_table(grid)
         if token_idx is not None:

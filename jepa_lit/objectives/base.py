@@ -19,6 +19,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from jepa_lit.distributed import all_reduce_sum, world_size
 from jepa_lit.masks.base import MaskPair
 
 
@@ -98,8 +99,9 @@ def temporal_diff(x: Tensor) -> Tensor:
 
 def masked_mean(values: Tensor, mask: Tensor) -> Optional[Tensor]:
     """Mean of ``values`` [B, T, H, W, C] over positions where ``mask`` [B, T, H, W] and all channels;
-    None when no position is valid."""
-    count = mask.sum()
+    None when no position is valid. Under DDP the count is the global one (see jepa_lit.distributed),
+    so the result trains as the mean over the whole batch."""
+    count = all_reduce_sum(mask.sum().float()) / world_size()
     if count == 0:
         return None
     return (values * mask.unsqueeze(-1)).sum() / (count * values.shape[-1])

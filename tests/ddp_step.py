@@ -1,0 +1,47 @@
+"""One training step under Lightning, writing the loss and gradients of each rank (for test_ddp.py).
+
+    python tests/ddp_step.py OUT_DIR DEVICES BATCH_PER_DEVICE [objective class paths...]
+"""
+
+import sys
+
+import lightning as L
+import torch
+
+from jepa_lit.data.synthetic import SyntheticMotionDataModule
+from jepa_lit.masks import BlockGenerator, MultiBlock3D
+from jepa_lit.models import VisionTransformer
+from jepa_lit.module import JEPAModule
+
+
+class SaveStep(L.Callback):
+    def __init__(self, out_dir):
+        self.out_dir = out_dir
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        grads = {n: p.grad.clone() for n, p in pl_module.named_parameters() if p.grad is not None}
+        terms = {k: v.item() for k, v in pl_module.last_terms.items()}
+        torch.save({"grads": grads, "terms": terms}, f"{self.out_dir}/rank{trainer.global_rank}.pt")
+
+
+def objective(path: str):
+    module_name, _, class_name = path.rpartition(".")
+    return getattr(__import__(module_name, fromlist=[class_name]), class_name)(**({"embed_dim": 192} if "Factor" in class_name else {}))
+
+
+def main(out_dir: str, devices: int, batch: int, *objectives: str) -> None:
+    L.seed_everything(0)
+    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=64)
+    masks = MultiBlock3D(generators=[BlockGenerator(3, (0.2, 0.2)), BlockGenerator(1, (0.5, 0.5))])
+    module = JEPAModule(encoder, masks, objectives=[objective(p) for p in objectives], predictor_width=32,
+                        predictor_depth=1, predictor_heads=2, context_loss_start=0.0, context_loss_end=0.0)
+    data = SyntheticMotionDataModule(num_clips=10, num_frames=4, crop_size=64, batch_size=batch, val_fraction=0.5)
+    trainer = L.Trainer(max_steps=1, accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+                        callbacks=[SaveStep(out_dir)])
+    trainer.fit(module, datamodule=data)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:])
