@@ -42,6 +42,7 @@ class JEPAModule(L.LightningModule):
             (study: 0 until half way, then linear to 0.5 at the end).
         optimizer: AdamW, lr and weight-decay schedules.
         guard: what to do with non-finite losses / gradients and loss spikes.
+        compile_model: torch.compile the encoders and the predictor (GPU runs; compiling costs minutes).
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class JEPAModule(L.LightningModule):
         context_loss_end: float = 1.0,
         optimizer: Optional[OptimizerConfig] = None,
         guard: Optional[GuardConfig] = None,
+        compile_model: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "mask_sampler", "objectives"])
@@ -90,6 +92,7 @@ class JEPAModule(L.LightningModule):
         self.last_terms: dict[str, Tensor] = {}
         self.last_outputs: Optional[StepOutputs] = None
         self.guard = LossGuard(guard or GuardConfig())
+        self.compile_model = compile_model
 
     # ----- what gets evaluated -----------------------------------------------------------------
     @property
@@ -268,6 +271,12 @@ class JEPAModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.guard.load_state_dict(checkpoint.get("jepa_lit_guard", {}))
+
+    def configure_model(self) -> None:
+        if self.compile_model:  # in place: parameter names and checkpoints stay the same
+            for part in (self.encoder, self.predictor, self.target_encoder):
+                if part is not None:
+                    part.compile()
 
     # ----- setup -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
