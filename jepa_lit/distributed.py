@@ -1,9 +1,10 @@
 """Batch statistics across DDP ranks, so a loss does not depend on how the batch is split.
 
 DDP averages gradients over ranks. A per-rank loss ``sum_local / global_count * world_size`` therefore
-trains exactly like ``sum_all / global_count`` on one process; ``gather`` concatenates a tensor from all
-ranks keeping the gradient of the local part (the rest are constants, as in lightly's gathered losses).
-Without an initialised process group every function is the identity.
+trains exactly like ``sum_all / global_count`` on one process. ``gather`` concatenates a tensor from all
+ranks with a differentiable all-gather: every rank computes the same batch statistic, the backward pass
+sums the ranks' gradients onto each local part, and DDP's average brings it back to the one-process
+gradient. Without an initialised process group every function is the identity.
 """
 
 from __future__ import annotations
@@ -31,10 +32,9 @@ def all_reduce_sum(value: Tensor) -> Tensor:
 
 
 def gather(value: Tensor) -> Tensor:
-    """Concatenate ``value`` [N, ...] from every rank along dim 0; gradient flows to the local part."""
+    """Concatenate ``value`` [N, ...] (same N on every rank) from every rank along dim 0, differentiably."""
     if not is_distributed():
         return value
-    parts = [torch.zeros_like(value) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, value.detach().contiguous())
-    parts[dist.get_rank()] = value
-    return torch.cat(parts, dim=0)
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(value.contiguous()), dim=0)
