@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # albumentations checks for updates over the network at import unless told not to.
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-data clean
 
 install: $(VENV)/.installed
 
@@ -17,14 +17,27 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# Pretrain the smoke model, then probe it on synthetic motion next to the same probe on a random-init encoder.
 demo: install
 	$(BIN)/jepa-lit fit --config experiments/smoke.yaml
+	@run=$$(ls -td runs/smoke/version_* | head -1); \
+	for encoder in checkpoint random_init; do \
+	  $(BIN)/jepa-lit test --probe synthetic --config experiments/probes/synthetic_demo.yaml \
+	    --ckpt_path $$run/checkpoints/last.ckpt --encoder $$encoder \
+	    --output $$run/probes/demo_synthetic_$$encoder.json || exit 1; \
+	done; \
+	$(BIN)/python -m jepa_lit.eval.results $$run/probes/demo_synthetic_checkpoint.json \
+	  $$run/probes/demo_synthetic_random_init.json
 
 test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python bench/bench_step.py
+	$(BIN)/python bench/bench_data.py
+
+bench-data: install
+	$(BIN)/python bench/bench_data.py
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

@@ -1,10 +1,8 @@
 """The four datasets on format-exact fixture trees: indexing, labels, samples, determinism, bad input."""
 
 import inspect
-import json
 import logging
 import shutil
-import typing
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +13,18 @@ from jepa_lit.data import video_dataset as V
 from jepa_lit.data.clip_sampling import RandomClipSampler, UniformClipSampler
 from jepa_lit.data.decode import BadInputError
 from jepa_lit.data.diving48 import Diving48DataModule, index_diving48
-from jepa_lit.data.fixtures import IN100_CLASSES, make_fixture_tree, write_jpeg, write_video
+from jepa_lit.data.fixtures import make_fixture_tree, write_jpeg, write_video
 from jepa_lit.data.imagenet100 import ImageNet100DataModule, index_imagenet100, read_class_list
 from jepa_lit.data.ssv2 import SSv2DataModule, index_ssv2
 from jepa_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VideoEvalTransform
 from jepa_lit.data.ucf101 import UCF101DataModule, index_ucf101
 
-MODULES = {"ucf101": UCF101DataModule, "ssv2": SSv2DataModule, "imagenet100": ImageNet100DataModule,
-           "diving48": Diving48DataModule}
+MODULES = {
+    "ucf101": UCF101DataModule,
+    "ssv2": SSv2DataModule,
+    "imagenet100": ImageNet100DataModule,
+    "diving48": Diving48DataModule,
+}
 
 
 @pytest.fixture(scope="module")
@@ -261,8 +263,12 @@ def test_unreadable_image_skipped(tmp_path, caplog):
     good = write_jpeg(tmp_path / "good.JPEG")
     bad = tmp_path / "bad.JPEG"
     bad.write_bytes(good.read_bytes()[:40])  # a truncated JPEG
-    ds = V.ClipDataset([V.Record(str(bad), 1, modality=V.IMAGE), V.Record(str(good), 2, modality=V.IMAGE)],
-                       UniformClipSampler(4), VideoEvalTransform(32), 4)
+    ds = V.ClipDataset(
+        [V.Record(str(bad), 1, modality=V.IMAGE), V.Record(str(good), 2, modality=V.IMAGE)],
+        UniformClipSampler(4),
+        VideoEvalTransform(32),
+        4,
+    )
     with caplog.at_level(logging.WARNING, logger="jepa_lit.data"):
         sample = ds[0]
     assert sample["label"] == 2 and sample["modality"] == 1 and sample["video"].shape == (3, 4, 32, 32)
@@ -272,6 +278,7 @@ def test_unreadable_image_skipped(tmp_path, caplog):
 def test_multiprocess_loader(tree):
     dm = small("diving48", tree, num_workers=2)
     dm.setup("fit")
+    dm.train_set[0]  # decode in the parent first: forked workers must not hang on inherited decoder state
     n = sum(len(b["label"]) for b in dm.train_dataloader())
     assert n == 8  # 8 records, drop_last with batch 4
 
@@ -292,3 +299,11 @@ def test_signature_is_cli_friendly(name):
     parser.add_class_arguments(cls, "data")
     cfg = parser.parse_args(["--data.root", "/datasets/x", "--data.on_error", "raise"])
     assert cfg.data.root == "/datasets/x" and cfg.data.num_frames == 16
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_root_may_be_the_folder_holding_all_datasets(name, tree):
+    parent = str(Path(tree[name]["root"]).parent)  # holds ucf101/, ssv2/, imagenet100/, diving48/
+    dm = small(name, tree, root=parent)
+    dm.setup("test")
+    assert len(dm.eval_set) == tree[name]["test_records"]

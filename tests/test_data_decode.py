@@ -4,15 +4,17 @@ import numpy as np
 import pytest
 
 from jepa_lit.data import decode as D
-from jepa_lit.data.fixtures import make_fixture_tree, write_video
+from jepa_lit.data.fixtures import write_video
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     """One 40-frame video per container (keyframe every 8 frames) plus the fixture tree's videos."""
     root = tmp_path_factory.mktemp("decode")
-    out = {ext: write_video(root / f"v{ext}", 40, fps=fps, gop=8)
-           for ext, fps in ((".avi", 25), (".webm", 12), (".mp4", 30))}
+    out = {
+        ext: write_video(root / f"v{ext}", 40, fps=fps, gop=8)
+        for ext, fps in ((".avi", 25), (".webm", 12), (".mp4", 30))
+    }
     return root, out
 
 

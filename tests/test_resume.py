@@ -94,3 +94,13 @@ def test_atomic_checkpoint_leaves_no_partial_file(tmp_path):
         io.save_checkpoint({"a": lambda: None}, tmp_path / "last.ckpt")  # cannot be pickled mid-write
     assert torch.equal(torch.load(tmp_path / "last.ckpt")["a"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_mixture_sampler_skips_once_for_resume():
+    from jepa_lit.data.mixed import MixtureSampler
+
+    sampler = MixtureSampler([5, 7, 3], [0.2, 0.6, 0.2], num_samples=12, seed=1, num_replicas=2, rank=1)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.skip = 2
+    assert list(sampler) == full[2:] and list(sampler) == full

@@ -54,13 +54,14 @@ class EpochSampler(DistributedSampler):
 
 
 class ResumableDataLoader(DataLoader):
-    """A DataLoader over an ``EpochSampler`` whose position Lightning saves in every checkpoint.
+    """A DataLoader whose position Lightning saves in every checkpoint. Its sampler must be a pure
+    function of its epoch and have ``epoch`` and ``skip`` (``EpochSampler``, ``MixtureSampler``).
 
     progress: returns the batches the training loop has consumed in the current epoch (the DataModule
     passes the trainer's count; batches a prefetcher has read but the loop has not used are not counted).
     """
 
-    def __init__(self, dataset: Dataset, sampler: EpochSampler, progress: Callable[[], int], **kwargs: Any):
+    def __init__(self, dataset: Dataset, sampler: DistributedSampler, progress: Callable[[], int], **kwargs: Any):
         super().__init__(dataset, sampler=sampler, **kwargs)
         self.progress = progress
 

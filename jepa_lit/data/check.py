@@ -1,0 +1,229 @@
+"""`jepa-lit data check --dataset NAME --root DIR`: walk a dataset before training.
+
+Prints, per split, how many entries the annotations list, how many files are usable and how many
+are bad, against the official sizes, then every bad file (or annotation entry) with the reason:
+missing, zero-byte, cannot be opened, truncated (fewer frames than the header or duration
+announces), not decodable, unreadable image, unknown label. By default each video is opened,
+demuxed (cheap, no decoding) and its first and last frames decoded; --full-decode decodes every
+frame. Exit status 0 when nothing is bad, 1 otherwise, 2 for a missing or wrongly laid out root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, TextIO
+
+import av
+
+from jepa_lit.data import diving48, imagenet100, ssv2, ucf101
+from jepa_lit.data.decode import (
+    BadInputError,
+    duration_seconds,
+    decode_frames,
+    demux_frame_count,
+    open_video,
+    stream_fps,
+)
+from jepa_lit.data.video_dataset import IMAGE, IndexProblem, LayoutError, Record, read_image, resolve_dataset_root
+
+DATASETS = ("ucf101", "ssv2", "imagenet100", "diving48")
+MIXED_SOURCES = ("ucf101", "ssv2", "imagenet100")
+MODULES = {
+    "ucf101": ucf101.UCF101DataModule,
+    "ssv2": ssv2.SSv2DataModule,
+    "imagenet100": imagenet100.ImageNet100DataModule,
+    "diving48": diving48.Diving48DataModule,
+}
+MAX_SAME_REASON = 5  # entries printed per (split, reason); the rest are counted
+
+
+def check_video(path: str, full_decode: bool = False) -> Optional[str]:
+    """None when the video is usable, else the reason it is not (or why it is suspect)."""
+    try:
+        container = open_video(path, "NONE")
+    except BadInputError as e:
+        return e.reason
+    try:
+        stream = container.streams.video[0]
+        announced = stream.frames or None
+        duration = duration_seconds(container, stream)
+        if announced is None and duration is not None:
+            announced = round(duration * stream_fps(stream))
+        try:
+            packets = demux_frame_count(container)
+        except av.FFmpegError as e:
+            return f"corrupt container, demuxing failed: {getattr(e, 'strerror', None) or e}"
+        if packets == 0:
+            return "no video frames"
+        try:
+            if full_decode:
+                container.seek(0, stream=stream, backward=True)
+                decoded = sum(1 for _ in container.decode(stream))
+            else:
+                clip = decode_frames(container, [0, packets - 1])
+                decoded = packets if clip.num_frames_seen is None else clip.num_frames_seen
+        except (av.FFmpegError, BadInputError) as e:
+            return f"not decodable ({getattr(e, 'reason', e)})"
+        if decoded < packets - 1:
+            return f"decodes only {decoded} of its {packets} frames"
+        if announced and packets < 0.9 * announced - 2:
+            return f"holds {packets} frames, its header announces {announced} (truncated, or a wrong header)"
+        return None
+    finally:
+        container.close()
+
+
+def check_record(record: Record, full_decode: bool = False) -> Optional[str]:
+    if record.modality == IMAGE:
+        try:
+            read_image(record.path)
+        except BadInputError as e:
+            return e.reason
+        return None
+    return check_video(record.path, full_decode)
+
+
+@dataclass
+class SplitReport:
+    split: str
+    listed: int = 0
+    ok: int = 0
+    official: Optional[int] = None
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (file or entry, reason)
+    problems: list[IndexProblem] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    dataset: str
+    root: str
+    splits: list[SplitReport]
+
+    @property
+    def num_bad(self) -> int:
+        return sum(len(s.bad) + len(s.problems) for s in self.splits)
+
+
+def index_split(dataset: str, root: str, split: str, ucf101_split: int = 1, video_ext: str = "webm"):
+    """(records, problems, official size) of one split of a dataset."""
+    if dataset == "ucf101":
+        records, problems = ucf101.index_ucf101(root, ucf101_split, split)
+        return records, problems, ucf101.OFFICIAL_SIZES[ucf101_split][split]
+    if dataset == "ssv2":
+        return (*ssv2.index_ssv2(root, split, video_ext), ssv2.OFFICIAL_SIZES[split])
+    if dataset == "imagenet100":
+        return (*imagenet100.index_imagenet100(root, split), imagenet100.OFFICIAL_SIZES[split])
+    if dataset == "diving48":
+        return (*diving48.index_diving48(root, split), diving48.OFFICIAL_SIZES[split])
+    raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+
+
+def _rel(path: str, root: str) -> str:
+    try:
+        return os.path.relpath(path, root)
+    except ValueError:
+        return path
+
+
+def run_check(
+    dataset: str,
+    root: str,
+    ucf101_split: int = 1,
+    video_ext: str = "webm",
+    full_decode: bool = False,
+    jobs: Optional[int] = None,
+    out: Optional[TextIO] = None,
+) -> CheckReport:
+    """Walk both splits of `dataset` under `root`, print the report to `out` and return it.
+
+    Raises LayoutError (its message shows the expected tree) for a missing or wrongly laid out root.
+    """
+    splits = []
+    jobs = jobs or min(8, os.cpu_count() or 1)
+    root = resolve_dataset_root(root, dataset, MODULES[dataset].layout_markers)
+    for split in ("train", "test"):
+        records, problems, official = index_split(dataset, root, split, ucf101_split, video_ext)
+        # ImageNet-100's problems are missing class folders, not listed entries
+        listed = len(records) + (0 if dataset == "imagenet100" else len(problems))
+        report = SplitReport(split, listed=listed, official=official, problems=problems)
+        with ThreadPoolExecutor(jobs) as pool:
+            reasons = pool.map(lambda r: check_record(r, full_decode), records)
+            for n, (record, reason) in enumerate(zip(records, reasons), 1):
+                if reason is None:
+                    report.ok += 1
+                else:
+                    report.bad.append((_rel(record.path, root), reason))
+                if n % 5000 == 0:
+                    print(f"  {dataset} {split}: {n}/{len(records)} checked", file=sys.stderr, flush=True)
+        splits.append(report)
+    result = CheckReport(dataset, root, splits)
+    print_report(result, out)
+    return result
+
+
+def print_report(report: CheckReport, out: Optional[TextIO] = None) -> None:
+    out = out or sys.stdout
+    print(f"{report.dataset} at {report.root}", file=out)
+    print(f"  {'split':6s} {'listed':>9s} {'usable':>9s} {'bad':>7s} {'official':>9s}", file=out)
+    for s in report.splits:
+        official = f"{s.official:,}" if s.official else "-"
+        note = "" if s.official is None or s.listed == s.official else "   (differs from the official size)"
+        print(
+            f"  {s.split:6s} {s.listed:>9,} {s.ok:>9,} {len(s.bad) + len(s.problems):>7,} {official:>9s}{note}",
+            file=out,
+        )
+    rows = [(s.split, p.where, p.reason) for s in report.splits for p in s.problems]
+    rows += [(s.split, where, reason) for s in report.splits for where, reason in s.bad]
+    if rows:
+        print(f"bad entries ({len(rows)}):", file=out)
+        shown: dict[tuple[str, str], int] = {}  # (split, reason) -> entries printed
+        for split, where, reason in rows:
+            shown[split, reason] = shown.get((split, reason), 0) + 1
+            if shown[split, reason] <= MAX_SAME_REASON:
+                print(f"  {split:6s} {where}: {reason}", file=out)
+        for (split, reason), n in shown.items():
+            if n > MAX_SAME_REASON:
+                print(f"  {split:6s} ... and {n - MAX_SAME_REASON} more: {reason}", file=out)
+    else:
+        print("no bad entries", file=out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """CLI entry: `[check] --dataset NAME --root DIR [...]`; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "check":
+        argv = argv[1:]
+    parser = argparse.ArgumentParser(prog="jepa-lit data check", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        choices=(*DATASETS, "mixed"),
+        help="mixed: ucf101/, ssv2/ and imagenet100/ under --root",
+    )
+    parser.add_argument("--root", required=True, help="the dataset folder in its official layout")
+    parser.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="UCF-101 split (default 1)")
+    parser.add_argument("--video-ext", default="webm", help="SSv2 video extension (default webm)")
+    parser.add_argument("--full-decode", action="store_true", help="decode every frame of every video (slow)")
+    parser.add_argument("--jobs", type=int, default=None, help="files checked in parallel (default: cores, at most 8)")
+    args = parser.parse_args(argv)
+    names = MIXED_SOURCES if args.dataset == "mixed" else (args.dataset,)
+    status = 0
+    for name in names:
+        root = str(Path(args.root) / name) if args.dataset == "mixed" else args.root
+        try:
+            report = run_check(name, root, args.split, args.video_ext, args.full_decode, args.jobs)
+        except LayoutError as e:
+            print(f"error: {e}", file=sys.stderr)
+            status = 2
+            continue
+        status = max(status, 1 if report.num_bad else 0)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

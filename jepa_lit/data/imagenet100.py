@@ -1,0 +1,153 @@
+"""ImageNet-100 (the CMC subset): `train/<wnid>/*.JPEG` and `val/<wnid>/*.JPEG`.
+
+The 100 WordNet ids ship in imagenet100_classes.txt (CMC's imagenet100.txt, the same list and
+order as solo-learn's). They pick the class folders and fix the labels: label = position in that
+list (CMC order, 0 = n02869837), not torchvision ImageFolder's sorted order, so probe heads are
+comparable only with runs that use this file. Each image becomes a static clip (repeated to
+num_frames) with modality 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
+from jepa_lit.data.video_dataset import (
+    IMAGE,
+    IMAGE_EXTENSIONS,
+    ClipDataModule,
+    IndexProblem,
+    OnError,
+    Record,
+    layout_error,
+    read_list_file,
+    require,
+)
+
+log = logging.getLogger("jepa_lit.data")
+
+NUM_CLASSES = 100
+OFFICIAL_SIZES = {"train": 126689, "test": 5000}  # train: the commonly cited count (about 1,300 a class)
+CLASS_LIST = Path(__file__).with_name("imagenet100_classes.txt")
+
+EXPECTED_LAYOUT = """\
+imagenet100/
+├── train/
+│   ├── n02869837/*.JPEG          (one folder per WordNet id of the 100 in imagenet100_classes.txt;
+│   └── ...                        extra folders are ignored, e.g. a full ImageNet-1k train/)
+└── val/                          (validation images sorted into class folders, 50 a class)
+    ├── n02869837/*.JPEG
+    └── ...
+"""
+
+
+def read_class_list(path: Optional[str] = None) -> list[str]:
+    """The WordNet ids in label order (whitespace separated, one or many per line)."""
+    wnids = Path(path or CLASS_LIST).read_text().split()
+    if len(set(wnids)) != len(wnids):
+        raise ValueError(f"{path or CLASS_LIST}: duplicate WordNet ids")
+    return wnids
+
+
+def index_imagenet100(
+    root: str, subset: Literal["train", "test"] = "train", class_list: Optional[str] = None
+) -> tuple[list[Record], list[IndexProblem]]:
+    """Image records of train/ or val/ (the test split) for the listed classes, files in sorted order.
+
+    A listed class without a folder is reported as an IndexProblem; a split folder with none of the
+    listed classes is a layout error.
+    """
+    root_p = Path(root)
+    split_dir = root_p / ("train" if subset == "train" else "val")
+    require("ImageNet-100", root_p, [split_dir], EXPECTED_LAYOUT)
+    wnids = read_class_list(class_list)
+    records, problems, found = [], [], 0
+    for label, wnid in enumerate(wnids):
+        folder = split_dir / wnid
+        if not folder.is_dir():
+            problems.append(IndexProblem(f"{split_dir.name}/{wnid}", "class folder missing"))
+            continue
+        found += 1
+        names = sorted(
+            e.name for e in os.scandir(folder) if e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS
+        )
+        records.extend(Record(str(folder / name), label, modality=IMAGE) for name in names)
+    if found == 0:
+        raise layout_error(
+            "ImageNet-100", root, f"none of the {len(wnids)} class folders is in {split_dir}", EXPECTED_LAYOUT
+        )
+    return records, problems
+
+
+class ImageNet100DataModule(ClipDataModule):
+    """ImageNet-100 images as static clips (modality 1): train/ for training, val/ as the test split.
+
+    Args:
+        root: the dataset folder (see EXPECTED_LAYOUT), e.g. /datasets/imagenet100,
+            or the folder holding it as imagenet100/ (e.g. /datasets).
+        train_list, test_list: V-JEPA style `path label` list files used instead of the folders.
+        class_list: a file of WordNet ids in label order; default: the packaged CMC list.
+        frame_step: unused (images); kept for a uniform signature.
+        Other arguments: see ClipDataModule.
+    """
+
+    num_classes = NUM_CLASSES
+    dataset_name = "imagenet100"
+    layout_markers = ("train", "val")
+
+    def __init__(
+        self,
+        root: str = "data/imagenet100",
+        train_list: Optional[str] = None,
+        test_list: Optional[str] = None,
+        class_list: Optional[str] = None,
+        num_frames: int = 16,
+        crop_size: int = 224,
+        frame_step: int = 1,
+        batch_size: int = 8,
+        num_workers: int = 8,
+        seed: int = 0,
+        on_error: OnError = "skip",
+        train_sampling: Literal["random", "uniform"] = "random",
+        train_augment: bool = True,
+        eval_num_segments: int = 1,
+        eval_num_views: int = 1,
+        thread_type: ThreadType = DEFAULT_THREAD_TYPE,
+        pin_memory: bool = False,
+    ):
+        super().__init__(
+            num_frames,
+            crop_size,
+            frame_step,
+            batch_size,
+            num_workers,
+            seed,
+            on_error,
+            train_sampling,
+            train_augment,
+            eval_num_segments,
+            eval_num_views,
+            thread_type,
+            pin_memory,
+        )
+        self.root, self.train_list, self.test_list, self.class_list = root, train_list, test_list, class_list
+        self.save_hyperparameters()
+
+    def index(self, split):
+        list_file = self.train_list if split == "train" else self.test_list
+        if list_file:
+            return read_list_file(list_file, self.resolve_root(self.root)), []
+        records, problems = index_imagenet100(self.resolve_root(self.root), split, self.class_list)
+        # Missing class folders leave the labels intact (they are list positions): warn, don't fail.
+        if problems:
+            log.warning(
+                "imagenet100 %s: %d of %d class folders missing, e.g. %s",
+                split,
+                len(problems),
+                NUM_CLASSES,
+                problems[0].where,
+            )
+        return records, []

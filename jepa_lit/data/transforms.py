@@ -1,0 +1,121 @@
+"""Clip transforms with albumentations: one random crop/flip for all frames of a clip, ImageNet normalisation.
+
+albumentations 2.x draws a transform's parameters once per call and applies them to every array
+given as ``images=``, so a clip passed as ``images=clip`` ([T, H, W, 3]) gets the same crop and
+flip on every frame (per-frame calls would not). Output is a float32 tensor [3, T, H, W].
+
+Seeding: albumentations keeps its own random generators. A transform called with ``seed=`` reseeds
+them first, which is how the datasets make each sample reproducible from (seed, index).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import albumentations as A
+import numpy as np
+import torch
+from einops import rearrange
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The study's random resized crop (OBJECTIVES.md section 1, augmentation).
+TRAIN_SCALE = (0.3, 1.0)
+TRAIN_RATIO = (0.75, 1.35)
+
+
+def _to_tensor(clip: np.ndarray) -> torch.Tensor:
+    """float32 [T, H, W, 3] -> contiguous tensor [3, T, H, W]."""
+    return torch.from_numpy(np.ascontiguousarray(rearrange(clip, "t h w c -> c t h w")))
+
+
+def _as_clip(clip: np.ndarray) -> np.ndarray:
+    clip = np.asarray(clip)
+    if clip.ndim == 3:  # a single image
+        clip = clip[None]
+    if clip.ndim != 4 or clip.shape[-1] != 3 or clip.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 clip [T, H, W, 3] (or an image [H, W, 3]), got {clip.dtype} {clip.shape}")
+    return clip
+
+
+class VideoTrainTransform:
+    """Random resized crop (scale 0.3-1.0, aspect 0.75-1.35) + horizontal flip, same for every frame,
+    then ImageNet mean/std. uint8 [T, H, W, 3] -> float32 [3, T, crop, crop]."""
+
+    def __init__(
+        self,
+        crop_size: int = 224,
+        scale: tuple[float, float] = TRAIN_SCALE,
+        ratio: tuple[float, float] = TRAIN_RATIO,
+        hflip_p: float = 0.5,
+    ):
+        self.crop_size = crop_size
+        self.aug = A.Compose(
+            [
+                A.RandomResizedCrop(size=(crop_size, crop_size), scale=scale, ratio=ratio),
+                A.HorizontalFlip(p=hflip_p),
+                A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+            ]
+        )
+
+    def __call__(self, clip: np.ndarray, seed: Optional[int] = None) -> torch.Tensor:
+        if seed is not None:
+            self.aug.set_random_seed(seed)
+        return _to_tensor(self.aug(images=_as_clip(clip))["images"])
+
+
+class VideoEvalTransform:
+    """Resize the short side to `resize_size` (default: crop_size), centre crop, ImageNet mean/std.
+
+    With num_views > 1 the crops are taken at evenly spaced positions along the long side (for 3:
+    start, centre, end) and the result is [num_views, 3, T, crop, crop]; with 1 view, [3, T, crop, crop].
+    Deterministic: `seed` is accepted for a uniform interface and ignored.
+    """
+
+    def __init__(self, crop_size: int = 224, resize_size: Optional[int] = None, num_views: int = 1):
+        if num_views < 1:
+            raise ValueError(f"num_views must be >= 1, got {num_views}")
+        self.crop_size, self.num_views = crop_size, num_views
+        self.resize_size = resize_size or crop_size
+        if self.resize_size < crop_size:
+            raise ValueError(f"resize_size {self.resize_size} is smaller than crop_size {crop_size}")
+        self.resize = A.SmallestMaxSize(max_size=self.resize_size)
+        self.normalize = A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+    def _offsets(self, length: int) -> list[int]:
+        room = length - self.crop_size
+        if self.num_views == 1:
+            return [room // 2]
+        return [round(room * v / (self.num_views - 1)) for v in range(self.num_views)]
+
+    def __call__(self, clip: np.ndarray, seed: Optional[int] = None) -> torch.Tensor:
+        clip = self.resize(images=_as_clip(clip))["images"]
+        _, h, w, _ = clip.shape
+        c = self.crop_size
+        if h >= w:  # views move along the long side; the short side is centred
+            x = (w - c) // 2
+            crops = [clip[:, y : y + c, x : x + c] for y in self._offsets(h)]
+        else:
+            y = (h - c) // 2
+            crops = [clip[:, y : y + c, x : x + c] for x in self._offsets(w)]
+        views = self.normalize(images=np.concatenate(crops))["images"]
+        views = rearrange(views, "(v t) h w c -> v c t h w", v=self.num_views)
+        out = torch.from_numpy(np.ascontiguousarray(views))
+        return out[0] if self.num_views == 1 else out
+
+
+def image_to_clip(image: np.ndarray, num_frames: int) -> np.ndarray:
+    """An image [H, W, 3] as a static clip [num_frames, H, W, 3] (a read-only view, no copy)."""
+    image = np.asarray(image)
+    return np.broadcast_to(image[None], (num_frames, *image.shape))
+
+
+def transform_image_as_clip(transform, image: np.ndarray, num_frames: int, seed: Optional[int] = None) -> torch.Tensor:
+    """Same result as ``transform(image_to_clip(image, num_frames), seed)``, computed once.
+
+    The clip's frames are identical and get the same crop/flip, so transforming one frame and
+    repeating it along time gives the same tensor for a fraction of the work.
+    """
+    one = transform(_as_clip(image)[:1], seed)  # [..., 3, 1, H, W]
+    return one.repeat_interleave(num_frames, dim=-3)

@@ -1,0 +1,163 @@
+"""The mixed regime: mixture proportions, determinism per seed and epoch, DDP shares, the DataModule."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_lit.data.fixtures import make_fixture_tree
+from jepa_lit.data.mixed import MixedDataModule, MixtureSampler
+from jepa_lit.data.video_dataset import LayoutError
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mixed")
+    make_fixture_tree(root)
+    return root
+
+
+def test_mixture_proportions_over_many_draws():
+    sizes = [9537, 168913, 126689]
+    sampler = MixtureSampler(sizes, (0.2, 0.6, 0.2), num_samples=60000, seed=0)
+    source, index = sampler.draws(0)
+    share = np.bincount(source, minlength=3) / len(source)
+    np.testing.assert_allclose(share, [0.2, 0.6, 0.2], atol=0.01)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    local = index - offsets[source]
+    assert (local >= 0).all() and (local < np.asarray(sizes)[source]).all()
+    # uniform within a source: per-sample weight = dataset weight / dataset size
+    ucf = local[source == 0]
+    assert abs(ucf.mean() / sizes[0] - 0.5) < 0.02
+
+
+def test_weights_are_normalised_and_zero_weight_never_drawn():
+    source, _ = MixtureSampler([10, 10, 10], (1, 0, 3), 4000, seed=1).draws(0)
+    assert 1 not in set(source.tolist())
+    np.testing.assert_allclose(np.bincount(source, minlength=3) / 4000, [0.25, 0, 0.75], atol=0.03)
+    with pytest.raises(ValueError):
+        MixtureSampler([10, 0, 10], (1, 1, 1), 100)
+
+
+def test_deterministic_per_seed_and_epoch():
+    def make(seed):
+        return MixtureSampler([50, 80, 30], (0.2, 0.6, 0.2), 200, seed=seed)
+
+    a, b = make(3), make(3)
+    assert list(a) == list(b)
+    a.set_epoch(1)
+    b.set_epoch(1)
+    assert list(a) == list(b)
+    assert list(a) != list(make(3))  # epoch 1 differs from epoch 0
+    assert list(make(4)) != list(make(3))
+    fixed = MixtureSampler([50, 80, 30], (0.2, 0.6, 0.2), 200, seed=3, fixed_epoch=0)
+    fixed.set_epoch(5)
+    assert list(fixed) == list(make(3))
+
+
+def test_each_rank_draws_its_own_share():
+    world, total = 4, 1002
+    ranks = [
+        MixtureSampler([50, 80, 30], (0.2, 0.6, 0.2), total, seed=0, num_replicas=world, rank=r) for r in range(world)
+    ]
+    shares = [list(s) for s in ranks]
+    assert all(len(s) == len(ranks[0]) == 251 for s in shares)
+    _, global_draws = ranks[0].draws(0)
+    for r, share in enumerate(shares):
+        assert share == global_draws[r::world].tolist()
+    # the ranks together are the single-process stream
+    interleaved = np.stack(shares, axis=1).reshape(-1)
+    assert np.array_equal(interleaved, global_draws)
+
+
+def test_mixed_datamodule_batches(tree):
+    dm = MixedDataModule(
+        root=str(tree), num_frames=8, crop_size=32, batch_size=4, num_workers=0, samples_per_epoch=24, val_samples=8
+    )
+    assert dm.num_classes == 0 and dm.frame_step == 2 and dm.num_frames == 8 and dm.crop_size == 32
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader.sampler, MixtureSampler) and len(loader) == 6
+    batches = list(loader)
+    video = torch.cat([b["video"] for b in batches])
+    modality = torch.cat([b["modality"] for b in batches])
+    index = torch.cat([b["index"] for b in batches])
+    assert video.shape == (24, 3, 8, 32, 32)
+    assert (torch.cat([b["label"] for b in batches]) == -1).all()
+    # images come from the last source (imagenet100) and are static clips
+    n_ucf, n_ssv2 = (len(d) for d in dm.train_set.datasets[:2])
+    assert torch.equal(modality == 1, index >= n_ucf + n_ssv2)
+    for v in video[modality == 1]:
+        assert torch.allclose(v, v[:, :1].expand_as(v))
+    val = list(dm.val_dataloader())
+    assert sum(len(b["index"]) for b in val) == 8
+    assert [b["index"].tolist() for b in val] == [b["index"].tolist() for b in dm.val_dataloader()]
+
+
+def test_mixed_frame_step_two(tree):
+    dm = MixedDataModule(
+        root=str(tree), num_frames=6, crop_size=32, batch_size=2, num_workers=0, weights=(1.0, 0.0, 0.0), val_samples=0
+    )
+    dm.setup("fit")
+    ucf = dm.train_set.datasets[0]
+    assert ucf.clip_sampler.frame_step == 2
+    assert dm.val_dataloader() == []
+
+
+def test_roots_overridable_and_zero_weight_not_read(tree, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copytree(tree / "ucf101", tmp_path / "elsewhere" / "my_ucf")
+    dm = MixedDataModule(
+        root=str(tmp_path / "empty"),
+        ucf101_root=str(tmp_path / "elsewhere" / "my_ucf"),
+        ssv2_root=str(tree / "ssv2"),
+        weights=(0.5, 0.5, 0.0),
+        num_workers=0,
+        val_samples=0,
+    )
+    dm.setup("fit")  # imagenet100 has weight 0: its (missing) folder is not read
+    assert len(dm.train_set.datasets[0]) == 9
+
+
+def test_missing_source_shows_both_layouts(tmp_path):
+    dm = MixedDataModule(root=str(tmp_path), num_workers=0)
+    with pytest.raises(LayoutError) as info:
+        dm.setup("fit")
+    message = str(info.value)
+    assert "UCF-101" in message and "ucfTrainTestlist/" in message and "The mixed regime reads" in message
+    assert "imagenet100/" in message
+
+
+def test_lightning_trainer_runs_on_mixed(tree, tmp_path):
+    import lightning as L
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, _):
+            assert batch["video"].shape[1:] == (3, 4, 32, 32)
+            return (self.w * batch["video"].mean()).sum() + self.w.square().sum()
+
+        def validation_step(self, batch, _):
+            pass
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm = MixedDataModule(
+        root=str(tree), num_frames=4, crop_size=32, batch_size=2, num_workers=0, samples_per_epoch=4, val_samples=2
+    )
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Tiny(), datamodule=dm)
+    assert trainer.train_dataloader.sampler.epoch == 1  # Lightning called set_epoch
