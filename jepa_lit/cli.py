@@ -1,8 +1,9 @@
-"""The ``jepa-lit`` command: a LightningCLI for pretraining, plus the ``data`` tools.
+"""The ``jepa-lit`` command: a LightningCLI for pretraining, frozen-encoder probes, and the ``data`` tools.
 
     jepa-lit fit --config experiments/smoke.yaml
     jepa-lit fit --config experiments/base.yaml --print_config
     jepa-lit validate | test | predict --config ... --ckpt_path RUN/checkpoints/last.ckpt
+    jepa-lit test --probe ssv2 --ckpt_path RUN/checkpoints/last.ckpt [--data.root DIR] [--config experiments/probes/ssv2.yaml]
 
 Configs stack: a YAML may name others under ``config:`` (read first, then overridden by the file's own
 keys), and later ``--config`` flags and ``--key value`` flags override earlier ones.
@@ -12,8 +13,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+import warnings
+from pathlib import Path
+from typing import Literal, Optional
 
+import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from jepa_lit.module import JEPAModule
@@ -34,7 +38,34 @@ class JepaCLI(LightningCLI):
             print("\n".join(lines), flush=True)
 
 
+def expand_config_stack(args: list[str]) -> list[str]:
+    """Put the files a YAML names under ``config:`` (paths relative to it, recursively) before it as
+    ``--config`` flags, so they are read first and the file's own keys override them (jsonargparse
+    itself ignores a ``config:`` list inside a config file)."""
+
+    def parents(path: str) -> list[str]:
+        with open(path) as handle:
+            names = (yaml.safe_load(handle) or {}).get("config") or []
+        names = [names] if isinstance(names, str) else names
+        base = os.path.dirname(path)
+        return [f for name in names for f in [*parents(os.path.join(base, name)), os.path.join(base, name)]]
+
+    expanded, i = [], 0
+    while i < len(args):
+        flag, path = args[i], None
+        if flag in ("--config", "-c") and i + 1 < len(args):
+            path, i = args[i + 1], i + 1
+        elif flag.startswith("--config="):
+            path = flag.split("=", 1)[1]
+        if path is not None and os.path.isfile(path):
+            expanded += [x for parent in parents(path) for x in ("--config", parent)]
+        expanded += [flag] if path is None else ["--config", path]
+        i += 1
+    return expanded
+
+
 def run_cli(args: Optional[list[str]] = None, run: bool = True) -> JepaCLI:
+    args = expand_config_stack(list(sys.argv[1:] if args is None else args))
     return JepaCLI(
         JEPAModule,
         subclass_mode_model=True,
@@ -47,13 +78,134 @@ def run_cli(args: Optional[list[str]] = None, run: bool = True) -> JepaCLI:
     )
 
 
+# ----- jepa-lit test --probe <benchmark> ---------------------------------------------------------
+class ProbeCLI(LightningCLI):
+    """``jepa-lit test --probe <benchmark> --ckpt_path CKPT``: frozen-encoder evaluation of a pretraining run.
+
+    Design. A probe run is not ``Trainer.test`` of the pretraining model: it loads the frozen eval
+    encoder from the checkpoint, extracts (or reads cached) features, fits probe heads and tests
+    them, so there are three models and two datasets in play. So ``main`` routes ``test`` with
+    ``--probe`` here before LightningCLI could build a JEPAModule, and this CLI parses, in the usual
+    LightningCLI way (``--config``, dotted overrides, ``--print_config``):
+
+    - ``--probe``: the benchmark; its protocol (benchmarks.py) gives every default below;
+    - ``--ckpt_path``: the pretraining checkpoint; ``--encoder random_init`` probes the same
+      architecture with fresh weights (a control); ``--output``: the results JSON path;
+    - ``data``: the benchmark's (pixel) DataModule, e.g. ``--data.root DIR``;
+    - ``model``: the ProbeModule (probe type, lr x weight-decay grid, head selection, bootstrap);
+    - ``features``: the FeatureDataModule (pooling, probe batch size, cache folder, hold-out);
+    - ``trainer``: the probe's Trainer (``max_epochs`` is the probe's epochs); ``seed_everything``.
+
+    It instantiates them without running a subcommand (``run=False``); ``run_probe_cli`` then calls
+    ``jepa_lit.eval.evaluate.evaluate_checkpoint``. The benchmark name is read before parsing (from
+    ``--probe`` or a ``--config`` file's ``probe:`` key) because the defaults depend on it.
+    """
+
+    def __init__(self, benchmark, args: list[str]):
+        from jepa_lit.eval.probe_module import ProbeModule
+
+        self.benchmark = benchmark
+        super().__init__(
+            ProbeModule,
+            None,
+            subclass_mode_data=True,
+            save_config_callback=None,
+            parser_kwargs={"parser_mode": "yaml"},
+            args=args,
+            run=False,
+            auto_configure_optimizers=False,
+        )
+
+    def add_arguments_to_parser(self, parser) -> None:
+        from jepa_lit.eval.benchmarks import BENCHMARKS
+        from jepa_lit.eval.feature_data import FeatureDataModule
+
+        parser.add_argument("--probe", type=Literal[tuple(sorted(BENCHMARKS))], required=True,
+                            help="the benchmark: " + ", ".join(sorted(BENCHMARKS)))
+        parser.add_argument("--ckpt_path", type=str, required=True, help="the pretraining checkpoint to evaluate")
+        parser.add_argument("--encoder", type=Literal["checkpoint", "random_init"], default="checkpoint",
+                            help="the checkpoint's eval encoder, or the same architecture randomly initialised")
+        parser.add_argument("--output", type=Optional[str], default=None,
+                            help="results JSON path (default: RUN/probes/<benchmark>-<ckpt>-<encoder>-<key>.json)")
+        parser.add_class_arguments(FeatureDataModule, "features")
+        defaults = self.benchmark.defaults()
+        flat = {"probe": self.benchmark.name, "seed_everything": defaults["seed_everything"],
+                "data": defaults["data"]}
+        for group in ("model", "features", "trainer"):
+            flat.update({f"{group}.{k}": v for k, v in defaults[group].items()})
+        parser.set_defaults(flat)
+
+
+def find_probe_name(argv: list[str]) -> Optional[str]:
+    """The benchmark named by ``--probe NAME`` / ``--probe=NAME``, else by a ``--config`` file's ``probe:``."""
+    name = None
+    for i, arg in enumerate(argv):
+        if arg == "--probe" and i + 1 < len(argv):
+            name = argv[i + 1]
+        elif arg.startswith("--probe="):
+            name = arg.split("=", 1)[1]
+    if name is not None:
+        return name
+    for i, arg in enumerate(argv):
+        path = argv[i + 1] if arg == "--config" and i + 1 < len(argv) else arg.split("=", 1)[1] if arg.startswith("--config=") else None
+        if path and Path(path).is_file():
+            content = yaml.safe_load(Path(path).read_text())
+            if isinstance(content, dict) and content.get("probe"):
+                name = str(content["probe"])
+    return name
+
+
+def run_probe_cli(args: list[str]) -> tuple[dict, Path]:
+    """Parse a probe command line (without the leading ``test``) and evaluate; returns (results, JSON path)."""
+    from jepa_lit.eval.benchmarks import get_benchmark
+    from jepa_lit.eval.evaluate import evaluate_checkpoint
+
+    name = find_probe_name(args)
+    if name is None:
+        raise ValueError("jepa-lit test --probe: no benchmark given (--probe NAME)")
+    cli = ProbeCLI(get_benchmark(name), args)
+    config = cli.config
+    if config.probe != name:
+        raise ValueError(f"--probe {name!r} on the command line but probe: {config.probe!r} in a config file")
+    data_config = config.data.as_dict() if hasattr(config.data, "as_dict") else dict(config.data)
+    trainer_config = config.trainer
+    extract_kwargs = {"accelerator": trainer_config.accelerator, "precision": trainer_config.precision,
+                      "enable_progress_bar": bool(trainer_config.enable_progress_bar)}
+    return evaluate_checkpoint(
+        benchmark=cli.benchmark,
+        ckpt_path=config.ckpt_path,
+        datamodule=cli.datamodule,
+        data_config=data_config,
+        model=cli.model,
+        features=cli.config_init.features,
+        trainer=cli.trainer,
+        encoder=config.encoder,
+        seed=config.seed_everything if isinstance(config.seed_everything, int) and not isinstance(config.seed_everything, bool) else None,
+        output=config.output,
+        extract_kwargs=extract_kwargs,
+    )
+
+
+def wants_probe(argv: list[str]) -> bool:
+    return bool(argv) and argv[0] == "test" and find_probe_name(argv[1:]) is not None
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations otherwise calls the network
     argv = list(sys.argv[1:] if argv is None else argv)
+    # main passes the command line on as `args` (minus "test" for probes); that is what it is meant for.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     if argv and argv[0] == "data":
         from jepa_lit.data.check import main as data_main
 
         sys.exit(data_main(argv[1:]))
+    if wants_probe(argv):
+        try:
+            run_probe_cli(argv[1:])
+        except (ValueError, FileNotFoundError) as error:
+            print(f"jepa-lit test --probe: error: {error}", file=sys.stderr)
+            sys.exit(2)
+        return
     run_cli(argv)
 
 

@@ -1,0 +1,121 @@
+"""The frozen-encoder benchmarks and their protocols (OBJECTIVES.md section 3; the study's scripts).
+
+Each Benchmark gives the defaults of ``jepa-lit test --probe <name>``: the DataModule and its clip
+protocol, the probe, the cached feature pooling, and the probe's optimisation. Every value can be
+overridden from a YAML (experiments/probes/<name>.yaml holds these defaults written out) or a flag.
+
+| benchmark   | probe                      | features         | study split       | AdamW lr / wd, batch, epochs |
+|-------------|----------------------------|------------------|-------------------|------------------------------|
+| diving48    | attentive (8 heads)        | all tokens       | 15,027 / 1,970    | 1e-3 / 0.01, 16, 100         |
+| ssv2        | attentive over mean token  | mean of tokens   | 168,913 / 24,777  | 1e-3 / 0.01, 16, 100         |
+| imagenet100 | linear                     | mean of tokens   | ~126,689 / 5,000  | 1e-3 / 0.01, 256, 50         |
+| ucf101      | attentive                  | all tokens       | 9,537 / 3,783     | 3e-4 / 0.01, 16, 100         |
+| synthetic   | attentive                  | all tokens       | 160 / 40          | 3e-4 / 0.01, 32, 100         |
+
+Clips: 16 frames spread uniformly over the whole video, short side resized to 224, centre crop (the
+ImageNet-100 image repeated to 16 frames); synthetic: the first 8 of 32 frames at 160 px, no resize.
+The train split is read through the evaluation pipeline (uniform frames, no augmentation): features
+are cached once, so the probe never sees augmented clips, as in the study.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# The study's eval pipeline on the train split: uniform frames, no augmentation.
+_EVAL_TRAIN = {"train_sampling": "uniform", "train_augment": False}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    title: str
+    datamodule: str  # class path
+    data_args: dict[str, Any]
+    probe: str
+    pooling: str
+    lr: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    chance: float  # top-1 % of a uniform guess
+    study_split: str
+    notes: str = ""
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+    def defaults(self) -> dict[str, Any]:
+        """The benchmark's config, in the shape the probe CLI parses (data / model / features / trainer)."""
+        return {
+            "seed_everything": 0,
+            "data": {"class_path": self.datamodule, "init_args": dict(self.data_args)},
+            "model": {"probe": self.probe, "lrs": [self.lr], "weight_decays": [self.weight_decay], **self.model_args},
+            "features": {"pooling": self.pooling, "batch_size": self.batch_size},
+            "trainer": {
+                "max_epochs": self.epochs,
+                "accelerator": "auto",
+                "devices": 1,
+                "precision": "32-true",
+                "logger": False,
+                "enable_checkpointing": False,
+                "enable_model_summary": False,
+            },
+        }
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark(
+            name="diving48",
+            title="Diving-48 (V2 labels, 48 classes)",
+            datamodule="jepa_lit.data.diving48.Diving48DataModule",
+            data_args={"root": "data/diving48", "num_frames": 16, "crop_size": 224, **_EVAL_TRAIN},
+            probe="attentive", pooling="tokens", lr=1e-3, weight_decay=0.01, batch_size=16, epochs=100,
+            chance=100 / 48, study_split="15,027 train / 1,970 test",
+        ),
+        Benchmark(
+            name="ssv2",
+            title="Something-Something V2 (174 classes)",
+            datamodule="jepa_lit.data.ssv2.SSv2DataModule",
+            data_args={"root": "data/ssv2", "num_frames": 16, "crop_size": 224, **_EVAL_TRAIN},
+            probe="attentive_mean", pooling="mean", lr=1e-3, weight_decay=0.01, batch_size=16, epochs=100,
+            chance=100 / 174, study_split="168,913 train / 24,777 validation",
+            notes="the study's probe: tokens mean-pooled to one, attention over [cls, mean token]",
+        ),
+        Benchmark(
+            name="imagenet100",
+            title="ImageNet-100 (100 classes)",
+            datamodule="jepa_lit.data.imagenet100.ImageNet100DataModule",
+            data_args={"root": "data/imagenet100", "num_frames": 16, "crop_size": 224, **_EVAL_TRAIN},
+            probe="linear", pooling="mean", lr=1e-3, weight_decay=0.01, batch_size=256, epochs=50,
+            chance=1.0, study_split="~126,689 train / 5,000 validation",
+            notes="each image repeated to 16 frames; linear probe on the mean token",
+        ),
+        Benchmark(
+            name="ucf101",
+            title="UCF-101 split 1 (101 classes)",
+            datamodule="jepa_lit.data.ucf101.UCF101DataModule",
+            data_args={"root": "data/ucf101", "split": 1, "num_frames": 16, "crop_size": 224, **_EVAL_TRAIN},
+            probe="attentive", pooling="tokens", lr=3e-4, weight_decay=0.01, batch_size=16, epochs=100,
+            chance=100 / 101, study_split="9,537 train / 3,783 test",
+        ),
+        Benchmark(
+            name="synthetic",
+            title="Synthetic Motion Discrimination (8 directions)",
+            datamodule="jepa_lit.data.synthetic.SyntheticMotionDataModule",
+            data_args={"num_clips": 200, "num_frames": 8, "total_frames": 32, "crop_size": 160,
+                       "val_fraction": 0.2, "seed": 42, "batch_size": 8},
+            probe="attentive", pooling="tokens", lr=3e-4, weight_decay=0.01, batch_size=32, epochs=100,
+            chance=12.5, study_split="160 train / 40 test (clips 0-159 / 160-199, seed 42)",
+            notes="200 moving-disc clips of 32 frames at 160 px, first 8 frames, no resize",
+        ),
+    )
+}
+
+
+def get_benchmark(name: str) -> Benchmark:
+    """The benchmark called ``name``; a ValueError listing the valid names otherwise."""
+    if name not in BENCHMARKS:
+        raise ValueError(f"--probe {name!r} is not a benchmark; expected one of: {', '.join(sorted(BENCHMARKS))}")
+    return BENCHMARKS[name]

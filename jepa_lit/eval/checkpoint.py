@@ -1,0 +1,132 @@
+"""The frozen encoder to evaluate, rebuilt from a jepa-lit pretraining checkpoint.
+
+A JEPAModule checkpoint carries ``checkpoint["jepa_lit"] = {"encoder_config", "eval_encoder",
+"target_mode"}``. ``eval_encoder`` names the state-dict prefix of the encoder that trained: the EMA
+target ("target_encoder") for V-JEPA runs, the online encoder ("encoder") for runs without EMA. The
+study's release evaluated the never-updated EMA copy of its no-EMA runs, i.e. random weights
+(OBJECTIVES.md section 5, defect 2); reading the choice from the checkpoint, never from a flag, keeps
+that from happening again. A checkpoint without this metadata is refused.
+
+A random-init control (the same architecture, freshly initialised from a seed) is available with
+``random_init=True``; it is labelled as such everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jepa_lit.models import VisionTransformer
+
+FEATURE_LAYER = "final block, after its LayerNorm (norms_block[-1]): the D-wide evaluation output"
+
+
+@dataclass
+class EvalEncoder:
+    """A frozen encoder and where it came from."""
+
+    encoder: VisionTransformer
+    checkpoint: str
+    used: str  # "target_encoder", "encoder" or "random_init"
+    target_mode: str  # "ema" or "online": how the run was trained
+    encoder_config: dict[str, Any]
+    weights_sha256: str
+    checkpoint_info: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """The "encoder" section of a results JSON."""
+        labels = {
+            "target_encoder": "EMA target encoder",
+            "encoder": "online encoder (the run trained without EMA)",
+            "random_init": "randomly initialised encoder (control; same architecture, no training)",
+        }
+        return {
+            "used": self.used,
+            "description": labels[self.used],
+            "target_mode": self.target_mode,
+            "config": self.encoder_config,
+            "weights_sha256": self.weights_sha256,
+            "feature_layer": FEATURE_LAYER,
+            "feature_dim": self.encoder.embed_dim,
+            "depth": self.encoder.depth,
+        }
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    """A hash of a module's state dict (names, dtypes, shapes and values): equal weights, equal hash."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def read_metadata(path: str, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """checkpoint["jepa_lit"], validated; a clear error naming the file and the missing key otherwise."""
+    meta = checkpoint.get("jepa_lit") if isinstance(checkpoint, dict) else None
+    if not isinstance(meta, dict):
+        raise ValueError(
+            f"{path}: not a jepa-lit pretraining checkpoint: it has no 'jepa_lit' entry (expected "
+            "{'encoder_config': ..., 'eval_encoder': 'target_encoder' | 'encoder', 'target_mode': ...}, "
+            "written by JEPAModule.on_save_checkpoint). Without it the encoder that trained cannot be "
+            "told from an untrained EMA copy, so the checkpoint is not probed."
+        )
+    for key in ("encoder_config", "eval_encoder"):
+        if key not in meta:
+            raise ValueError(f"{path}: checkpoint['jepa_lit'] has no {key!r} entry (found {sorted(meta)})")
+    if meta["eval_encoder"] not in ("target_encoder", "encoder"):
+        raise ValueError(
+            f"{path}: checkpoint['jepa_lit']['eval_encoder'] = {meta['eval_encoder']!r}; expected "
+            "'target_encoder' or 'encoder'"
+        )
+    return meta
+
+
+def load_eval_encoder(path: str, random_init: bool = False, seed: int = 0) -> EvalEncoder:
+    """The frozen (eval mode, no grad) encoder a probe should read, from a checkpoint file.
+
+    random_init: build the checkpoint's architecture with fresh weights drawn from ``seed`` instead.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    meta = read_metadata(path, checkpoint)
+    config = dict(meta["encoder_config"])
+    prefix = meta["eval_encoder"] + "."
+    if random_init:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            encoder = VisionTransformer(**config)
+        used = "random_init"
+    else:
+        encoder = VisionTransformer(**config)
+        state = checkpoint.get("state_dict", {})
+        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not weights:
+            raise ValueError(
+                f"{path}: the state dict has no '{prefix}*' weights, which checkpoint['jepa_lit']['eval_encoder'] "
+                f"names (found prefixes {sorted({k.split('.')[0] for k in state})})"
+            )
+        missing, unexpected = encoder.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"{path}: the '{prefix}*' weights do not match the recorded encoder_config: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        used = meta["eval_encoder"]
+    encoder.eval().requires_grad_(False)
+    info = {k: checkpoint.get(k) for k in ("epoch", "global_step") if k in checkpoint}
+    return EvalEncoder(
+        encoder=encoder,
+        checkpoint=str(Path(path).resolve()),
+        used=used,
+        target_mode=meta.get("target_mode", "ema" if meta["eval_encoder"] == "target_encoder" else "online"),
+        encoder_config=config,
+        weights_sha256=weights_sha256(encoder),
+        checkpoint_info=info,
+    )

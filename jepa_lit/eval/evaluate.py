@@ -1,0 +1,124 @@
+"""Frozen-encoder evaluation of one checkpoint on one benchmark: encoder -> cached features -> probes -> JSON.
+
+``evaluate_checkpoint`` is what ``jepa-lit test --probe <benchmark>`` runs once LightningCLI has built
+its parts (the benchmark's pixel DataModule, the ProbeModule, the FeatureDataModule and the probe's
+Trainer); it can be called the same way from Python.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import lightning as L
+
+from jepa_lit.eval.benchmarks import Benchmark
+from jepa_lit.eval.checkpoint import load_eval_encoder
+from jepa_lit.eval.feature_data import FeatureDataModule
+from jepa_lit.eval.features import cache_key, extract_or_load
+from jepa_lit.eval.probe_module import ProbeModule
+from jepa_lit.eval.results import build_results, run_dir_of, summary, write_results
+
+EncoderChoice = Literal["checkpoint", "random_init"]
+
+
+def probe_attention_heads(probe) -> Optional[int]:
+    """Attention heads of a built probe (None for the linear probe)."""
+    attn = getattr(probe, "attn", None)
+    if attn is not None:
+        return attn.num_heads
+    cross = getattr(probe, "cross_block", None)
+    return cross.xattn.num_heads if cross is not None else None
+
+
+def check_probe_datamodule(datamodule: L.LightningDataModule) -> None:
+    """Cached features are extracted once, so the train split must go through the eval pipeline."""
+    if getattr(datamodule, "train_augment", False):
+        raise ValueError(
+            "data.train_augment=true: probe features are extracted once and cached, so the train split is "
+            "read like the test split (set data.train_augment false and data.train_sampling uniform)"
+        )
+    if getattr(datamodule, "train_sampling", "uniform") != "uniform":
+        raise ValueError(f"data.train_sampling={datamodule.train_sampling!r}: probe features use 'uniform' "
+                         "frames over the whole video on the train split too (the study's protocol)")
+    if not getattr(datamodule, "num_classes", 0):
+        raise ValueError(f"{type(datamodule).__name__} does not expose num_classes, which the probe needs")
+
+
+def evaluate_checkpoint(
+    *,
+    benchmark: Benchmark,
+    ckpt_path: str,
+    datamodule: L.LightningDataModule,
+    data_config: dict[str, Any],
+    model: ProbeModule,
+    features: FeatureDataModule,
+    trainer: L.Trainer,
+    encoder: EncoderChoice = "checkpoint",
+    seed: Optional[int] = None,
+    output: Optional[str] = None,
+    extract_kwargs: Optional[dict[str, Any]] = None,
+    verbose: bool = True,
+) -> tuple[dict[str, Any], Path]:
+    """Probe the frozen eval encoder of ``ckpt_path``; returns (results dict, path of the results JSON).
+
+    data_config: {"class_path", "init_args"} of ``datamodule`` (recorded, and part of the cache key).
+    encoder: "checkpoint" (the encoder the checkpoint names) or "random_init" (a control).
+    extract_kwargs: Trainer arguments for the extraction pass (accelerator, precision, ...).
+    """
+    start = time.perf_counter()
+    check_probe_datamodule(datamodule)
+    frozen = load_eval_encoder(ckpt_path, random_init=encoder == "random_init", seed=seed if seed is not None else 0)
+
+    key, description = cache_key(frozen.weights_sha256, frozen.encoder_config, features.pooling,
+                                 data_config["class_path"], data_config.get("init_args", {}))
+    cache_dir = features.cache_dir or str(run_dir_of(ckpt_path) / "feature_cache")
+    sets, hit, entry = extract_or_load(frozen.encoder, datamodule, cache_dir, key, description, features.pooling,
+                                       extract_kwargs)
+    features.attach(sets["train"], sets["test"], datamodule.num_classes)
+    extracted = time.perf_counter()
+
+    if seed is not None:  # the probe's init and data order do not depend on whether the cache was hit
+        L.seed_everything(seed, workers=True, verbose=False)
+    with warnings.catch_warnings():  # no validation split is the default, not a mistake
+        warnings.filterwarnings("ignore", message=".*Total length of .* across ranks is zero.*")
+        trainer.fit(model, datamodule=features)
+        trainer.test(model, datamodule=features, verbose=False)
+    done = time.perf_counter()
+
+    hparams = {k: v for k, v in model.hparams.items() if not k.startswith("_")}
+    probe = {**hparams, "attn_heads_used": probe_attention_heads(model.heads[0]),
+             "grid": [{"lr": lr, "weight_decay": wd} for lr, wd in model.grid],
+             "num_probe_parameters": sum(p.numel() for p in model.heads[0].parameters())}
+    training = {"epochs": trainer.max_epochs, "optimizer_steps": trainer.global_step, "batch_size": features.batch_size,
+                "optimizer": "AdamW", "betas": list(hparams["betas"]), "lr_schedule": hparams["lr_schedule"],
+                "precision": str(trainer.precision), "augmentation": "none (cached features)"}
+    views = {split: sets[split].shape[1] for split in sets}
+    init_args = dict(data_config.get("init_args", {}))
+    results = build_results(
+        benchmark={"name": benchmark.name, "title": benchmark.title, "chance": benchmark.chance,
+                   "study_split": benchmark.study_split, "notes": benchmark.notes},
+        checkpoint={"path": frozen.checkpoint, **frozen.checkpoint_info},
+        encoder=frozen.describe(),
+        features={"pooling": features.pooling, "tokens_per_clip": features.tokens_per_clip,
+                  "dim": features.embed_dim, "dtype": "float16", "cache_key": key, "cache_dir": str(entry),
+                  "cache_hit": hit, "val_fraction": features.val_fraction, "split_seed": features.split_seed},
+        clip_protocol={"datamodule": data_config["class_path"], "init_args": init_args,
+                       "num_frames": getattr(datamodule, "num_frames", None),
+                       "crop_size": getattr(datamodule, "crop_size", None),
+                       "train_views": views["train"], "test_views": views["test"],
+                       "multi_view": "softmax probabilities averaged over the test views" if views["test"] > 1 else None},
+        probe=probe,
+        training=training,
+        splits={**features.sizes(), "num_classes": datamodule.num_classes},
+        outcome=model.results,
+        seed=seed,
+        timing={"features": round(extracted - start, 2), "probe": round(done - extracted, 2),
+                "total": round(done - start, 2)},
+    )
+    path = write_results(results, output) if trainer.is_global_zero else Path(output or "")
+    if verbose and trainer.is_global_zero:
+        print(summary(results) + f"\n  results: {path}", flush=True)
+    return results, path

@@ -1,0 +1,240 @@
+"""Frozen-encoder features, extracted once with ``Trainer.predict`` and cached on disk in fp16.
+
+Features are the encoder's final-layer tokens [N, D] per clip (``pooling="tokens"``) or their mean
+[1, D] (``pooling="mean"``, for SSv2 and ImageNet-100, where the probe averages them anyway and the
+full token set would not fit on disk). A clip with several views (segments x spatial crops) keeps
+them: each split is stored as ``features.npy`` float16 [clips, views, L, D] (a NumPy memory map, so
+sets larger than memory work) and ``labels.npy`` int64 [clips].
+
+The cache folder is keyed by a hash of everything that decides the features: the encoder's weights
+and config, the pooling, and the data protocol (DataModule class and its arguments, minus loader-only
+ones such as batch size). A second run with the same key reads the files and never runs the encoder.
+A cache entry is written to a temporary folder and renamed when complete, so an interrupted run
+leaves nothing that looks valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Literal, Optional, Union
+
+import lightning as L
+import numpy as np
+import torch
+from einops import rearrange
+from lightning.pytorch.callbacks import BasePredictionWriter
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+log = logging.getLogger("jepa_lit.eval")
+
+Pooling = Literal["tokens", "mean"]
+SPLITS = ("train", "test")
+CACHE_FORMAT = 1
+# DataModule arguments that change how clips are loaded, not which pixels they hold.
+LOADER_ONLY_ARGS = frozenset({"batch_size", "num_workers", "pin_memory", "thread_type", "persistent_workers"})
+
+
+def pool_tokens(tokens: Tensor, pooling: Pooling) -> Tensor:
+    """[B, N, D] -> [B, N, D] ("tokens") or [B, 1, D] ("mean")."""
+    if pooling == "tokens":
+        return tokens
+    if pooling == "mean":
+        return tokens.mean(dim=1, keepdim=True)
+    raise ValueError(f"features.pooling={pooling!r}; expected 'tokens' or 'mean'")
+
+
+def encode_clips(encoder: nn.Module, video: Tensor, pooling: Pooling) -> Tensor:
+    """Clips [B, 3, T, H, W] or multi-view clips [B, V, 3, T, H, W] -> features [B, V, L, D]."""
+    views = video.shape[1] if video.ndim == 6 else 1
+    if video.ndim == 6:
+        video = rearrange(video, "b v c t h w -> (b v) c t h w")
+    tokens = pool_tokens(encoder(video), pooling)
+    return rearrange(tokens, "(b v) l d -> b v l d", v=views)
+
+
+class FeatureExtractor(L.LightningModule):
+    """Wraps a frozen encoder for ``Trainer.predict``: batch -> {"features": fp16 [B, V, L, D], "label"}."""
+
+    def __init__(self, encoder: nn.Module, pooling: Pooling = "tokens"):
+        super().__init__()
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.pooling = pooling
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        features = encode_clips(self.encoder, batch["video"], self.pooling)
+        return {"features": features.to(torch.float16), "label": torch.as_tensor(batch["label"])}
+
+
+class FeatureWriter(BasePredictionWriter):
+    """Writes each predicted batch into memory-mapped .npy files at the samples' dataset indices."""
+
+    def __init__(self, directory: Union[str, os.PathLike], num_samples: int):
+        super().__init__(write_interval="batch")
+        self.directory, self.num_samples = Path(directory), num_samples
+        self.features: Optional[np.memmap] = None
+        self.labels = np.full(num_samples, -1, dtype=np.int64)
+        self.written = np.zeros(num_samples, dtype=bool)
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+        if batch_indices is None:
+            raise RuntimeError("FeatureWriter needs the samples' dataset indices (Lightning did not track them)")
+        features = prediction["features"].cpu().numpy()
+        if self.features is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            shape = (self.num_samples, *features.shape[1:])
+            self.features = np.lib.format.open_memmap(self.directory / "features.npy", mode="w+",
+                                                      dtype=np.float16, shape=shape)
+        index = np.asarray(batch_indices, dtype=np.int64)
+        self.features[index] = features
+        self.labels[index] = prediction["label"].cpu().numpy()
+        self.written[index] = True
+
+    def finish(self) -> None:
+        """Flush to disk; every sample must have been written."""
+        if self.features is None or not self.written.all():
+            raise RuntimeError(f"feature extraction wrote {int(self.written.sum())} of {self.num_samples} clips")
+        self.features.flush()
+        np.save(self.directory / "labels.npy", self.labels)
+        self.features = None
+
+
+class FeatureSet(Dataset):
+    """Cached features [clips, V, L, D] (array or memory map) and labels [clips], as a Dataset of dicts."""
+
+    def __init__(self, features: Union[np.ndarray, Tensor], labels: Union[np.ndarray, Tensor]):
+        if len(features) != len(labels):
+            raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
+        self.features, self.labels = features, labels
+
+    @classmethod
+    def load(cls, directory: Union[str, os.PathLike]) -> "FeatureSet":
+        directory = Path(directory)
+        return cls(np.load(directory / "features.npy", mmap_mode="r"), np.load(directory / "labels.npy"))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"features": torch.as_tensor(np.array(self.features[i])), "label": int(self.labels[i])}
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.features.shape)
+
+
+def cache_key(encoder_sha256: str, encoder_config: dict, pooling: Pooling, data_class: str,
+              data_args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(hex key, the JSON-able description it hashes)."""
+    description = {
+        "format": CACHE_FORMAT,
+        "encoder_sha256": encoder_sha256,
+        "encoder_config": encoder_config,
+        "pooling": pooling,
+        "dtype": "float16",
+        "data_class": data_class,
+        "data_args": {k: v for k, v in sorted(data_args.items()) if k not in LOADER_ONLY_ARGS},
+    }
+    blob = json.dumps(description, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:24], description
+
+
+def ordered_loader(loader: DataLoader) -> DataLoader:
+    """The same dataset and batching as ``loader``, in dataset order, without dropping a last partial batch."""
+    return DataLoader(loader.dataset, batch_size=loader.batch_size or 1, shuffle=False, drop_last=False,
+                      num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory)
+
+
+def split_loaders(datamodule: L.LightningDataModule) -> dict[str, DataLoader]:
+    """The train split (through the DataModule's train pipeline) and the test split, in dataset order."""
+    datamodule.setup("fit")
+    return {"train": ordered_loader(datamodule.train_dataloader()), "test": ordered_loader(datamodule.test_dataloader())}
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's info lines ("GPU available ...") for the helper Trainers built here."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch.utilities.rank_zero",
+                                                    "lightning.fabric.utilities.rank_zero")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def extract_split(encoder: nn.Module, loader: DataLoader, directory: Path, pooling: Pooling,
+                  trainer_kwargs: dict[str, Any]) -> None:
+    """Run the encoder over ``loader`` with ``Trainer.predict`` and write the split under ``directory``."""
+    writer = FeatureWriter(directory, len(loader.dataset))
+    kwargs = dict(accelerator="auto", devices=1, logger=False, enable_checkpointing=False,
+                  enable_model_summary=False, enable_progress_bar=False)
+    kwargs.update(trainer_kwargs)
+    with quiet_lightning():
+        trainer = L.Trainer(**kwargs, callbacks=[writer])
+    trainer.predict(FeatureExtractor(encoder, pooling), dataloaders=loader, return_predictions=False)
+    writer.finish()
+
+
+def extract_or_load(
+    encoder: nn.Module,
+    datamodule: L.LightningDataModule,
+    cache_dir: Union[str, os.PathLike],
+    key: str,
+    description: dict[str, Any],
+    pooling: Pooling = "tokens",
+    trainer_kwargs: Optional[dict[str, Any]] = None,
+) -> tuple[dict[str, FeatureSet], bool, Path]:
+    """The train and test features for ``key``: read from ``cache_dir/key`` or extracted and written there.
+
+    Returns ({"train": FeatureSet, "test": FeatureSet}, cache_hit, the entry's folder).
+    """
+    entry = Path(cache_dir) / key
+    if (entry / "meta.json").is_file():
+        log.info("features: cache hit %s", entry)
+        return {split: FeatureSet.load(entry / split) for split in SPLITS}, True, entry
+    tmp = Path(cache_dir) / f".{key}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        for split, loader in split_loaders(datamodule).items():
+            log.info("features: extracting %s (%d clips) into %s", split, len(loader.dataset), entry)
+            extract_split(encoder, loader, tmp / split, pooling, trainer_kwargs or {})
+        sets = {split: FeatureSet.load(tmp / split) for split in SPLITS}
+        meta = {**description, "splits": {s: {"shape": list(sets[s].shape)} for s in SPLITS}}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+        del sets
+        if entry.exists():  # written meanwhile by another run with the same key: theirs is as good
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, entry)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {split: FeatureSet.load(entry / split) for split in SPLITS}, False, entry
+
+
+@torch.no_grad()
+def extract_in_memory(encoder: nn.Module, loader: DataLoader, pooling: Pooling, device: torch.device,
+                      max_clips: Optional[int] = None) -> FeatureSet:
+    """Features of ``loader`` held in memory (fp16, on the CPU), for quick probes during pretraining."""
+    features, labels, seen = [], [], 0
+    for batch in loader:
+        video = batch["video"].to(device, non_blocking=True)
+        features.append(encode_clips(encoder, video, pooling).to(torch.float16).cpu())
+        labels.append(torch.as_tensor(batch["label"]))
+        seen += video.shape[0]
+        if max_clips is not None and seen >= max_clips:
+            break
+    features_t, labels_t = torch.cat(features), torch.cat(labels)
+    if max_clips is not None:
+        features_t, labels_t = features_t[:max_clips], labels_t[:max_clips]
+    return FeatureSet(features_t, labels_t)

@@ -1,0 +1,198 @@
+"""The probe results JSON: everything a comparison needs, written next to the run.
+
+One file per (benchmark, checkpoint, encoder, settings): ``<run dir>/probes/<benchmark>-<ckpt>-<encoder>-<key>.json``
+where ``<run dir>`` is the folder holding ``checkpoints/`` and ``<key>`` starts the ``comparison_key``.
+
+``comparison_key`` hashes the settings that must match for two results to be compared (benchmark,
+probe type and every probe hyperparameter, epochs, feature layer and pooling, clip protocol), and
+leaves out what may legitimately differ between the rows of a table (checkpoint, encoder weights,
+seeds, data root, cache and loader settings). ``check_comparable`` refuses a set of results whose keys
+differ (the study's release compared probes trained for 50 and 100 epochs; OBJECTIVES.md section 5).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import lightning
+import torch
+import torchmetrics
+
+import jepa_lit
+from jepa_lit.eval.features import LOADER_ONLY_ARGS
+
+SCHEMA = "jepa_lit.probe_result/1"
+# Probe-module arguments that do not change what is measured.
+_REPORTING_ONLY = frozenset({"bootstrap_samples", "bootstrap_seed", "embed_dim", "num_classes"})
+_NOT_PROTOCOL = LOADER_ONLY_ARGS | {"root", "seed", "on_error"}
+
+
+def run_dir_of(checkpoint: str) -> Path:
+    """RUN for RUN/checkpoints/x.ckpt; the checkpoint's own folder otherwise."""
+    path = Path(checkpoint).resolve()
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def comparison_settings(results: dict[str, Any]) -> dict[str, Any]:
+    """The part of a results dict that must be equal for two results to be comparable."""
+    probe = {k: v for k, v in results["probe"].items() if k not in _REPORTING_ONLY}
+    clip = results["clip_protocol"]
+    return {
+        "benchmark": results["benchmark"],
+        "probe": probe,
+        "epochs": results["training"]["epochs"],
+        "batch_size": results["training"]["batch_size"],
+        "feature_layer": results["encoder"]["feature_layer"],
+        "pooling": results["features"]["pooling"],
+        "data_class": clip["datamodule"],
+        "data_args": {k: v for k, v in clip["init_args"].items() if k not in _NOT_PROTOCOL},
+    }
+
+
+def comparison_key(results: dict[str, Any]) -> str:
+    blob = json.dumps(comparison_settings(results), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def check_comparable(results: Iterable[dict[str, Any]]) -> str:
+    """The shared comparison key; a ValueError naming the differing settings when they are not shared."""
+    results = list(results)
+    if not results:
+        raise ValueError("no results to compare")
+    keys = {comparison_key(r) for r in results}
+    if len(keys) == 1:
+        return keys.pop()
+    first = comparison_settings(results[0])
+    for other in results[1:]:
+        settings = comparison_settings(other)
+        if settings != first:
+            differing = _differences(first, settings)
+            raise ValueError(
+                f"probe results are not comparable: settings differ at {differing} "
+                f"({results[0].get('checkpoint', {}).get('path')} vs {other.get('checkpoint', {}).get('path')})"
+            )
+    raise ValueError("probe results are not comparable")  # unreachable: equal settings give equal keys
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        found = []
+        for k in sorted(set(a) | set(b)):
+            found += _differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return found
+    return [] if a == b else [f"{prefix}: {a!r} != {b!r}"]
+
+
+def build_results(
+    *,
+    benchmark: dict[str, Any],
+    checkpoint: dict[str, Any],
+    encoder: dict[str, Any],
+    features: dict[str, Any],
+    clip_protocol: dict[str, Any],
+    probe: dict[str, Any],
+    training: dict[str, Any],
+    splits: dict[str, int],
+    outcome: dict[str, Any],
+    seed: Optional[int],
+    timing: dict[str, float],
+) -> dict[str, Any]:
+    """Assemble the results dict (adds the comparison key, versions and a timestamp)."""
+    results = {
+        "schema": SCHEMA,
+        "benchmark": benchmark["name"],
+        "benchmark_info": benchmark,
+        "checkpoint": checkpoint,
+        "encoder": encoder,
+        "features": features,
+        "clip_protocol": clip_protocol,
+        "probe": probe,
+        "training": training,
+        "seed": seed,
+        "splits": splits,
+        "selection": outcome["selection"],
+        "metrics": outcome["metrics"],
+        "heads": outcome["heads"],
+        "wall_time_s": timing,
+        "versions": {"jepa_lit": jepa_lit.__version__, "torch": torch.__version__, "lightning": lightning.__version__,
+                     "torchmetrics": torchmetrics.__version__, "python": platform.python_version()},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    results["comparison_key"] = comparison_key(results)
+    return results
+
+
+def default_output_path(results: dict[str, Any]) -> Path:
+    run = run_dir_of(results["checkpoint"]["path"])
+    stem = Path(results["checkpoint"]["path"]).stem
+    name = f"{results['benchmark']}-{stem}-{results['encoder']['used']}-{results['comparison_key'][:8]}.json"
+    return run / "probes" / name
+
+
+def write_results(results: dict[str, Any], path: Optional[str] = None) -> Path:
+    out = Path(path) if path else default_output_path(results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return out
+
+
+def summary(results: dict[str, Any]) -> str:
+    """A few human-readable lines: every head, the selected one and the rule, top-1 with its interval."""
+    m, sel = results["metrics"], results["selection"]
+    lines = [
+        f"probe {results['benchmark']}: {results['probe']['probe']} probe on the {results['encoder']['description']}",
+        f"  checkpoint: {results['checkpoint']['path']}",
+        f"  clips: train {results['splits']['train']}, val {results['splits']['val']}, test {results['splits']['test']}; "
+        f"epochs {results['training']['epochs']}, batch {results['training']['batch_size']}, seed {results['seed']}",
+    ]
+    for head in results["heads"]:
+        mark = "*" if head["head"] == sel["selected_head"] else " "
+        val = f", val top-1 {head['val_top1']:.2f}" if head.get("val_top1") is not None else ""
+        lines.append(f"  {mark} head {head['head']}: lr {head['lr']:g}, wd {head['weight_decay']:g}: top-1 {head['top1']:.2f}, "
+                     f"top-{m['top_k']} {head['top5']:.2f}, mean class {head['mean_class_acc']:.2f}{val}")
+    lo, hi = m["top1_ci95"]
+    lines.append(f"  selected head {sel['selected_head']} of {sel['num_heads']}, rule: {sel['description']}")
+    lines.append(f"  top-1 {m['top1']:.2f} % (95% CI {lo:.2f}-{hi:.2f}, {m['num_test_clips']} test clips; "
+                 f"chance {results['benchmark_info']['chance']:.2f} %), top-{m['top_k']} {m['top5']:.2f} %, "
+                 f"mean per-class {m['mean_class_acc']:.2f} %")
+    return "\n".join(lines)
+
+
+def compare(results: list[dict[str, Any]]) -> str:
+    """A table of comparable results (refused, with the differing settings, when they are not)."""
+    key = check_comparable(results)
+    first = results[0]
+    lines = [f"{first['benchmark']}: {first['probe']['probe']} probe, {first['training']['epochs']} epochs, "
+             f"{first['splits']['test']} test clips, chance {first['benchmark_info']['chance']:.2f} % "
+             f"(comparison key {key})"]
+    for r in results:
+        m = r["metrics"]
+        lo, hi = m["top1_ci95"]
+        lines.append(f"  {r['encoder']['used']:>15s}  top-1 {m['top1']:6.2f} %  (95% CI {lo:5.2f}-{hi:5.2f})  "
+                     f"probe {r['wall_time_s']['total']:.0f} s  {r['checkpoint']['path']}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m jepa_lit.eval.results A.json B.json ...``: print the results side by side."""
+    import sys
+
+    paths = list(sys.argv[1:] if argv is None else argv)
+    if not paths:
+        print("usage: python -m jepa_lit.eval.results RESULT.json [RESULT.json ...]", file=sys.stderr)
+        return 2
+    try:
+        print(compare([json.loads(Path(p).read_text()) for p in paths]))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

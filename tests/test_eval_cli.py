@@ -1,0 +1,150 @@
+"""`jepa-lit test --probe <benchmark>` end to end, the results JSON, the shipped probe configs, the online probe."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from jepa_lit.cli import ProbeCLI, find_probe_name, main, run_cli
+from jepa_lit.data.fixtures import make_ucf101
+from jepa_lit.eval.benchmarks import BENCHMARKS
+from jepa_lit.eval.results import check_comparable, compare
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = str(REPO / "experiments" / "smoke.yaml")
+QUIET = ["--trainer.enable_progress_bar", "false"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A tiny pretraining run through the CLI (depth 2, 64 px, 16 clips, one epoch of 3 steps), with an
+    online probe on a different labelled DataModule (32 px synthetic clips)."""
+    root = tmp_path_factory.mktemp("pretrain")
+    online = root / "online.yaml"
+    online.write_text(yaml.safe_dump({"trainer": {"callbacks": [
+        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": True}},
+        {"class_path": "jepa_lit.callbacks.online_probe.OnlineProbe",
+         "init_args": {"every_n_epochs": 1, "name": "synthetic", "epochs": 2, "batch_size": 8,
+                       "datamodule": {"class_path": "jepa_lit.data.synthetic.SyntheticMotionDataModule",
+                                      "init_args": {"num_clips": 16, "crop_size": 32, "total_frames": 8}}}},
+    ]}}))
+    cli = run_cli(["fit", "--config", SMOKE, "--config", str(online), *QUIET,
+                   "--model.init_args.encoder.init_args.depth", "2", "--data.init_args.num_clips", "16",
+                   "--trainer.max_steps", "-1", "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0",
+                   "--trainer.logger.init_args.save_dir", str(root), "--trainer.default_root_dir", str(root)])
+    ckpt = root / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    return cli, ckpt
+
+
+def test_online_probe_logs_top1_during_pretraining(pretrained):
+    cli, _ = pretrained
+    probe = next(c for c in cli.trainer.callbacks if type(c).__name__ == "OnlineProbe")
+    assert len(probe.history) == 1 and 0.0 <= probe.history[0][1] <= 100.0
+    assert "online_probe/synthetic/top1" in cli.trainer.callback_metrics
+
+
+TINY_SYNTHETIC = ["--data.num_clips", "24", "--data.crop_size", "32", "--trainer.max_epochs", "3",
+                  "--model.lrs", "[0.001, 0.0003]", *QUIET]
+
+
+def test_probe_synthetic_end_to_end_through_the_cli(pretrained, capsys):
+    _, ckpt = pretrained
+    main(["test", "--probe", "synthetic", "--ckpt_path", str(ckpt), *TINY_SYNTHETIC])
+    out = capsys.readouterr().out
+    assert "selected head" in out and "rule: the head with the highest test top-1" in out and "95% CI" in out
+    (path,) = (ckpt.parent.parent / "probes").glob("synthetic-last-target_encoder-*.json")
+    results = json.loads(path.read_text())
+    # everything a comparison needs
+    assert results["checkpoint"]["path"] == str(ckpt.resolve()) and results["checkpoint"]["global_step"] == 3
+    assert results["encoder"]["used"] == "target_encoder" and results["encoder"]["target_mode"] == "ema"
+    assert results["encoder"]["feature_layer"].startswith("final block") and results["encoder"]["feature_dim"] == 192
+    assert results["probe"]["probe"] == "attentive" and results["probe"]["attn_heads_used"] == 8
+    assert results["probe"]["grid"] == [{"lr": 0.001, "weight_decay": 0.01}, {"lr": 0.0003, "weight_decay": 0.01}]
+    assert results["training"]["epochs"] == 3 and results["training"]["batch_size"] == 32
+    assert results["training"]["optimizer"] == "AdamW" and results["seed"] == 0
+    assert results["features"]["pooling"] == "tokens" and results["features"]["tokens_per_clip"] == 4 * 2 * 2
+    assert results["features"]["dtype"] == "float16" and results["features"]["cache_hit"] is False
+    clip = results["clip_protocol"]
+    assert clip["datamodule"] == "jepa_lit.data.synthetic.SyntheticMotionDataModule"
+    assert clip["init_args"]["num_frames"] == 8 and clip["init_args"]["seed"] == 42 and clip["test_views"] == 1
+    assert results["splits"] == {"train": 19, "val": 0, "test": 5, "num_classes": 8}
+    metrics = results["metrics"]
+    assert set(metrics) >= {"top1", "top1_ci95", "top5", "mean_class_acc", "num_test_clips"}
+    lo, hi = metrics["top1_ci95"]
+    assert lo <= metrics["top1"] <= hi and metrics["num_test_clips"] == 5
+    assert len(results["heads"]) == 2 and results["selection"]["rule"] == "test_top1"
+    assert results["comparison_key"] and results["versions"]["torch"] == torch.__version__
+
+    # a rerun reads the cache and gives the same numbers (the probe is seeded after extraction)
+    main(["test", "--probe", "synthetic", "--ckpt_path", str(ckpt), *TINY_SYNTHETIC, "--output", str(path.with_name("again.json"))])
+    again = json.loads(path.with_name("again.json").read_text())
+    assert again["features"]["cache_hit"] is True and again["heads"] == results["heads"]
+    assert check_comparable([results, again]) == results["comparison_key"]
+    assert "target_encoder" in compare([results, again])
+
+    # results probed with other settings are refused side by side (the release mixed 50 and 100 epochs)
+    other = copy.deepcopy(results)
+    other["training"]["epochs"] = 50
+    with pytest.raises(ValueError, match="not comparable.*epochs: 3 != 50"):
+        check_comparable([results, other])
+
+
+def test_random_init_control_through_the_cli(pretrained, tmp_path):
+    _, ckpt = pretrained
+    out = tmp_path / "random.json"
+    main(["test", "--probe", "synthetic", "--ckpt_path", str(ckpt), "--encoder", "random_init", "--output", str(out),
+          *TINY_SYNTHETIC])
+    results = json.loads(out.read_text())
+    assert results["encoder"]["used"] == "random_init" and "control" in results["encoder"]["description"]
+
+
+def test_a_real_benchmark_from_its_fixture_tree_with_multi_view_test_clips(pretrained, tmp_path):
+    _, ckpt = pretrained
+    root = tmp_path / "ucf101"
+    make_ucf101(root, broken=False)
+    out = tmp_path / "ucf.json"
+    main(["test", "--probe", "ucf101", "--ckpt_path", str(ckpt), "--data.root", str(root), "--data.num_frames", "4",
+          "--data.crop_size", "32", "--data.num_workers", "0", "--data.eval_num_views", "2",
+          "--features.batch_size", "4", "--trainer.max_epochs", "2", "--output", str(out), *QUIET])
+    results = json.loads(out.read_text())
+    assert results["splits"] == {"train": 6, "val": 0, "test": 3, "num_classes": 101}
+    assert results["clip_protocol"]["train_views"] == 1 and results["clip_protocol"]["test_views"] == 2
+    assert "averaged" in results["clip_protocol"]["multi_view"]
+    assert results["probe"]["lrs"] == [3e-4] and results["training"]["epochs"] == 2  # ucf101 default lr, overridden epochs
+
+
+def test_unknown_benchmark_lists_the_valid_ones_and_bad_checkpoints_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", "--probe", "kinetics", "--ckpt_path", "x.ckpt"])
+    assert exit_info.value.code == 2
+    assert "diving48, imagenet100, ssv2, synthetic, ucf101" in capsys.readouterr().err
+    plain = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": {}}, plain)
+    with pytest.raises(SystemExit):
+        main(["test", "--probe", "synthetic", "--ckpt_path", str(plain), *QUIET])
+    assert "not a jepa-lit pretraining checkpoint" in capsys.readouterr().err
+
+
+def printed_config(args, capsys) -> dict:
+    with pytest.raises(SystemExit) as exit_info:
+        ProbeCLI(BENCHMARKS[args[1]], [*args, "--print_config"])
+    assert exit_info.value.code == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_each_probe_yaml_writes_out_the_benchmark_defaults(name, capsys):
+    defaults = printed_config(["--probe", name, "--ckpt_path", "x.ckpt"], capsys)
+    from_yaml = printed_config(["--probe", name, "--ckpt_path", "x.ckpt",
+                                "--config", str(REPO / "experiments" / "probes" / f"{name}.yaml")], capsys)
+    from_yaml.pop("config", None)
+    assert from_yaml == defaults
+    # `jepa-lit test --config experiments/probes/<name>.yaml --ckpt_path ...` is routed to the probe too
+    assert find_probe_name(["--config", str(REPO / "experiments" / "probes" / f"{name}.yaml")]) == name
+    benchmark = BENCHMARKS[name]
+    assert defaults["model"]["probe"] == benchmark.probe and defaults["trainer"]["max_epochs"] == benchmark.epochs
+    assert defaults["model"]["lrs"] == [benchmark.lr] and defaults["features"]["batch_size"] == benchmark.batch_size

@@ -1,0 +1,121 @@
+"""The eval encoder of a checkpoint, feature extraction and the on-disk fp16 cache (jepa_lit.eval.checkpoint, .features)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_lit.data.synthetic import SyntheticMotionDataModule
+from jepa_lit.eval.checkpoint import load_eval_encoder, weights_sha256
+from jepa_lit.eval.features import cache_key, encode_clips, extract_or_load
+from jepa_lit.masks import BlockGenerator, MultiBlock3D
+from jepa_lit.models import VisionTransformer
+from jepa_lit.module import JEPAModule
+
+CPU = {"accelerator": "cpu"}
+
+
+def tiny_module(**kwargs) -> JEPAModule:
+    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32)
+    masks = MultiBlock3D(generators=[BlockGenerator(2, (0.25, 0.25))])
+    return JEPAModule(encoder, masks, predictor_width=32, predictor_depth=1, predictor_heads=2, **kwargs)
+
+
+def save_checkpoint(module: JEPAModule, path) -> str:
+    """What Lightning writes, reduced to the parts the probe reads."""
+    checkpoint = {"state_dict": module.state_dict(), "global_step": 7, "epoch": 1}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
+    return str(path)
+
+
+def tiny_data(**kwargs) -> SyntheticMotionDataModule:
+    args = dict(num_clips=10, num_frames=4, total_frames=8, crop_size=32, batch_size=4)
+    return SyntheticMotionDataModule(**{**args, **kwargs})
+
+
+def test_ema_checkpoint_is_probed_with_the_ema_target(tmp_path):
+    module = tiny_module()
+    with torch.no_grad():
+        for p in module.target_encoder.parameters():
+            p.add_(0.5)  # the target now differs from the online encoder
+    frozen = load_eval_encoder(save_checkpoint(module, tmp_path / "ema.ckpt"))
+    assert frozen.used == "target_encoder" and frozen.target_mode == "ema"
+    assert weights_sha256(frozen.encoder) == weights_sha256(module.target_encoder)
+    assert weights_sha256(frozen.encoder) != weights_sha256(module.encoder)
+    assert not frozen.encoder.training and not any(p.requires_grad for p in frozen.encoder.parameters())
+    assert frozen.checkpoint_info == {"epoch": 1, "global_step": 7}
+
+
+def test_no_ema_checkpoint_is_probed_with_the_online_encoder_that_trained(tmp_path):
+    module = tiny_module(target_encoder="online")
+    frozen = load_eval_encoder(save_checkpoint(module, tmp_path / "online.ckpt"))
+    assert frozen.used == "encoder" and frozen.target_mode == "online"
+    assert weights_sha256(frozen.encoder) == weights_sha256(module.encoder)
+    assert "online encoder" in frozen.describe()["description"]
+
+
+def test_random_init_control_is_labelled_and_reproducible(tmp_path):
+    path = save_checkpoint(tiny_module(), tmp_path / "run.ckpt")
+    a, b = load_eval_encoder(path, random_init=True, seed=3), load_eval_encoder(path, random_init=True, seed=3)
+    trained = load_eval_encoder(path)
+    assert a.used == "random_init" and a.weights_sha256 == b.weights_sha256 != trained.weights_sha256
+    assert a.encoder_config == trained.encoder_config
+
+
+def test_a_checkpoint_without_jepa_lit_metadata_is_refused(tmp_path):
+    module = tiny_module()
+    path = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": module.state_dict()}, path)
+    with pytest.raises(ValueError, match=r"plain.ckpt: not a jepa-lit pretraining checkpoint.*'jepa_lit'"):
+        load_eval_encoder(str(path))
+    torch.save({"state_dict": {}, "jepa_lit": {"encoder_config": {}, "eval_encoder": "ema"}}, path)
+    with pytest.raises(ValueError, match="'target_encoder' or 'encoder'"):
+        load_eval_encoder(str(path))
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_eval_encoder(str(tmp_path / "missing.ckpt"))
+
+
+def test_cached_features_equal_fresh_ones_and_a_second_run_never_runs_the_encoder(tmp_path):
+    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32).eval()
+    data = tiny_data()
+    key, description = cache_key(weights_sha256(encoder), {}, "tokens", "synthetic", {"crop_size": 32})
+    sets, hit, entry = extract_or_load(encoder, data, tmp_path, key, description, "tokens", CPU)
+    assert not hit and (entry / "meta.json").is_file()
+    assert sets["train"].shape == (8, 1, 2 * 2 * 2, 192) and sets["test"].shape == (2, 1, 8, 192)
+    assert sets["train"].features.dtype == np.float16
+    # equal to the encoder run directly on the clips, in dataset order (up to fp16 rounding)
+    clips = torch.stack([data.train_set[i]["video"] for i in range(8)])
+    with torch.no_grad():
+        fresh = encode_clips(encoder, clips, "tokens")
+    cached = torch.from_numpy(np.array(sets["train"].features)).float()
+    assert torch.allclose(cached, fresh, atol=2e-3, rtol=1e-3)
+    assert list(sets["train"].labels) == [data.train_set[i]["label"] for i in range(8)]
+
+    calls = []
+    encoder.register_forward_hook(lambda *args: calls.append(1))
+    again, hit, _ = extract_or_load(encoder, data, tmp_path, key, description, "tokens", CPU)
+    assert hit and not calls
+    assert np.array_equal(np.asarray(again["test"].features), np.asarray(sets["test"].features))
+    assert json.loads((entry / "meta.json").read_text())["splits"]["test"]["shape"] == [2, 1, 8, 192]
+
+
+def test_mean_pooling_and_multi_view_clips():
+    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32).eval()
+    views = torch.randn(2, 3, 3, 4, 32, 32)  # [B, V, 3, T, H, W]
+    with torch.no_grad():
+        tokens = encode_clips(encoder, views, "tokens")
+        pooled = encode_clips(encoder, views, "mean")
+        single = encoder(views[1, 2:3])
+    assert tokens.shape == (2, 3, 8, 192) and pooled.shape == (2, 3, 1, 192)
+    assert torch.allclose(tokens[1, 2], single[0], atol=1e-5)
+    assert torch.allclose(pooled, tokens.mean(2, keepdim=True), atol=1e-6)
+
+
+def test_cache_key_follows_what_decides_the_features():
+    base = cache_key("w", {"depth": 2}, "tokens", "D", {"crop_size": 224, "batch_size": 8, "num_workers": 8})[0]
+    assert base == cache_key("w", {"depth": 2}, "tokens", "D", {"crop_size": 224, "batch_size": 64, "num_workers": 0})[0]
+    assert base != cache_key("w", {"depth": 2}, "mean", "D", {"crop_size": 224})[0]
+    assert base != cache_key("w", {"depth": 2}, "tokens", "D", {"crop_size": 160})[0]
+    assert base != cache_key("v", {"depth": 2}, "tokens", "D", {"crop_size": 224})[0]
