@@ -10,6 +10,8 @@ static clips (modality 1) and go through the same transforms.
 
 from __future__ import annotations
 
+import bisect
+
 import logging
 import math
 from pathlib import Path
@@ -20,7 +22,7 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 
-from jepa_lit.data.resumable import ResumableDataLoader, training_progress
+from jepa_lit.data.resumable import ResumableDataLoader, training_progress, with_draw_keys
 from jepa_lit.data.clip_sampling import RandomClipSampler, UniformClipSampler
 from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
 from jepa_lit.data.imagenet100 import index_imagenet100
@@ -94,11 +96,16 @@ class MixtureSampler(DistributedSampler):
         return source, self.offsets[source] + within
 
     skip = 0  # draws of this rank to skip at the next __iter__ (resume mid-epoch, see ResumableDataLoader)
+    keyed = False  # yield (index, draw) keys, see jepa_lit.data.resumable.with_draw_keys
 
     def __iter__(self):
         _, index = self.draws()
+        epoch = self.epoch if self.fixed_epoch is None else self.fixed_epoch
+        mine = index[self.rank :: self.num_replicas].tolist()
+        if self.keyed:
+            mine = with_draw_keys(mine, epoch, self.total_size, self.rank, self.num_replicas)
         skip, self.skip = self.skip, 0
-        return iter(index[self.rank :: self.num_replicas][skip:].tolist())
+        return iter(mine[skip:])
 
     def __len__(self) -> int:
         return self.num_samples
@@ -107,8 +114,12 @@ class MixtureSampler(DistributedSampler):
 class MixedDataset(ConcatDataset):
     """Concatenated sources whose samples carry the global index and label -1 (no shared label space)."""
 
-    def __getitem__(self, index: int) -> dict:
-        sample = super().__getitem__(index)
+    def __getitem__(self, key) -> dict:
+        # key: a global index, or (global index, draw) from a keyed sampler (see ClipDataset).
+        index, draw = key if isinstance(key, tuple) else (key, None)
+        source = bisect.bisect_right(self.cumulative_sizes, index)
+        within = index - (self.cumulative_sizes[source - 1] if source else 0)
+        sample = self.datasets[source][within if draw is None else (within, draw)]
         sample["index"] = int(index)
         sample["label"] = -1
         return sample
@@ -245,7 +256,9 @@ class MixedDataModule(L.LightningDataModule):
 
     def train_sampler(self) -> MixtureSampler:
         sizes = self.source_sizes(self.train_set, self._train_weights)
-        return MixtureSampler(sizes, self._train_weights, self.samples_per_epoch or sum(sizes), self.seed)
+        sampler = MixtureSampler(sizes, self._train_weights, self.samples_per_epoch or sum(sizes), self.seed)
+        sampler.keyed = True
+        return sampler
 
     def _loader(self, dataset, sampler, drop_last: bool) -> DataLoader:
         return DataLoader(

@@ -25,12 +25,12 @@ class EpochSampler(DistributedSampler):
     """
 
     def __init__(self, size: int, shuffle: bool = True, seed: int = 0, num_replicas: Optional[int] = None,
-                 rank: Optional[int] = None):
+                 rank: Optional[int] = None, keyed: bool = False):
         # DistributedSampler.__init__ insists on an initialised process group; resolve ranks here instead.
         distributed = dist.is_available() and dist.is_initialized()
         self.num_replicas = num_replicas if num_replicas is not None else (dist.get_world_size() if distributed else 1)
         self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
-        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.size, self.shuffle, self.seed, self.keyed = size, shuffle, seed, keyed
         self.epoch = 0
         self.skip = 0  # indices of this rank to skip at the next __iter__ (resume mid-epoch)
         self.num_samples = -(-size // self.num_replicas)
@@ -46,11 +46,20 @@ class EpochSampler(DistributedSampler):
         indices = self.epoch_indices()
         indices += indices[: self.total_size - len(indices)]  # pad so every rank gets the same count
         mine = indices[self.rank : self.total_size : self.num_replicas]
+        if self.keyed:
+            mine = with_draw_keys(mine, self.epoch, self.total_size, self.rank, self.num_replicas)
         skip, self.skip = self.skip, 0
         return iter(mine[skip:])
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+def with_draw_keys(indices: list[int], epoch: int, total_size: int, rank: int, num_replicas: int) -> list:
+    """(index, draw) pairs: ``draw`` numbers the sample's place in the whole run (epoch x position),
+    so a dataset can seed its clip choice and augmentation from it, a pure function that a resumed run
+    reproduces (instead of the worker's global generator)."""
+    return [(index, epoch * total_size + rank + k * num_replicas) for k, index in enumerate(indices)]
 
 
 class ResumableDataLoader(DataLoader):

@@ -145,9 +145,11 @@ def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
 class ClipDataset(Dataset):
     """Clips from a list of Records, decoded with PyAV (or read as images), sampled and transformed.
 
-    Randomness: each sample draws one seed from torch's global generator (so Lightning's
-    ``seed_everything(..., workers=True)`` makes runs reproducible and epochs differ) mixed with
-    `seed` and the index; the clip window and the augmentation both come from it.
+    Randomness: the clip window and the augmentation come from (`seed`, draw, index). Training
+    samplers pass keys ``(index, draw)`` where draw numbers the sample's place in the run (epoch x
+    position, see jepa_lit.data.resumable), so a resumed run sees the same clips and crops; a plain
+    integer index draws from torch's global generator instead (seeded per worker by Lightning's
+    ``seed_everything(..., workers=True)``).
 
     Bad samples (missing, zero-byte, corrupt or truncated file, unreadable image): with
     ``on_error="skip"`` the sample is replaced by another index drawn deterministically from
@@ -188,8 +190,8 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> dict:
-        draw = int(torch.randint(0, 2**31 - 1, ()).item())
+    def __getitem__(self, key) -> dict:
+        index, draw = key if isinstance(key, tuple) else (key, int(torch.randint(0, 2**31 - 1, ()).item()))
         i = index
         for attempt in range(self.max_retries + 1):
             try:
@@ -381,7 +383,8 @@ class ClipDataModule(L.LightningDataModule):
             self.setup("fit")
         # Order from (seed, epoch) and a checkpointed position: a resumed run continues the same epoch.
         return ResumableDataLoader(
-            self.train_set, EpochSampler(len(self.train_set), shuffle=True, seed=self.seed), training_progress(self),
+            self.train_set, EpochSampler(len(self.train_set), shuffle=True, seed=self.seed, keyed=True),
+            training_progress(self),
             batch_size=self.batch_size, drop_last=len(self.train_set) >= self.batch_size,
             num_workers=self.num_workers, persistent_workers=self.num_workers > 0, pin_memory=self.pin_memory,
         )
