@@ -24,6 +24,10 @@ from jepa_lit.module import JEPAModule
 
 
 class JepaCLI(LightningCLI):
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last":
+            resolve_last_checkpoint(self.config.fit)
+
     def after_fit(self) -> None:
         trainer = self.trainer
         if trainer.is_global_zero:
@@ -64,8 +68,67 @@ def expand_config_stack(args: list[str]) -> list[str]:
     return expanded
 
 
+def resolve_last_checkpoint(config) -> None:
+    """``--ckpt_path last``: continue the newest run of this config in its own directory.
+
+    Lightning would look for ``last.ckpt`` in a new logger version's folder; instead take the newest
+    ``<save_dir>/<name>/version_*/checkpoints/last.ckpt`` and make the logger reuse that version.
+    """
+    logger = config.trainer.get("logger")
+    init = logger.get("init_args") if hasattr(logger, "get") else None
+    if init is None or init.get("save_dir") is None:
+        raise SystemExit("--ckpt_path last needs trainer.logger with init_args.save_dir (as in experiments/*.yaml)")
+    runs = Path(init.save_dir) / (init.get("name") or "lightning_logs")
+    found = sorted(runs.glob("version_*/checkpoints/last.ckpt"),
+                   key=lambda p: (int(p.parents[1].name.split("_")[-1]) if p.parents[1].name.split("_")[-1].isdigit()
+                                  else -1, p.stat().st_mtime))
+    if init.get("version") not in (None, ""):
+        found = [p for p in found if p.parents[1].name in (str(init.version), f"version_{init.version}")]
+    if not found:
+        raise SystemExit(f"--ckpt_path last: no {runs}/version_*/checkpoints/last.ckpt to resume from")
+    config.ckpt_path = str(found[-1])
+    init.version = found[-1].parents[1].name
+    print(f"resuming {config.ckpt_path}", flush=True)
+
+
+def check_class_paths(args: list[str]) -> None:
+    """Fail early and clearly on a jepa_lit class path that does not exist in a config file, listing
+    the valid ones of its kind and the nearest match (jsonargparse's own message is long and vague)."""
+    import difflib
+    import importlib
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "class_path" and isinstance(value, str) and value.startswith("jepa_lit."):
+                    yield value
+                else:
+                    yield from walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from walk(value)
+
+    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config", "-c")]
+    for path in files:
+        if not os.path.isfile(path):
+            continue
+        for class_path in walk(yaml.safe_load(Path(path).read_text()) or {}):
+            module_name, _, name = class_path.rpartition(".")
+            try:
+                if hasattr(importlib.import_module(module_name), name):
+                    continue
+                choices = [f"{module_name}.{n}" for n in getattr(importlib.import_module(module_name), "__all__", [])]
+            except ImportError:
+                choices = []
+            nearest = difflib.get_close_matches(class_path, choices, n=1)
+            hint = f"; did you mean {nearest[0]}?" if nearest else ""
+            listing = f" Valid: {', '.join(sorted(choices))}." if choices else ""
+            raise SystemExit(f"error: {path} names {class_path}, which jepa-lit does not have{hint}{listing}")
+
+
 def run_cli(args: Optional[list[str]] = None, run: bool = True) -> JepaCLI:
     args = expand_config_stack(list(sys.argv[1:] if args is None else args))
+    check_class_paths(args)
     return JepaCLI(
         JEPAModule,
         subclass_mode_model=True,

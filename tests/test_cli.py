@@ -58,5 +58,20 @@ def test_unknown_class_in_a_config_is_a_clear_error_not_a_traceback(tmp_path, ca
                       "      - class_path: jepa_lit.objectives.NoSuchObjective\n")
     with pytest.raises(SystemExit) as exit_info:
         run_cli(["fit", "--config", str(config)])
-    assert exit_info.value.code != 0
-    assert "NoSuchObjective" in capsys.readouterr().err
+    message = str(exit_info.value.code)
+    assert "names jepa_lit.objectives.NoSuchObjective, which jepa-lit does not have" in message
+    assert "jepa_lit.objectives.Delta" in message  # the valid ones are listed
+
+
+def test_resume_with_ckpt_path_last_continues_the_same_run(tmp_path):
+    args = ["--config", SMOKE, *TINY, "--trainer.enable_progress_bar", "false", "--trainer.limit_val_batches", "0",
+            "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path)]
+    run_cli(["fit", *args, "--trainer.max_steps", "2"])
+    cli = run_cli(["fit", *args, "--trainer.max_steps", "4", "--ckpt_path", "last"])
+    assert cli.trainer.global_step == 4
+    assert sorted(p.name for p in (tmp_path / "smoke").iterdir()) == ["version_0"]
+    assert torch.load(tmp_path / "smoke" / "version_0" / "checkpoints" / "last.ckpt",
+                      weights_only=False)["global_step"] == 4
+    with pytest.raises(SystemExit, match="no .* to resume from"):
+        run_cli(["fit", *args[:-4], "--trainer.logger.init_args.save_dir", str(tmp_path / "empty"),
+                 "--ckpt_path", "last"])
