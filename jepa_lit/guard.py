@@ -39,6 +39,15 @@ class LossGuard:
         self.history: deque[float] = deque(maxlen=config.spike_window)
         self.skipped = 0
 
+    def check(self, terms: dict[str, Tensor], loss: Tensor, step: int) -> Optional[str]:
+        """Why this step must be skipped (None: train on it); raises on a non-finite loss under "stop".
+        One host sync per step when the loss is finite and spikes are off."""
+        if not torch.isfinite(loss):
+            return self.nonfinite(terms, step)
+        if self.config.spike_std is None:
+            return None
+        return self.spike(loss.item(), step)
+
     def bad_terms(self, terms: dict[str, Tensor]) -> list[str]:
         return [name for name, value in terms.items() if not torch.isfinite(value).all()]
 

@@ -169,7 +169,7 @@ class JEPAModule(L.LightningModule):
         loss = torch.stack(list(terms.values())).sum()
         self.last_terms, self.last_outputs = terms, outputs  # read by callbacks before backward
         batch_size = batch["video"].shape[0]
-        skip = self.guard.nonfinite(terms, self.global_step) or self.guard.spike(loss.item(), self.global_step)
+        skip = self.guard.check(terms, loss, self.global_step)
         if self.trainer.strategy.reduce_boolean_decision(skip is not None, all=False):
             self.guard.skipped += 1
             rank_zero_warn(f"skipping step {self.global_step}: {skip or 'another rank skipped it'}")
