@@ -1,0 +1,62 @@
+"""Action conditioned (AC): a head predicts each token's pixel change (the "action") from the student.
+
+The action of a token is its mean RGB (over the tubelet frames x patch pixels of the normalised clip)
+at token time t+1 minus at t, a_t in R^3, without gradient. With a head
+
+    q = Linear(C_in, hidden) -> GELU -> Linear(hidden, 3)
+    L_ac = weight * mean_P |q(Z_t) - a_t|
+
+C_in = 4D (``reads: all``) or only the Z_dyn channels of FWM (``reads: dynamics``, FAC). Per mask
+generator, averaged over the generators with any valid pair (spec section 4; study: 1.0, hidden 256).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from einops import reduce
+from torch import Tensor, nn
+
+from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators, temporal_diff
+from jepa_lit.objectives.factorized import Reads, check_width, head_input, head_input_dim, zero_on
+
+
+def token_actions(clip: Tensor, grid: tuple[int, int, int]) -> Tensor:
+    """a_t: per-token mean RGB at t+1 minus at t, [B, T'-1, H', W', 3], fp32, no gradient."""
+    t, h, w = grid
+    with torch.no_grad():
+        means = reduce(clip.float(), "b c (t pt) (h ph) (w pw) -> b t h w c", "mean", t=t, h=h, w=w)
+        return temporal_diff(means)
+
+
+class ActionConditioned(Objective):
+    name = "ac"
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        hidden_dim: int = 256,
+        reads: Reads = "all",
+        app_ratio: float = 0.5,
+        embed_dim: int = 768,
+        num_levels: int = 4,
+    ):
+        super().__init__()
+        self.weight, self.reads, self.app_ratio = weight, reads, app_ratio
+        self.embed_dim, self.num_levels = embed_dim, num_levels
+        in_dim = head_input_dim(embed_dim * num_levels, reads, app_ratio)
+        self.head = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, 3))
+
+    def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
+        check_width(self, outputs, self.embed_dim, self.num_levels)
+        actions = token_actions(outputs.clip, outputs.grid)
+
+        def per_generator(g: int) -> Optional[Tensor]:
+            pairs = outputs.valid_pairs(g)
+            if not pairs.any():
+                return None
+            z = head_input(outputs.student_grid(g)[:, :-1][pairs], self.reads, self.app_ratio)
+            return (self.head(z) - actions[pairs].to(z.dtype)).abs().mean()
+
+        return {self.name: self.weight * mean_over_generators(outputs, per_generator) + zero_on(self.head)}

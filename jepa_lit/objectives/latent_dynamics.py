@@ -1,0 +1,77 @@
+"""Latent dynamics (LD): a head predicts the target's next-step change from the student token.
+
+    g = Linear(C_in, hidden) -> GELU -> Linear(hidden, 4D)
+    L_LD = weight * mean_P |g(Z_t) - dH_t|
+
+with C_in = 4D (``reads: all``) or only the Z_dyn channels of FWM (``reads: dynamics``, FWM-LD and
+FWM-HW-LD). With ``hard_weighting`` (HW-LD, FWM-HW-LD), over the N valid pairs of the batch:
+
+    e = |g(Z_t) - dH_t|,  w = N * softmax(mean_c e / tau) (detached),  L_LD = weight * mean(w e)
+
+Per mask generator, averaged over the generators with any valid pair (spec section 4, study: 1.0,
+hidden 256). H is detached.
+
+``released_no_grad`` reproduces the release's defect (spec section 5.1): its hard-weighted term was
+computed under ``no_grad``, a constant, so the head never trained. Off by default; with it, the term
+is that constant (the head and the encoder stay in the graph at zero weight, as DDP needs).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators, temporal_diff
+from jepa_lit.objectives.factorized import Reads, check_width, head_input, head_input_dim, zero_on
+
+
+class LatentDynamics(Objective):
+    name = "ld"
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        hidden_dim: int = 256,
+        reads: Reads = "all",
+        app_ratio: float = 0.5,
+        hard_weighting: bool = False,
+        temperature: float = 1.0,
+        released_no_grad: bool = False,
+        embed_dim: int = 768,
+        num_levels: int = 4,
+    ):
+        super().__init__()
+        if released_no_grad and not hard_weighting:
+            raise ValueError("released_no_grad reproduces the hard-weighted LD defect; it needs hard_weighting: true")
+        if temperature <= 0:
+            raise ValueError(f"temperature={temperature}; expected > 0")
+        self.weight, self.reads, self.app_ratio = weight, reads, app_ratio
+        self.hard_weighting, self.temperature, self.released_no_grad = hard_weighting, temperature, released_no_grad
+        self.embed_dim, self.num_levels = embed_dim, num_levels
+        width = embed_dim * num_levels
+        self.head = nn.Sequential(
+            nn.Linear(head_input_dim(width, reads, app_ratio), hidden_dim), nn.GELU(), nn.Linear(hidden_dim, width)
+        )
+
+    def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
+        check_width(self, outputs, self.embed_dim, self.num_levels)
+        target_diff = temporal_diff(outputs.target_grid().detach())
+
+        def per_generator(g: int) -> Optional[Tensor]:
+            pairs = outputs.valid_pairs(g)
+            if not pairs.any():
+                return None
+            z = head_input(outputs.student_grid(g)[:, :-1][pairs], self.reads, self.app_ratio)  # [N, C_in]
+            error = (self.head(z) - target_diff[pairs]).abs()  # [N, 4D]
+            if not self.hard_weighting:
+                return error.mean()
+            with torch.no_grad():
+                weights = error.shape[0] * torch.softmax(error.mean(-1).float() / self.temperature, dim=0)
+            return (weights.unsqueeze(-1).to(error.dtype) * error).mean()
+
+        value = mean_over_generators(outputs, per_generator)
+        if self.released_no_grad:  # a constant (detached here, not under no_grad: the grids are cached)
+            value = value.detach() + outputs.zero()
+        return {self.name: self.weight * value + zero_on(self.head)}

@@ -1,0 +1,40 @@
+"""Velocity gated (VelGate): keep the student still where the target is slow (the background).
+
+With the target speed v_t = ||dH_t||_2 per token, a threshold per (sample, t) at the ``quantile`` of v
+over the spatial positions (0.5: the median, interpolated as torch.quantile does), and the gate
+g = [v_t <= threshold] (detached):
+
+    L = weight * mean_P g |dZ_t|
+
+(the mean runs over all valid pairs and channels, gated or not), per mask generator, averaged over
+the generators with any valid pair (spec section 4; study: 1.0, quantile 0.5).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from jepa_lit.objectives.base import Objective, StepOutputs, masked_mean, mean_over_generators, temporal_diff
+
+
+class VelocityGate(Objective):
+    name = "velgate"
+
+    def __init__(self, weight: float = 1.0, quantile: float = 0.5):
+        super().__init__()
+        self.weight, self.quantile = weight, quantile
+
+    def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
+        with torch.no_grad():
+            speed = temporal_diff(outputs.target_grid()).float().norm(dim=-1)  # [B, T'-1, H', W']
+            threshold = torch.quantile(speed.flatten(2), self.quantile, dim=-1)  # [B, T'-1]
+            gate = (speed <= threshold[..., None, None]).unsqueeze(-1)
+
+        def per_generator(g: int) -> Optional[Tensor]:
+            student_diff = temporal_diff(outputs.student_grid(g))
+            return masked_mean(gate * student_diff.abs(), outputs.valid_pairs(g))
+
+        return {self.name: self.weight * mean_over_generators(outputs, per_generator)}

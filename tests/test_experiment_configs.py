@@ -1,0 +1,151 @@
+"""Every shipped experiment config: the study's variants are all there, stack base + regime, and run
+two training steps through the CLI on tiny synthetic data.
+
+The smoke run keeps each config's model, masks, objectives and trainer settings and shrinks only what
+a CPU test needs: a tiny encoder (depth 4, 64 px, 8 frames), a small predictor, objective heads sized to
+it, no activation checkpointing, one CPU device in fp32, 2 steps, per-term gradient norms at the first
+step, and the synthetic DataModule instead of the regime's data (the
+regime files hold only ``data:``, so they are left out of the stack: the real datasets need not be
+importable or present).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from jepa_lit.cli import expand_config_stack, run_cli
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+VARIANTS = {
+    "mixed": ["baseline", "mg", "amg", "hw", "delta", "fwm", "ld", "fwm_ld", "hw_ld", "fwm_hw_ld", "combo",
+              "spectral", "ltc", "ac", "ac_hw", "fac"],
+    "ucf101": ["baseline", "kinematic_l1", "kinematic_l1_0_1", "kinematic_huber", "kinematic_accel",
+               "kinematic_split", "kinematic_anneal", "sigreg", "sigreg_no_ema", "hamiltonian", "velgate", "mg",
+               "future", "motion_future"],
+}
+TRAINING_KEYS = {"config", "trainer", "model"}  # sweep.yaml and probes/ are not `jepa-lit fit` configs
+SHIPPED = sorted(p.name for p in EXPERIMENTS.glob("*.yaml") if TRAINING_KEYS & set(yaml.safe_load(p.read_text()) or {}))
+TINY_WIDTH = 192
+
+
+def import_object(class_path: str):
+    module, name = class_path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def objectives_of(path: Path) -> list:
+    """The objectives list a config ends up with (its own, else the last of the files it stacks)."""
+    found = []
+    for file in expand_config_stack(["--config", str(path)])[1::2]:
+        listed = load(Path(file)).get("model", {}).get("init_args", {}).get("objectives")
+        if listed is not None:
+            found = listed
+    return found
+
+
+def tiny_heads(objectives: list) -> list:
+    resized = []
+    for spec in objectives:
+        spec = json.loads(json.dumps(spec))
+        if "embed_dim" in inspect.signature(import_object(spec["class_path"])).parameters:
+            spec.setdefault("init_args", {})["embed_dim"] = TINY_WIDTH
+        resized.append(spec)
+    return resized
+
+
+def test_every_variant_has_a_config():
+    expected = {f"{regime}_{variant}.yaml" for regime, names in VARIANTS.items() for variant in names}
+    assert len(expected) == 30  # 27 variants (MG in both regimes) + 2 baselines + mixed MG counted once each
+    assert expected <= set(SHIPPED), sorted(expected - set(SHIPPED))
+
+
+@pytest.mark.parametrize("name", [f"{r}_{v}.yaml" for r, names in VARIANTS.items() for v in names])
+def test_variant_config_stacks_base_and_regime(name):
+    config = load(EXPERIMENTS / name)
+    regime = name.split("_")[0]
+    assert config["config"] == ["base.yaml", f"regimes/{regime}.yaml"]
+    assert config["trainer"]["logger"]["init_args"]["name"] == Path(name).stem
+    for spec in config["model"]["init_args"].get("objectives") or []:
+        import_object(spec["class_path"])  # every class path resolves
+    sampler = config["model"]["init_args"].get("mask_sampler")
+    if sampler:
+        import_object(sampler["class_path"])
+
+
+def test_study_coefficients():
+    def args(name, index=0):
+        return load(EXPERIMENTS / name)["model"]["init_args"]["objectives"][index]["init_args"]
+
+    assert args("mixed_hw.yaml") == {"weight": 0.3, "temperature": 1.0}
+    assert args("mixed_hw_ld.yaml", 0)["weight"] == 1.0
+    fwm_hw_ld = load(EXPERIMENTS / "mixed_fwm_hw_ld.yaml")["model"]["init_args"]["objectives"]
+    assert [o["class_path"].rsplit(".", 1)[1] for o in fwm_hw_ld] == [
+        "FactorizedWorldModel", "HardWeighting", "LatentDynamics"]
+    assert fwm_hw_ld[2]["init_args"]["reads"] == "dynamics" and fwm_hw_ld[2]["init_args"]["hard_weighting"]
+    assert fwm_hw_ld[2]["init_args"]["released_no_grad"] is False
+    amg = load(EXPERIMENTS / "mixed_combo.yaml")["model"]["init_args"]["mask_sampler"]["init_args"]
+    assert (amg["alpha"], amg["random_rate"]) == (5.0, 0.0)
+    for name in ["kinematic_l1", "kinematic_l1_0_1", "kinematic_huber", "kinematic_accel", "kinematic_split",
+                 "kinematic_anneal", "sigreg_no_ema"]:
+        assert load(EXPERIMENTS / f"ucf101_{name}.yaml")["model"]["init_args"]["target_encoder"] == "online"
+    assert "target_encoder" not in load(EXPERIMENTS / "ucf101_sigreg.yaml")["model"]["init_args"]
+    assert args("ucf101_kinematic_l1.yaml")["weight"] == 1.0 and args("ucf101_kinematic_l1_0_1.yaml")["weight"] == 0.1
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared CPU their spin-waits cost a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter", "ignore:The number of training batches")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_config_runs_two_steps(name, tmp_path):
+    path = EXPERIMENTS / name
+    stack = [f for f in expand_config_stack(["--config", str(path)])[1::2] if set(load(Path(f))) != {"data"}]
+    own = {k: v for k, v in load(path).items() if k != "config"}
+    (tmp_path / name).write_text(yaml.safe_dump(own))  # the file without its includes (already in ``stack``)
+    stack[-1] = str(tmp_path / name)
+    data = {"class_path": "jepa_lit.data.synthetic.SyntheticMotionDataModule",
+            "init_args": {"num_clips": 8, "num_frames": 8, "crop_size": 64, "batch_size": 2, "val_fraction": 0.25}}
+    callbacks = [{"class_path": "jepa_lit.callbacks.term_gradients.TermGradientNorms",
+                  "init_args": {"every_n_steps": 2}}]  # at the first step only
+    encoder = "--model.init_args.encoder.init_args."
+    args = ["fit", *[x for f in stack for x in ("--config", f)],
+            "--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto",
+            "--trainer.precision=32-true", "--trainer.max_steps=2", "--trainer.limit_val_batches=0",
+            f"--trainer.default_root_dir={tmp_path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
+            "--trainer.callbacks=" + json.dumps(callbacks), "--trainer.enable_checkpointing=false",
+            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+            f"{encoder}size=tiny", f"{encoder}img_size=64", f"{encoder}num_frames=8", f"{encoder}depth=4",
+            f"{encoder}activation_checkpointing=false",
+            "--model.init_args.predictor_width=64", "--model.init_args.predictor_depth=1",
+            "--model.init_args.predictor_heads=4",
+            "--model.init_args.objectives=" + json.dumps(tiny_heads(objectives_of(path))),
+            "--data=" + json.dumps(data)]
+    cli = run_cli(args)
+    trainer, module = cli.trainer, cli.model
+    assert trainer.global_step == 2
+    assert [type(o).__name__ for o in module.objectives] == [o["class_path"].rsplit(".", 1)[1] for o in objectives_of(path)]
+    norms = trainer.callbacks[0].last_norms
+    assert set(norms) == {f"grad_norm/{k}" for k in module.last_terms}
+    assert all(f"train/{k}" in trainer.logged_metrics for k in module.last_terms)
+    for objective in module.objectives:  # every auxiliary term reaches the encoder
+        for key in module.last_terms:
+            if key.startswith(objective.name):
+                assert norms[f"grad_norm/{key}"] > 0, key

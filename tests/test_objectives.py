@@ -1,0 +1,510 @@
+"""Auxiliary objectives: known values on a tiny hand-built grid, gradients, edge cases, compositions.
+
+The grid: B = 2 samples, T' x H' x W' = 4 x 2 x 2 tokens, embed_dim 2 x 2 levels = 4 channels.
+Generator 0 sees the top row (sample 0) / the left column (sample 1) at every time step, so it has
+valid pairs and whole visible tubes; generator 1 sees only t = 0 and t = 2, so it has no valid pair.
+The reference values are computed token by token with plain Python loops.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from jepa_lit.callbacks.term_gradients import TermGradientNorms
+from jepa_lit.masks.base import MaskPair
+from jepa_lit.objectives import (
+    ActionConditioned,
+    Delta,
+    FactorizedWorldModel,
+    GeneratorOutputs,
+    Hamiltonian,
+    HardWeighting,
+    Kinematic,
+    LatentDynamics,
+    LatentTemporalContrastive,
+    SIGReg,
+    Spectral,
+    StepOutputs,
+    VelocityGate,
+)
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a shared CPU their spin-waits cost a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+GRID = (4, 2, 2)
+EMBED, LEVELS = 2, 2
+WIDTH = EMBED * LEVELS
+HEADS = dict(embed_dim=EMBED, num_levels=LEVELS)
+
+
+def flat(t: int, h: int, w: int, grid=GRID) -> int:
+    return (t * grid[1] + h) * grid[2] + w
+
+
+def coords(grid=GRID):
+    return [(t, h, w) for t in range(grid[0]) for h in range(grid[1]) for w in range(grid[2])]
+
+
+def make_outputs(grid=GRID, online_target: bool = False, no_pairs: bool = False, seed: int = 0) -> StepOutputs:
+    """Leaf tensors (context, predictions, target) so tests can read their gradients."""
+    gen = torch.Generator().manual_seed(seed)
+    batch, num_tokens = 2, grid[0] * grid[1] * grid[2]
+    visible0 = [
+        [flat(t, h, w, grid) for t, h, w in coords(grid) if h == 0],
+        [flat(t, h, w, grid) for t, h, w in coords(grid) if w == 0],
+    ]
+    visible1 = [[flat(t, h, w, grid) for t, h, w in coords(grid) if t % 2 == 0 and h == b] for b in range(batch)]
+    generators = []
+    for visible in ([visible1, visible1] if no_pairs else [visible0, visible1]):
+        context = torch.tensor(visible)
+        target = torch.tensor([sorted(set(range(num_tokens)) - set(v)) for v in visible])
+        masks = MaskPair(context, target)
+        features = torch.randn(batch, context.shape[1], WIDTH, generator=gen).requires_grad_()
+        predictions = torch.randn(batch, target.shape[1], WIDTH, generator=gen).requires_grad_()
+        context_predictions = torch.randn(batch, context.shape[1], WIDTH, generator=gen)
+        generators.append(GeneratorOutputs(masks, features, predictions, context_predictions))
+    target = torch.randn(batch, num_tokens, WIDTH, generator=gen).requires_grad_(online_target)
+    clip = torch.randn(batch, 3, 2 * grid[0], 4 * grid[1], 4 * grid[2], generator=gen)
+    return StepOutputs(clip, target, generators, grid, EMBED, LEVELS, step=0, max_steps=10)
+
+
+# ----- references, token by token ---------------------------------------------------------------
+def student(outputs: StepOutputs, g: int) -> list[dict[int, torch.Tensor]]:
+    """Per sample: flat index -> student feature at the visible positions of generator g."""
+    out = outputs.generators[g]
+    return [{int(i): out.context[b, k] for k, i in enumerate(out.masks.context[b])} for b in range(2)]
+
+
+def target_at(outputs: StepOutputs, b: int, t: int, h: int, w: int) -> torch.Tensor:
+    return outputs.target[b, flat(t, h, w, outputs.grid)]
+
+
+def pairs(outputs: StepOutputs, g: int):
+    """(b, t, h, w, z_t, z_t+1) for the valid pairs of generator g."""
+    z = student(outputs, g)
+    grid = outputs.grid
+    return [
+        (b, t, h, w, z[b][flat(t, h, w, grid)], z[b][flat(t + 1, h, w, grid)])
+        for b in range(2)
+        for t, h, w in coords(grid)
+        if t + 1 < grid[0] and flat(t, h, w, grid) in z[b] and flat(t + 1, h, w, grid) in z[b]
+    ]
+
+
+def scalar(v) -> float:
+    return float(v.detach()) if torch.is_tensor(v) else float(v)
+
+
+def mean(values) -> float:
+    values = [scalar(v) for v in values]
+    return sum(values) / len(values)
+
+
+def close(a, b, tol=1e-5):
+    assert scalar(a) == pytest.approx(scalar(b), rel=tol, abs=tol)
+
+
+# ----- known values -------------------------------------------------------------------------------
+def test_hard_weighting_known_value():
+    outputs = make_outputs()
+    per_generator = []
+    for g, out in enumerate(outputs.generators):
+        per_sample = []
+        for b in range(2):
+            errors = [
+                (out.predictions[b, k] - outputs.target[b, int(i)]).abs() for k, i in enumerate(out.masks.target[b])
+            ]
+            e = [scalar(err.mean()) for err in errors]
+            z = sum(math.exp(x) for x in e)
+            weights = [len(e) * math.exp(x) / z for x in e]
+            per_sample.append(mean(w * scalar(err.mean()) for w, err in zip(weights, errors)))
+        per_generator.append(mean(per_sample))
+    close(HardWeighting(weight=0.3)(outputs)["hw"], 0.3 * mean(per_generator))
+
+
+def test_delta_known_value():
+    outputs = make_outputs()
+    expected = mean(
+        ((z1 - z0) - (target_at(outputs, b, t + 1, h, w) - target_at(outputs, b, t, h, w))).abs().mean()
+        for b, t, h, w, z0, z1 in pairs(outputs, 0)
+    )
+    close(Delta(weight=0.5)(outputs)["delta"], 0.5 * expected)
+
+
+@pytest.mark.parametrize("reads", ["all", "dynamics"])
+@pytest.mark.parametrize("hard", [False, True])
+def test_latent_dynamics_known_value(reads, hard):
+    outputs = make_outputs()
+    objective = LatentDynamics(weight=1.0, hidden_dim=8, reads=reads, hard_weighting=hard, **HEADS)
+    errors = []
+    for b, t, h, w, z0, _ in pairs(outputs, 0):
+        head_in = z0 if reads == "all" else z0[WIDTH // 2 :]
+        change = target_at(outputs, b, t + 1, h, w) - target_at(outputs, b, t, h, w)
+        errors.append((objective.head(head_in) - change).abs())
+    if hard:
+        e = [scalar(err.mean()) for err in errors]
+        z = sum(math.exp(x) for x in e)
+        expected = mean(len(e) * math.exp(x) / z * scalar(err.mean()) for x, err in zip(e, errors))
+    else:
+        expected = mean(err.mean() for err in errors)
+    close(objective(outputs)["ld"], expected)
+
+
+def test_factorized_world_model_known_value():
+    outputs = make_outputs()
+    half = WIDTH // 2
+    static = [
+        mean((z1[:half] - z0[:half]).abs().mean() for *_, z0, z1 in pairs(outputs, 0))
+    ]  # generator 1 has no valid pair
+    orth = []
+    for out in outputs.generators:
+        rows = out.context.detach().reshape(-1, WIDTH).tolist()
+        n = len(rows)
+        means = [sum(r[c] for r in rows) / n for c in range(WIDTH)]
+        cov = [
+            sum((r[a] - means[a]) * (r[d] - means[d]) for r in rows) / (n - 1)
+            for a in range(half)
+            for d in range(half, WIDTH)
+        ]
+        orth.append(mean(c * c for c in cov))
+    terms = FactorizedWorldModel(static_weight=0.05, orth_weight=0.01)(outputs)
+    close(terms["fwm_static"], 0.05 * mean(static))
+    close(terms["fwm_orth"], 0.01 * mean(orth))
+
+
+def test_spectral_known_value():
+    outputs = make_outputs()
+    time_steps = GRID[0]
+    bins = time_steps // 2 + 1
+    freq_weights = np.linspace(0.1, 1.0, bins)
+    z = student(outputs, 0)
+    values = []
+    for b in range(2):
+        for h in range(GRID[1]):
+            for w in range(GRID[2]):
+                tube = [flat(t, h, w) for t in range(time_steps)]
+                if not all(i in z[b] for i in tube):
+                    continue
+                diff = np.array([(z[b][i] - outputs.target[b, i]).tolist() for i in tube])  # [T, C]
+                for f in range(bins):
+                    phase = np.exp(-2j * np.pi * f * np.arange(time_steps) / time_steps)
+                    values += list(np.abs(freq_weights[f] * (phase[:, None] * diff).sum(0)))
+    close(Spectral(weight=1.0)(outputs)["spectral"], np.mean(values))
+
+
+def test_ltc_known_value():
+    outputs = make_outputs()
+    cos = torch.nn.functional.cosine_similarity
+    expected = mean(
+        max(0.0, 0.5 - scalar(cos(z0, target_at(outputs, b, t, h, w), dim=0)) + scalar(cos(z0, target_at(outputs, b, t + 1, h, w), dim=0)))
+        for b, t, h, w, z0, _ in pairs(outputs, 0)
+    )
+    close(LatentTemporalContrastive(weight=0.5, margin=0.5)(outputs)["ltc"], 0.5 * expected)
+
+
+@pytest.mark.parametrize("reads", ["all", "dynamics"])
+def test_action_conditioned_known_value(reads):
+    outputs = make_outputs()
+    objective = ActionConditioned(weight=1.0, hidden_dim=8, reads=reads, **HEADS)
+    clip = outputs.clip  # [B, 3, 2 T', 4 H', 4 W']: tubelet 2, patch 4
+
+    def mean_rgb(b, t, h, w):
+        return clip[b, :, 2 * t : 2 * t + 2, 4 * h : 4 * h + 4, 4 * w : 4 * w + 4].mean(dim=(1, 2, 3))
+
+    errors = []
+    for b, t, h, w, z0, _ in pairs(outputs, 0):
+        action = mean_rgb(b, t + 1, h, w) - mean_rgb(b, t, h, w)
+        head_in = z0 if reads == "all" else z0[WIDTH // 2 :]
+        errors.append((objective.head(head_in) - action).abs().mean())
+    close(objective(outputs)["ac"], mean(errors))
+
+
+@pytest.mark.parametrize("penalty", ["l1", "huber", "acceleration"])
+@pytest.mark.parametrize("fraction", [1.0, 0.5])
+def test_kinematic_known_value(penalty, fraction):
+    outputs = make_outputs(online_target=True)
+    channels = int(WIDTH * fraction)
+    values = []
+    for b in range(2):
+        for t, h, w in coords():
+            x = lambda dt: target_at(outputs, b, t + dt, h, w)[:channels]  # noqa: E731
+            if penalty == "acceleration" and t + 2 < GRID[0]:
+                values += (x(2) - 2 * x(1) + x(0)).abs().tolist()
+            elif penalty != "acceleration" and t + 1 < GRID[0]:
+                d = (x(1) - x(0)).tolist()
+                if penalty == "l1":
+                    values += [abs(v) for v in d]
+                else:
+                    values += [0.5 * v * v if abs(v) < 0.1 else 0.1 * (abs(v) - 0.05) for v in d]
+    objective = Kinematic(weight=0.1, penalty=penalty, huber_delta=0.1, channel_fraction=fraction)
+    close(objective(outputs)["kinematic"], 0.1 * mean(values))
+
+
+def test_kinematic_anneal_schedule():
+    objective = Kinematic(weight=0.1, penalty="acceleration", anneal=True, anneal_epochs=100)
+    assert objective.weight_at(0, 30_000) == pytest.approx(0.1)
+    assert objective.weight_at(15_000, 30_000) == pytest.approx(0.05)  # epoch 50 of 100
+    assert objective.weight_at(15_299, 30_000) == pytest.approx(0.05)  # still epoch 50 (per-epoch steps)
+    assert objective.weight_at(30_000, 30_000) == pytest.approx(0.0, abs=1e-12)
+    assert Kinematic(weight=0.1).weight_at(30_000, 30_000) == 0.1
+
+
+def test_sigreg_known_value():
+    outputs = make_outputs()
+    objective = SIGReg(weight=1.0, num_slices=16)
+    x = torch.cat([g.context.detach().reshape(-1, WIDTH) for g in outputs.generators]).double().numpy()
+    y = x @ objective.directions(WIDTH, outputs.step, torch.device("cpu")).double().numpy()  # [n, K]
+    t = np.linspace(-3.0, 3.0, 33)  # the same nodes, both signs: the symmetric trapezoid rule
+    ecf = np.exp(1j * y[:, :, None] * t).mean(0)  # [K, P]
+    integrand = np.abs(ecf - np.exp(-t**2 / 2)) ** 2 * np.exp(-t**2 / 2)
+    statistic = len(x) * np.trapezoid(integrand, t, axis=-1)
+    close(objective(outputs)["sigreg"], statistic.mean(), tol=1e-4)
+
+
+def test_sigreg_statistic_separates_gaussian_from_not():
+    from jepa_lit.objectives.sigreg import epps_pulley
+
+    objective = SIGReg(num_slices=64)
+    directions = objective.directions(8, step=3, device=torch.device("cpu"))
+    assert directions.norm(dim=0).allclose(torch.ones(64))
+    assert directions.equal(objective.directions(8, step=3, device=torch.device("cpu")))  # same on every rank
+    y = torch.randn(4000, 64, generator=torch.Generator().manual_seed(0))
+    assert epps_pulley(y, objective.t, objective.weights).mean() < 1.0
+    assert epps_pulley(3 * y + 1, objective.t, objective.weights).mean() > 100.0
+
+
+class Quadratic(nn.Module):
+    """E = sum over tokens of |[q, p]|^2 / 2: dE/dp = p and dE/dq = q."""
+
+    def forward(self, x):
+        return 0.5 * x.square().sum(-1, keepdim=True)
+
+
+def test_hamiltonian_known_value():
+    outputs = make_outputs()
+    objective = Hamiltonian(weight=1.0, dt=0.1, **HEADS)
+    objective.energy = Quadratic()
+    half = WIDTH // 2
+    values = []
+    for b, t, h, w, z0, _ in pairs(outputs, 0):
+        q, p = z0[:half], z0[half:]
+        q_next = q + 0.1 * p
+        p_next = p - 0.1 * q_next
+        target = target_at(outputs, b, t + 1, h, w)
+        values.append(((q_next - target[:half]).abs().mean(), (p_next - target[half:]).abs().mean()))
+    expected = mean(v[0] for v in values) + mean(v[1] for v in values)
+    close(objective(outputs)["hamiltonian"], expected)
+
+
+def test_velocity_gate_known_value():
+    outputs = make_outputs()
+    speed = {
+        (b, t, h, w): float((target_at(outputs, b, t + 1, h, w) - target_at(outputs, b, t, h, w)).norm())
+        for b in range(2)
+        for t, h, w in coords()
+        if t + 1 < GRID[0]
+    }
+    threshold = {
+        (b, t): float(np.median([speed[b, t, h, w] for h in range(GRID[1]) for w in range(GRID[2])]))
+        for b, t, *_ in speed
+    }
+    expected = mean(
+        float(speed[b, t, h, w] <= threshold[b, t]) * scalar((z1 - z0).abs().mean())
+        for b, t, h, w, z0, z1 in pairs(outputs, 0)
+    )
+    close(VelocityGate(weight=1.0)(outputs)["velgate"], expected)
+
+
+# ----- gradients ----------------------------------------------------------------------------------
+ALL = [
+    (lambda: HardWeighting(), "predictions", None),
+    (lambda: Delta(), "context", None),
+    (lambda: FactorizedWorldModel(), "context", None),
+    (lambda: LatentDynamics(hidden_dim=8, **HEADS), "context", "head"),
+    (lambda: LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True, **HEADS), "context", "head"),
+    (lambda: Spectral(), "context", None),
+    (lambda: LatentTemporalContrastive(margin=2.0), "context", None),  # margin 2: the hinge is active
+    (lambda: ActionConditioned(hidden_dim=8, **HEADS), "context", "head"),
+    (lambda: ActionConditioned(hidden_dim=8, reads="dynamics", **HEADS), "context", "head"),
+    (lambda: Kinematic(penalty="l1"), "target", None),
+    (lambda: Kinematic(penalty="huber"), "target", None),
+    (lambda: Kinematic(penalty="acceleration", channel_fraction=0.5), "target", None),
+    (lambda: SIGReg(num_slices=8), "context", None),
+    (lambda: Hamiltonian(hidden_dim=8, **HEADS), "context", "energy"),
+    (lambda: VelocityGate(), "context", None),
+]
+
+
+@pytest.mark.parametrize("make, features, head", ALL)
+def test_gradients_reach_features_and_head(make, features, head):
+    torch.manual_seed(0)
+    objective = make()
+    outputs = make_outputs(online_target=features == "target")
+    loss = sum(objective(outputs).values())
+    loss.backward()
+    grads = [g.predictions.grad if features == "predictions" else g.context.grad for g in outputs.generators]
+    if features == "target":
+        grads = [outputs.target.grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), "the features got no gradient"
+    if head is not None:
+        for name, param in getattr(objective, head).named_parameters():
+            assert param.grad is not None and param.grad.abs().sum() > 0, f"{head}.{name} got no gradient"
+
+
+# ----- edge cases ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("make, features, head", [case for case in ALL if case[1] == "context"])
+def test_no_valid_pairs_gives_an_attached_zero(make, features, head):
+    objective = make()
+    outputs = make_outputs(no_pairs=True)
+    terms = objective(outputs)
+    if isinstance(objective, (FactorizedWorldModel, SIGReg)):  # orth / SIGReg need visible tokens only
+        terms = {k: v for k, v in terms.items() if k == "fwm_static"}
+    for value in terms.values():
+        assert scalar(value) == 0.0
+        value.backward(retain_graph=True)  # still in the graph (DDP needs every parameter used)
+    if head is not None:
+        assert all(p.grad is not None for p in getattr(objective, head).parameters())
+
+
+def test_spectral_needs_four_time_steps():
+    with pytest.raises(ValueError, match="T'=3"):
+        Spectral()(make_outputs(grid=(3, 2, 2)))
+
+
+def test_acceleration_needs_three_time_steps():
+    with pytest.raises(ValueError, match="T' >= 3"):
+        Kinematic(penalty="acceleration")(make_outputs(grid=(2, 2, 2), online_target=True))
+    Kinematic(penalty="acceleration")(make_outputs(grid=(3, 2, 2), online_target=True))
+
+
+def test_kinematic_warns_on_a_detached_target():
+    with pytest.warns(UserWarning, match="target_encoder: online"):
+        Kinematic()(make_outputs(online_target=False))
+
+
+def test_head_width_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match="embed_dim: 2"):
+        LatentDynamics(embed_dim=768)(make_outputs())
+
+
+def test_released_no_grad_needs_hard_weighting():
+    with pytest.raises(ValueError, match="hard_weighting"):
+        LatentDynamics(released_no_grad=True)
+
+
+def test_hamiltonian_runs_in_validation():
+    objective = Hamiltonian(hidden_dim=8, **HEADS)
+    with_grad = objective(make_outputs())["hamiltonian"]
+    with torch.no_grad():
+        close(objective(make_outputs())["hamiltonian"], with_grad)
+    with torch.inference_mode():  # Lightning's validation loop
+        close(objective(make_outputs())["hamiltonian"], with_grad)
+
+
+# ----- the release's LD defect --------------------------------------------------------------------
+@pytest.mark.parametrize("released", [False, True])
+def test_hard_weighted_ld_gradient_and_released_defect(released):
+    torch.manual_seed(0)
+    objective = LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True, released_no_grad=released, **HEADS)
+    outputs = make_outputs()
+    term = objective(outputs)["ld"]
+    assert scalar(term) > 0
+    term.backward()
+    head_grad = sum(float(p.grad.abs().sum()) for p in objective.head.parameters())
+    feature_grad = sum(float(g.context.grad.abs().sum()) for g in outputs.generators if g.context.grad is not None)
+    if released:
+        assert head_grad == 0.0 and feature_grad == 0.0
+    else:
+        assert head_grad > 0.0 and feature_grad > 0.0
+    # the value is the same either way: only the gradient differs
+    reference = LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True, **HEADS)
+    reference.load_state_dict(objective.state_dict())
+    close(term, reference(outputs)["ld"])
+
+
+# ----- composition and per-term gradient attribution ----------------------------------------------
+def tiny_module(objectives, **kwargs):
+    from jepa_lit.models import VisionTransformer
+    from jepa_lit.module import JEPAModule
+
+    torch.manual_seed(0)
+    encoder = VisionTransformer(size="tiny", num_frames=8, img_size=32, depth=2)
+    return JEPAModule(encoder, objectives=objectives, predictor_width=32, predictor_depth=1, predictor_heads=2, **kwargs)
+
+
+def fwm_hw_ld(released=False):
+    return [
+        FactorizedWorldModel(static_weight=0.05, orth_weight=0.01, app_ratio=0.5),
+        HardWeighting(weight=1.0, temperature=1.0),
+        LatentDynamics(weight=1.0, reads="dynamics", hard_weighting=True, released_no_grad=released, embed_dim=192),
+    ]
+
+
+def test_fwm_hw_ld_total_equals_its_parts():
+    from jepa_lit.losses import prediction_loss
+
+    module = tiny_module(fwm_hw_ld())
+    clip = torch.randn(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1))
+    outputs = module.forward_step(clip, step=0)
+    total = torch.stack(list(module.loss_terms(outputs).values())).sum()
+
+    fwm, hw = FactorizedWorldModel(0.05, 0.01, 0.5), HardWeighting(1.0, 1.0)
+    ld = LatentDynamics(weight=1.0, reads="dynamics", hard_weighting=True, embed_dim=192)
+    ld.load_state_dict(module.objectives[2].state_dict())
+    parts = [prediction_loss(outputs)]  # the context weight is 0 at step 0
+    for objective in (fwm, hw, ld):
+        parts += list(objective(outputs).values())
+    close(total, sum(parts))
+    assert set(module.loss_terms(outputs)) == {"pred", "context", "fwm_static", "fwm_orth", "hw", "ld"}
+
+
+@pytest.mark.parametrize("released", [False, True])
+def test_term_gradient_norms_show_a_dead_term(released):
+    module = tiny_module(fwm_hw_ld(released), target_encoder="ema")
+    module.encoder.activation_checkpointing = True  # autograd.grad must work through checkpointed blocks
+    clip = torch.randn(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1))
+    outputs = module.forward_step(clip, step=0)
+    module.last_terms = module.loss_terms(outputs)
+    callback = TermGradientNorms(every_n_steps=5)
+    logged = []
+    logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.append((step, metrics)))
+    callback.on_before_backward(SimpleNamespace(global_step=0, loggers=[logger]), module, None)
+    norms = callback.last_norms
+    assert logged == [(0, norms)]
+    assert set(norms) == {f"grad_norm/{k}" for k in module.last_terms}
+    assert norms["grad_norm/pred"] > 0 and norms["grad_norm/hw"] > 0 and norms["grad_norm/fwm_static"] > 0
+    assert norms["grad_norm/context"] == 0.0  # weight 0 before the ramp
+    assert (norms["grad_norm/ld"] == 0.0) == released
+    callback.on_before_backward(SimpleNamespace(global_step=3, loggers=[logger]), module, None)
+    assert len(logged) == 1  # only every 5 steps
+    torch.stack(list(module.last_terms.values())).sum().backward()  # the graph is still usable
+
+
+def test_empirical_characteristic_gradient_matches_autograd():
+    from jepa_lit.objectives.sigreg import EmpiricalCharacteristic
+
+    y = torch.randn(5, 3, dtype=torch.double, requires_grad=True)
+    t = torch.linspace(0, 3, 7, dtype=torch.double)
+    assert torch.autograd.gradcheck(lambda y: EmpiricalCharacteristic.apply(y, t), (y,))
+
+
+@pytest.mark.parametrize("make, features, head", ALL)
+def test_objectives_run_in_inference_mode(make, features, head):
+    objective = make()
+    online = features == "target"
+    expected = {k: scalar(v) for k, v in objective(make_outputs(online_target=online)).items()}
+    with torch.inference_mode():  # Lightning's validation loop
+        got = {k: float(v) for k, v in objective(make_outputs(online_target=online)).items()}
+    assert got == pytest.approx(expected, rel=1e-5, abs=1e-6)
