@@ -26,7 +26,7 @@ class SaveStep(L.Callback):
 
 def objective(path: str):
     module_name, _, class_name = path.rpartition(".")
-    return getattr(__import__(module_name, fromlist=[class_name]), class_name)(**({"embed_dim": 192} if "Factor" in class_name else {}))
+    return getattr(__import__(module_name, fromlist=[class_name]), class_name)()
 
 
 def main(out_dir: str, devices: int, batch: int, *objectives: str) -> None:

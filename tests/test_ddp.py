@@ -9,7 +9,8 @@ import pytest
 import torch
 
 SCRIPT = Path(__file__).with_name("ddp_step.py")
-OBJECTIVES = ["jepa_lit.objectives.Delta"]  # objectives with batch statistics are added below
+# Delta uses masked means (global counts); FWM's cross-covariance and SIGReg use batch statistics.
+OBJECTIVES = ["jepa_lit.objectives.Delta", "jepa_lit.objectives.FactorizedWorldModel", "jepa_lit.objectives.SIGReg"]
 
 
 def run(out_dir: Path, devices: int, batch: int) -> None:

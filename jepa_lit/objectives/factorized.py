@@ -7,7 +7,7 @@ The 4D channels split into Z_app = Z[..., :D_app] (levels 1-2 at app_ratio 0.5) 
     L_orth   = orth_weight * mean_ab C_ab^2,   C = Z~_app^T Z~_dyn / (n - 1)
 
 where C is the cross-covariance over the n visible tokens of the batch (columns mean-centred), in
-fp32. Both are averaged over the generators that have the tokens they need (spec section 4, study:
+fp32; under DDP the tokens of every rank are gathered, so n is the whole batch's. Both are averaged over the generators that have the tokens they need (spec section 4, study:
 0.05, 0.01, app ratio 0.5). FWM-LD and FAC add a head reading Z_dyn only (``reads: dynamics`` of
 LatentDynamics / ActionConditioned).
 """
@@ -20,6 +20,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from jepa_lit.distributed import gather
 from jepa_lit.objectives.base import Objective, StepOutputs, masked_mean, mean_over_generators, temporal_diff
 
 Reads = Literal["all", "dynamics"]
@@ -90,7 +91,8 @@ class FactorizedWorldModel(Objective):
             return masked_mean(app_diff.abs(), outputs.valid_pairs(g))
 
         def orth(g: int) -> Optional[Tensor]:
-            visible = rearrange(outputs.generators[g].context, "b k c -> (b k) c")
+            # All ranks' visible tokens (DDP): the statistic does not depend on how the batch is split.
+            visible = gather(rearrange(outputs.generators[g].context, "b k c -> (b k) c"))
             return cross_covariance_penalty(visible[:, :split], visible[:, split:])
 
         return {
