@@ -152,7 +152,8 @@ class ProbeCLI(LightningCLI):
     LightningCLI way (``--config``, dotted overrides, ``--print_config``):
 
     - ``--probe``: the benchmark; its protocol (benchmarks.py) gives every default below;
-    - ``--ckpt_path``: the pretraining checkpoint; ``--encoder random_init`` probes the same
+    - ``--ckpt_path``: the pretraining checkpoint (``--encoder official --official_encoder '{size: large}'``:
+      an official V-JEPA 2 / 2.1 file instead); ``--encoder random_init`` probes the same
       architecture with fresh weights (a control); ``--output``: the results JSON path;
     - ``data``: the benchmark's (pixel) DataModule, e.g. ``--data.root DIR``;
     - ``model``: the ProbeModule (probe type, lr x weight-decay grid, head selection, bootstrap);
@@ -186,8 +187,12 @@ class ProbeCLI(LightningCLI):
         parser.add_argument("--probe", type=Literal[tuple(sorted(BENCHMARKS))], required=True,
                             help="the benchmark: " + ", ".join(sorted(BENCHMARKS)))
         parser.add_argument("--ckpt_path", type=str, required=True, help="the pretraining checkpoint to evaluate")
-        parser.add_argument("--encoder", type=Literal["checkpoint", "random_init"], default="checkpoint",
-                            help="the checkpoint's eval encoder, or the same architecture randomly initialised")
+        parser.add_argument("--encoder", type=Literal["checkpoint", "random_init", "official"], default="checkpoint",
+                            help="the checkpoint's eval encoder, the same architecture randomly initialised, or "
+                                 "an official V-JEPA 2 / 2.1 checkpoint (architecture from --official_encoder)")
+        parser.add_argument("--official_encoder", type=Optional[dict], default=None,
+                            help="VisionTransformer arguments for --encoder official, e.g. "
+                                 "'{size: large, rope_interleave: false}' for V-JEPA 2 ViT-L")
         parser.add_argument("--output", type=Optional[str], default=None,
                             help="results JSON path (default: RUN/probes/<benchmark>-<ckpt>-<encoder>-<key>.json)")
         parser.add_class_arguments(FeatureDataModule, "features")
@@ -246,6 +251,7 @@ def run_probe_cli(args: list[str]) -> tuple[dict, Path]:
         seed=config.seed_everything if isinstance(config.seed_everything, int) and not isinstance(config.seed_everything, bool) else None,
         output=config.output,
         extract_kwargs=extract_kwargs,
+        official_encoder=config.official_encoder,
     )
 
 

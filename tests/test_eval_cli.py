@@ -148,3 +148,27 @@ def test_each_probe_yaml_writes_out_the_benchmark_defaults(name, capsys):
     benchmark = BENCHMARKS[name]
     assert defaults["model"]["probe"] == benchmark.probe and defaults["trainer"]["max_epochs"] == benchmark.epochs
     assert defaults["model"]["lrs"] == [benchmark.lr] and defaults["features"]["batch_size"] == benchmark.batch_size
+
+
+def test_official_weights_are_probed_through_the_cli(pretrained, tmp_path):
+    """An official-layout file (target_encoder / encoder entries, module.backbone. prefixes, no jepa_lit
+    metadata) is probed with --encoder official; its target_encoder weights are the ones used."""
+    from jepa_lit.eval.checkpoint import load_eval_encoder
+    from jepa_lit.models.official import export_official
+
+    _, ckpt = pretrained
+    trained = load_eval_encoder(str(ckpt))
+    module = torch.nn.Module()
+    module.encoder = module.target_encoder = trained.encoder
+    official = tmp_path / "vjepa21_tiny.pt"
+    torch.save({**export_official(module), "epoch": 1}, official)
+    out = tmp_path / "official.json"
+    config = json.dumps({k: v for k, v in trained.encoder_config.items() if v is not None})
+    main(["test", "--probe", "synthetic", "--ckpt_path", str(official), "--encoder", "official",
+          "--official_encoder", config, "--output", str(out), *TINY_SYNTHETIC])
+    results = json.loads(out.read_text())
+    assert results["encoder"]["used"] == "official"
+    assert results["encoder"]["weights_sha256"] == trained.weights_sha256  # the very same weights
+    with pytest.raises(SystemExit):  # the size does not fit the weights: strict loading refuses
+        main(["test", "--probe", "synthetic", "--ckpt_path", str(official), "--encoder", "official",
+              "--official_encoder", '{size: small, depth: 2}', "--output", str(out), *TINY_SYNTHETIC])

@@ -31,7 +31,7 @@ class EvalEncoder:
 
     encoder: VisionTransformer
     checkpoint: str
-    used: str  # "target_encoder", "encoder" or "random_init"
+    used: str  # "target_encoder", "encoder", "random_init" or "official"
     target_mode: str  # "ema" or "online": how the run was trained
     encoder_config: dict[str, Any]
     weights_sha256: str
@@ -43,6 +43,7 @@ class EvalEncoder:
             "target_encoder": "EMA target encoder",
             "encoder": "online encoder (the run trained without EMA)",
             "random_init": "randomly initialised encoder (control; same architecture, no training)",
+            "official": "official V-JEPA 2 / 2.1 weights (the checkpoint's target_encoder entry, else its encoder)",
         }
         return {
             "used": self.used,
@@ -85,6 +86,19 @@ def read_metadata(path: str, checkpoint: dict[str, Any]) -> dict[str, Any]:
             "'target_encoder' or 'encoder'"
         )
     return meta
+
+
+def load_official_eval_encoder(path: str, encoder_config: dict[str, Any]) -> EvalEncoder:
+    """The frozen encoder of an official V-JEPA 2 / 2.1 checkpoint (its ``target_encoder`` entry, as the
+    official evaluations use), built with ``encoder_config`` (VisionTransformer arguments: official files
+    do not record the architecture) and loaded with strict key and shape checks."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    config = {k: v for k, v in encoder_config.items() if k not in ("pretrained", "pretrained_entry")}
+    encoder = VisionTransformer(**config, pretrained=path, pretrained_entry="auto")
+    encoder.eval().requires_grad_(False)
+    return EvalEncoder(encoder=encoder, checkpoint=str(Path(path).resolve()), used="official",
+                       target_mode="ema", encoder_config=config, weights_sha256=weights_sha256(encoder))
 
 
 def load_eval_encoder(path: str, random_init: bool = False, seed: int = 0) -> EvalEncoder:

@@ -15,13 +15,13 @@ from typing import Any, Literal, Optional
 import lightning as L
 
 from jepa_lit.eval.benchmarks import Benchmark
-from jepa_lit.eval.checkpoint import load_eval_encoder
+from jepa_lit.eval.checkpoint import load_eval_encoder, load_official_eval_encoder
 from jepa_lit.eval.feature_data import FeatureDataModule
 from jepa_lit.eval.features import cache_key, extract_or_load
 from jepa_lit.eval.probe_module import ProbeModule
 from jepa_lit.eval.results import build_results, run_dir_of, summary, write_results
 
-EncoderChoice = Literal["checkpoint", "random_init"]
+EncoderChoice = Literal["checkpoint", "random_init", "official"]
 
 
 def probe_attention_heads(probe) -> Optional[int]:
@@ -61,16 +61,22 @@ def evaluate_checkpoint(
     output: Optional[str] = None,
     extract_kwargs: Optional[dict[str, Any]] = None,
     verbose: bool = True,
+    official_encoder: Optional[dict[str, Any]] = None,
 ) -> tuple[dict[str, Any], Path]:
     """Probe the frozen eval encoder of ``ckpt_path``; returns (results dict, path of the results JSON).
 
     data_config: {"class_path", "init_args"} of ``datamodule`` (recorded, and part of the cache key).
-    encoder: "checkpoint" (the encoder the checkpoint names) or "random_init" (a control).
+    encoder: "checkpoint" (the encoder the checkpoint names), "random_init" (a control), or "official"
+        (``ckpt_path`` is an official V-JEPA 2 / 2.1 file, built with ``official_encoder`` arguments).
     extract_kwargs: Trainer arguments for the extraction pass (accelerator, precision, ...).
     """
     start = time.perf_counter()
     check_probe_datamodule(datamodule)
-    frozen = load_eval_encoder(ckpt_path, random_init=encoder == "random_init", seed=seed if seed is not None else 0)
+    if encoder == "official":
+        frozen = load_official_eval_encoder(ckpt_path, official_encoder or {})
+    else:
+        frozen = load_eval_encoder(ckpt_path, random_init=encoder == "random_init",
+                                   seed=seed if seed is not None else 0)
 
     key, description = cache_key(frozen.weights_sha256, frozen.encoder_config, features.pooling,
                                  data_config["class_path"], data_config.get("init_args", {}))

@@ -46,7 +46,7 @@ class LoadReport:
         return "\n".join(lines)
 
 
-class CheckpointMismatch(RuntimeError):
+class CheckpointMismatch(ValueError):
     pass
 
 
