@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # albumentations checks for updates over the network at import unless told not to.
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install demo test bench bench-data clean
+.PHONY: install demo test bench bench-data sweep report clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,20 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The study (experiments/sweep.yaml): every variant x regime x seed, each a pretraining + its probes; resumable.
+# SCALE=smoke: a reduced grid on synthetic data with tiny models, minutes on a CPU. SWEEP_ARGS: e.g. --jobs 2,
+# --launcher slurm, --dry-run, --only 'mixed/.*/seed_0'.
+SCALE ?= full
+SWEEP_ARGS ?=
+REPORT_ARGS ?=
+sweep: install
+	$(BIN)/python -m jepa_lit.sweep experiments/sweep.yaml --scale $(SCALE) $(SWEEP_ARGS)
+
+# Tables (Markdown + CSV), plots and TensorBoard HParams of the sweep's runs: runs/sweep/$(SCALE)/report/.
+# REPORT_ARGS: e.g. --allow-mismatch.
+report: install
+	$(BIN)/python -m jepa_lit.report runs/sweep/$(SCALE) $(REPORT_ARGS)
 
 bench: install
 	$(BIN)/python bench/bench_step.py

@@ -1,7 +1,8 @@
 """Checkpoints that a crash cannot corrupt: write to a temporary file beside the target, fsync, rename.
 
 ``os.replace`` is atomic on POSIX file systems, so ``last.ckpt`` is always either the previous complete
-checkpoint or the new complete one. Use it with ``trainer.plugins: jepa_lit.checkpointing.AtomicCheckpointIO``.
+checkpoint or the new complete one. Use it with ``trainer.plugins: jepa_lit.checkpointing.AtomicCheckpointIO``,
+and ``RunCheckpoint`` (below) as the checkpoint callback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -29,3 +31,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that always leaves ``last.ckpt`` at the run's final step.
+
+    Lightning 2.6 writes ``last.ckpt`` with each periodic save, and at the end of training only if it
+    never wrote one: with ``every_n_train_steps`` not dividing ``max_steps`` the last steps were lost.
+    """
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.save_last and self._last_checkpoint_saved and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        else:
+            super().on_train_end(trainer, pl_module)

@@ -18,20 +18,103 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from jepa_lit.module import JEPAModule
 
 
+def typo_hints(message: str, parser) -> list[str]:
+    """``did you mean`` lines for the mistakes jsonargparse reports without a suggestion: an argument a
+    class does not take (``Option 'x' is not accepted`` under ``Problem with given class_path 'C'``), a
+    class a module does not have, and an unknown ``--key``."""
+    import importlib
+    import inspect
+    import re
+
+    from jepa_lit.hints import nearest
+
+    hints, class_path = [], None
+    for line in message.splitlines():
+        found = re.search(r"Problem with given class_path '([^']+)'", line)
+        if found:
+            class_path = found.group(1)
+        found = re.search(r"Option '([^']+)' is not accepted", line)
+        if found and class_path:
+            module_name, _, name = class_path.rpartition(".")
+            try:
+                params = [p for p in inspect.signature(getattr(importlib.import_module(module_name), name)).parameters
+                          if p not in ("self", "args", "kwargs")]
+            except (ImportError, AttributeError, TypeError, ValueError):
+                continue
+            near = nearest(found.group(1), params)
+            hints.append(f"{name} takes no argument {found.group(1)!r}" + (f"; did you mean {near!r}?" if near else "")
+                         + f" (it takes: {', '.join(params)})")
+        found = re.search(r"module '([^']+)' has no attribute '([^']+)'", line)
+        if found:
+            module_name, name = found.groups()
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            names = getattr(module, "__all__", None) or [n for n in dir(module) if n[:1].isupper()]
+            near = nearest(name, names)
+            hints.append(f"{module_name} has no {name}" + (f"; did you mean {module_name}.{near}?" if near else
+                                                             f" (it has: {', '.join(sorted(names))})"))
+    found = re.search(r"does not accept option '([^']+)'|unrecognized arguments: --?([^\s=]+)", message)
+    if found:
+        key = found.group(1) or found.group(2)
+        near = nearest(key, parser_keys(parser))
+        if near:
+            hints.append(f"unknown key {key!r}; did you mean {near!r} (--{near})?")
+    return list(dict.fromkeys(hints))
+
+
+def parser_keys(parser) -> set[str]:
+    """Every dotted key a parser (and its subcommands' parsers) accepts."""
+    keys = set()
+    for action in getattr(parser, "_actions", []):
+        if getattr(action, "dest", None) not in (None, "help", "==SUPPRESS=="):
+            keys.add(action.dest)
+        for sub in (getattr(action, "_name_parser_map", None) or {}).values():
+            keys |= parser_keys(sub)
+    return keys
+
+
+class JepaArgumentParser(LightningArgumentParser):
+    """LightningCLI's parser; its errors end with the nearest valid name of a mistyped key or class."""
+
+    def error(self, message: str, ex: Optional[Exception] = None):
+        # Nested parsers raise instead of exiting and their message ends up inside the outer one: hint once.
+        hints = typo_hints(message, self) if self.exit_on_error else []
+        return super().error(message + "".join(f"\nhint: {h}" for h in hints), ex)
+
+
+# Values of --ckpt_path that Lightning resolves itself rather than reading a file.
+SPECIAL_CKPT_PATHS = ("last", "best", "hpc", "registry")
+
+
 class JepaCLI(LightningCLI):
+    def _parse_ckpt_path(self) -> None:
+        """The run's YAML is its configuration: checkpoint hyperparameters are not merged back into it.
+        (LightningCLI would, and fail: JEPAModule's saved hyperparameters leave out the injected
+        encoder, mask sampler and objectives.) Model weights still come from ``--ckpt_path``."""
+
     def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.subcommand) if self.subcommand else None
         if self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last":
             resolve_last_checkpoint(self.config.fit)
+        elif config is not None:
+            ckpt = config.get("ckpt_path")
+            if ckpt and str(ckpt).split(":")[0] not in SPECIAL_CKPT_PATHS and not Path(ckpt).is_file():
+                from jepa_lit.eval.checkpoint import checkpoint_not_found
+
+                raise SystemExit(f"error: --ckpt_path: {checkpoint_not_found(ckpt)}")
 
     def after_fit(self) -> None:
         trainer = self.trainer
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must take part, not only rank 0
         if trainer.is_global_zero:
-            lines = [f"run directory:   {trainer.log_dir}"]
+            lines = [f"run directory:   {log_dir}"]
             checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or getattr(
                 trainer.checkpoint_callback, "best_model_path", ""
             )
@@ -135,6 +218,7 @@ def run_cli(args: Optional[list[str]] = None, run: bool = True) -> JepaCLI:
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"parser_mode": "yaml"},
+        parser_class=JepaArgumentParser,
         args=args,
         run=run,
         auto_configure_optimizers=False,
@@ -175,6 +259,7 @@ class ProbeCLI(LightningCLI):
             subclass_mode_data=True,
             save_config_callback=None,
             parser_kwargs={"parser_mode": "yaml"},
+            parser_class=JepaArgumentParser,
             args=args,
             run=False,
             auto_configure_optimizers=False,
@@ -272,10 +357,26 @@ def main(argv: Optional[list[str]] = None) -> None:
         try:
             run_probe_cli(argv[1:])
         except (ValueError, FileNotFoundError) as error:
-            print(f"jepa-lit test --probe: error: {error}", file=sys.stderr)
+            print(f"jepa-lit test --probe: error: {error}{root_note(error, 'data.init_args')}", file=sys.stderr)
             sys.exit(2)
         return
-    run_cli(argv)
+    from jepa_lit.data.video_dataset import LayoutError
+
+    try:
+        run_cli(argv)
+    except LayoutError as error:  # a wrong --data.root: the message shows the path, what is near and the tree
+        print(f"jepa-lit {argv[0] if argv else ''}: error: {error}{root_note(error, 'data.init_args')}", file=sys.stderr)
+        sys.exit(2)
+
+
+def root_note(error: Exception, key: str) -> str:
+    """For a dataset layout error: which config key holds the dataset folder."""
+    from jepa_lit.data.video_dataset import LayoutError
+
+    if not isinstance(error, LayoutError):
+        return ""
+    return (f"\n(the dataset folder is {key}.root in a config file, --data.root on the command line; "
+            "see docs/datasets.md)")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,19 @@ def test_unknown_class_in_a_config_is_a_clear_error_not_a_traceback(tmp_path, ca
     assert "jepa_lit.objectives.Delta" in message  # the valid ones are listed
 
 
+def test_resume_from_an_explicit_checkpoint_through_the_console_script(tmp_path):
+    args = [sys.executable, "-m", "jepa_lit.cli", "fit", "--config", SMOKE, *TINY, "--trainer.enable_progress_bar",
+            "false", "--trainer.limit_val_batches", "0", "--trainer.logger.init_args.save_dir", str(tmp_path)]
+    first = subprocess.run([*args, "--trainer.max_steps", "2"], capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    ckpt = tmp_path / "smoke" / "version_0" / "checkpoints" / "last.ckpt"
+    second = subprocess.run([*args, "--trainer.max_steps", "3", "--ckpt_path", str(ckpt)], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert torch.load(tmp_path / "smoke" / "version_1" / "checkpoints" / "last.ckpt",
+                      weights_only=False)["global_step"] == 3
+
+
 def test_resume_with_ckpt_path_last_continues_the_same_run(tmp_path):
     args = ["--config", SMOKE, *TINY, "--trainer.enable_progress_bar", "false", "--trainer.limit_val_batches", "0",
             "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path)]

@@ -128,3 +128,13 @@ def test_real_dataset_clips_and_crops_resume_exactly(tmp_path):
     rest = [batch["video"] for batch in resumed]
     assert len(full) >= 2 and len(rest) == len(full) - 1
     assert all(torch.equal(a, b) for a, b in zip(full[1:], rest))
+
+
+def test_run_checkpoint_keeps_the_final_step(tmp_path):
+    from jepa_lit.checkpointing import RunCheckpoint
+
+    module, data = build()
+    checkpoint = RunCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=2)
+    L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+              limit_val_batches=0, num_sanity_val_steps=0, callbacks=[checkpoint]).fit(module, datamodule=data)
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"] == 3

@@ -1,0 +1,182 @@
+"""jepa_lit.report on hand-made registries: the numbers (means, std, same-seed deltas, paired-t interval),
+the released reference column, the refusals (different probe settings, no same-seed baseline), the plots
+and the TensorBoard HParams entries."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from jepa_lit.eval.results import comparison_key
+from jepa_lit.report import Refused, make_report, paired_delta, t_quantile, unpaired_delta
+from jepa_lit.report import main as report_main
+
+
+def results_json(benchmark: str, top1: float, epochs: int) -> dict:
+    """The parts of a probe results JSON that the report reads (comparison settings and metrics)."""
+    results = {
+        "benchmark": benchmark,
+        "probe": {"probe": "linear" if benchmark == "imagenet100" else "attentive", "lrs": [0.001],
+                  "weight_decays": [0.01], "bootstrap_samples": 1000},
+        "training": {"epochs": epochs, "batch_size": 16},
+        "encoder": {"feature_layer": "final block", "used": "target_encoder"},
+        "features": {"pooling": "mean"},
+        "clip_protocol": {"datamodule": f"jepa_lit.data.{benchmark}.DataModule",
+                          "init_args": {"root": "/somewhere", "num_frames": 16, "crop_size": 224}},
+        "metrics": {"top1": top1, "top1_ci95": [top1 - 2.0, top1 + 2.0], "num_test_clips": 500},
+        "checkpoint": {"global_step": 100},
+    }
+    results["comparison_key"] = comparison_key(results)
+    return results
+
+
+def make_run(root: Path, regime: str, variant: str, seed: int, top1: dict[str, float], epochs: int = 100,
+             status: str = "done", config_hash: str = "", reference: str = "mixed") -> None:
+    run_dir = root / regime / variant / f"seed_{seed}"
+    (run_dir / "probes").mkdir(parents=True)
+    metrics = {}
+    for bench, value in top1.items():
+        results = results_json(bench, value, epochs)
+        (run_dir / "probes" / f"{bench}.json").write_text(json.dumps(results))
+        metrics[bench] = {"top1": value, "top1_ci95": results["metrics"]["top1_ci95"], "num_test_clips": 500,
+                          "comparison_key": results["comparison_key"], "epochs": epochs, "checkpoint_step": 100,
+                          "results": f"probes/{bench}.json"}
+    (run_dir / "run.json").write_text(json.dumps({
+        "schema": "jepa_lit.sweep_run/1", "run_id": f"{regime}/{variant}/seed_{seed}", "sweep": "t", "scale": "full",
+        "regime": regime, "variant": variant, "seed": seed, "baseline": "baseline", "reference": reference,
+        "config_hash": config_hash or f"hash-{variant}", "scale_hash": "s", "status": status,
+        "package": {"version": "0.1.0", "git_commit": "abc123"}, "metrics": metrics if status == "done" else {}}))
+
+
+# baseline and FWM-HW-LD over seeds 0, 1, 2: IN-100 differences 3, 2, 4; SSv2 differences 1, 1, 1
+BASE = {0: {"imagenet100": 20.0, "ssv2": 6.0}, 1: {"imagenet100": 22.0, "ssv2": 7.0}, 2: {"imagenet100": 24.0, "ssv2": 8.0}}
+FWM = {0: {"imagenet100": 23.0, "ssv2": 7.0}, 1: {"imagenet100": 24.0, "ssv2": 8.0}, 2: {"imagenet100": 28.0, "ssv2": 9.0}}
+LD = {0: {"imagenet100": 19.0, "ssv2": 9.0}, 1: {"imagenet100": 22.0, "ssv2": 8.0}, 2: {"imagenet100": 22.0, "ssv2": 13.0}}
+
+
+@pytest.fixture
+def study(tmp_path):
+    root = tmp_path / "sweep"
+    for seed in (0, 1, 2):
+        make_run(root, "mixed", "baseline", seed, BASE[seed])
+        make_run(root, "mixed", "fwm_hw_ld", seed, FWM[seed])
+        make_run(root, "mixed", "ld", seed, LD[seed])
+    make_run(root, "mixed", "hw", 0, {}, status="failed")
+    (root / "sweep.json").write_text(json.dumps({  # the order of the sweep spec: baseline listed among the variants
+        "regimes": {"mixed": {"variants": ["ld", "baseline", "hw", "fwm_hw_ld"], "probes": ["ssv2", "imagenet100"]}},
+        "report": {"appearance": "imagenet100", "motion": ["ssv2"]}}))
+    return root
+
+
+def test_t_quantiles():
+    for df, expected in [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281), (30, 2.0423), (200, 1.9719)]:
+        assert t_quantile(0.975, df) == pytest.approx(expected, abs=2e-4)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert t_quantile(0.975, 3.7) == pytest.approx(scipy_stats.t.ppf(0.975, 3.7), abs=1e-5)
+
+
+def test_delta_arithmetic():
+    d = paired_delta({0: 23.0, 1: 24.0, 2: 28.0}, {0: 20.0, 1: 22.0, 2: 24.0})
+    half = 4.302653 * 1.0 / math.sqrt(3)  # sd of (3, 2, 4) is 1
+    assert (d.mean, d.n, d.method) == (3.0, 3, "paired-t") and d.per_seed == {0: 3.0, 1: 2.0, 2: 4.0}
+    assert d.lo == pytest.approx(3.0 - half, abs=1e-4) and d.hi == pytest.approx(3.0 + half, abs=1e-4)
+    assert d.excludes_zero
+    one = paired_delta({0: 25.0, 5: 1.0}, {0: 20.0})  # only seed 0 is shared
+    assert (one.mean, one.lo, one.n) == (5.0, None, 1)
+    u = unpaired_delta([23.0, 24.0, 28.0], [20.0, 22.0])
+    assert u.mean == pytest.approx(25.0 - 21.0) and u.method == "unpaired-welch" and u.lo < 4.0 < u.hi
+
+
+def test_report_numbers_layout_and_files(study):
+    report = make_report(study)
+    (table,) = report["tables"]
+    assert table.regime == "mixed" and table.variants == ["baseline", "ld", "fwm_hw_ld"]  # the baseline first, once
+    assert table.benchmarks == ["ssv2", "imagenet100"]  # the spec's order
+    cell = table.cells[("fwm_hw_ld", "imagenet100")]
+    assert cell.mean == pytest.approx(25.0) and cell.std == pytest.approx(math.sqrt(7.0))
+    assert cell.delta.mean == pytest.approx(3.0) and cell.delta.lo == pytest.approx(3.0 - 4.302653 / math.sqrt(3), abs=1e-4)
+    ssv2 = table.cells[("fwm_hw_ld", "ssv2")].delta
+    assert (ssv2.mean, ssv2.lo, ssv2.hi) == (pytest.approx(1.0), pytest.approx(1.0), pytest.approx(1.0))  # sd 0
+    ld = table.cells[("ld", "ssv2")].delta  # differences 3, 1, 5: mean 3, sd 2
+    assert ld.mean == pytest.approx(3.0) and ld.hi - ld.mean == pytest.approx(4.302653 * 2 / math.sqrt(3), abs=1e-4)
+    assert table.cells[("baseline", "imagenet100")].delta is None
+    assert table.cells[("fwm_hw_ld", "imagenet100")].released == 30.78  # OBJECTIVES.md section 6
+    assert table.cells[("baseline", "imagenet100")].released == 21.26  # seed 239, the variants' seed
+
+    md = report["markdown"]
+    header = next(line for line in md.splitlines() if line.startswith("| Variant"))
+    assert header == ("| Variant | Seeds | SSv2 | IN-100 | Δ SSv2 [95% CI] | Δ IN-100 [95% CI] | Released SSv2 | "
+                      "Released IN-100 |")
+    row = next(line for line in md.splitlines() if line.startswith("| FWM-HW-LD"))
+    assert row == "| FWM-HW-LD | 0, 1, 2 | 8.00 ± 1.00 | 25.00 ± 2.65 | **+1.00 [+1.00, +1.00]** | **+3.00 [+0.52, +5.48]** | 11.60† | 30.78 |"
+    assert md.count("| Baseline |") == 1 and "| Baseline | 0, 1, 2 | 7.00 ± 1.00 | 22.00 ± 2.00 | — | — | 6.62 | 21.26 |" in md
+    assert "mixed/hw/seed_0: failed" in md  # runs not tabulated are listed
+    assert "50 epochs instead of 100" in md and "seed 42" in md
+
+    out = study / "report"
+    with open(out / "table_mixed.csv") as handle:
+        rows = {r["variant"]: r for r in csv.DictReader(handle)}
+    assert float(rows["fwm_hw_ld"]["imagenet100_delta"]) == 3.0 and rows["fwm_hw_ld"]["imagenet100_delta_method"] == "paired-t"
+    assert float(rows["fwm_hw_ld"]["imagenet100_delta_ci_lo"]) == pytest.approx(0.5159, abs=1e-3)
+    assert float(rows["ld"]["ssv2_mean"]) == 10.0 and rows["baseline"]["imagenet100_delta"] == ""
+    with open(out / "runs.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 9 * 2
+    for png in ("heatmap_mixed.png", "tradeoff_mixed_ssv2.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert {p.parent.relative_to(out / "tensorboard").as_posix() for p in events} >= {
+        "mixed/fwm_hw_ld/seed_2", "mixed/baseline/seed_0", "mixed/hw/seed_0"}  # every run, finished or not
+
+
+def test_refuses_results_whose_probe_settings_differ(study, capsys):
+    make_run(study, "mixed", "fwm_ld", 1, {"imagenet100": 15.0, "ssv2": 7.0}, epochs=50)  # the release's 50-epoch probe
+    make_run(study, "mixed", "fwm_ld", 0, {"imagenet100": 15.0, "ssv2": 7.0})
+    with pytest.raises(Refused) as refused:
+        make_report(study)
+    message = str(refused.value)
+    assert "imagenet100: probe settings differ" in message and "ssv2: probe settings differ" in message
+    assert "mixed/fwm_ld/seed_1" in message and "epochs: 100 != 50" in message
+    assert "mixed/fwm_ld/seed_0" not in message.split("vs")[0]  # only the odd one is named as odd
+    assert not (study / "report" / "report.md").exists()
+    assert report_main([str(study)]) == 1 and "--allow-mismatch" in capsys.readouterr().err
+
+    report = make_report(study, allow_mismatch=True)  # tabulated, marked, and listed
+    row = next(line for line in report["markdown"].splitlines() if line.startswith("| FWM-LD"))
+    assert "§" in row and "## Mismatches tabulated anyway" in report["markdown"]
+
+
+def test_refuses_a_variant_without_a_same_seed_baseline(tmp_path):
+    root = tmp_path / "sweep"
+    for seed in (0, 1):
+        make_run(root, "mixed", "baseline", seed, BASE[seed])
+    for seed in (0, 1, 2):
+        make_run(root, "mixed", "fwm_hw_ld", seed, FWM[seed])
+    make_run(root, "mixed", "baseline", 2, {}, status="running")  # not finished: no baseline result for seed 2
+    with pytest.raises(Refused) as refused:
+        make_report(root, plots=False)
+    message = str(refused.value)
+    assert "mixed/fwm_hw_ld/seed_2 (imagenet100): no baseline result of seed 2 in regime mixed" in message
+    assert "baseline seeds with a imagenet100 result: 0, 1" in message
+    report = make_report(root, plots=False, allow_mismatch=True)
+    delta = report["tables"][0].cells[("fwm_hw_ld", "imagenet100")].delta
+    assert delta.method == "unpaired-welch" and delta.mean == pytest.approx(25.0 - 21.0)
+    assert "‡u" in report["markdown"]
+
+
+def test_refuses_seeds_of_one_variant_with_different_configs(tmp_path):
+    root = tmp_path / "sweep"
+    for seed in (0, 1):
+        make_run(root, "mixed", "baseline", seed, BASE[seed])
+        make_run(root, "mixed", "ld", seed, LD[seed], config_hash="old" if seed else "new")
+    with pytest.raises(Refused, match=r"mixed/ld: seeds pretrained with different configs: mixed/ld/seed_0 config hash new; "
+                                      r"mixed/ld/seed_1 config hash old"):
+        make_report(root, plots=False)
+
+
+def test_nothing_to_report(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no run registry"):
+        make_report(tmp_path)

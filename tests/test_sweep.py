@@ -1,0 +1,318 @@
+"""jepa_lit.sweep: spec expansion, the registry, resuming (finished runs skipped, interrupted ones resumed
+from last.ckpt), the SLURM script, and one tiny real run through `python -m jepa_lit.cli`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from jepa_lit import sweep
+from jepa_lit.sweep import Executor, expand, load_spec, plan, run_local, sbatch_script
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "experiments"
+
+
+def write_spec(tmp_path: Path, **changes) -> Path:
+    spec = {
+        "name": "mini",
+        "output": str(tmp_path / "out"),
+        "seeds": [0, 1],
+        "regimes": {
+            "ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"), "reference": "ucf101",
+                       "probes": ["synthetic"], "variants": ["mg", "baseline", "kinematic_l1"]},
+            "mixed": {"config": str(EXPERIMENTS / "mixed_{variant}.yaml"), "reference": "mixed",
+                      "probes": ["imagenet100", "ssv2"], "variants": ["baseline", "fwm_hw_ld"]},
+        },
+        "probes": {b: str(EXPERIMENTS / "probes" / f"{b}.yaml") for b in ("synthetic", "imagenet100", "ssv2")},
+        "scales": {
+            "full": {},
+            "tiny": {"seeds": [5], "objective_embed_dim": 192, "env": {"OMP_NUM_THREADS": "1"},
+                     "fit": {"trainer": {"max_steps": 4}}, "probe": {"all": {"trainer": {"max_epochs": 2}}}},
+        },
+    }
+    spec.update(changes)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_expand_small_spec_into_runs(tmp_path):
+    runs = expand(write_spec(tmp_path), "full")
+    assert [r.run_id for r in runs] == [  # seed-major, the baseline first in each regime
+        "ucf101/baseline/seed_0", "ucf101/mg/seed_0", "ucf101/kinematic_l1/seed_0",
+        "mixed/baseline/seed_0", "mixed/fwm_hw_ld/seed_0",
+        "ucf101/baseline/seed_1", "ucf101/mg/seed_1", "ucf101/kinematic_l1/seed_1",
+        "mixed/baseline/seed_1", "mixed/fwm_hw_ld/seed_1"]
+    mg0 = runs[1]
+    assert mg0.run_dir == (tmp_path / "out" / "full" / "ucf101" / "mg" / "seed_0").resolve()
+    assert mg0.config == str(EXPERIMENTS / "ucf101_mg.yaml") and mg0.reference == "ucf101"
+    assert [Path(f).name for f in mg0.config_stack] == ["base.yaml", "ucf101.yaml", "ucf101_mg.yaml"]
+    assert [p.benchmark for p in runs[4].probes] == ["imagenet100", "ssv2"]
+    # the config hash ignores the seed (seeds of a variant share it) and tells variants apart
+    assert mg0.config_hash == runs[6].config_hash and mg0.config_hash != runs[0].config_hash
+    # the run's own overrides: its seed and a fixed directory save_dir/name/version = run_dir
+    over = mg0.run_overrides()
+    assert over["seed_everything"] == 0
+    logger = over["trainer"]["logger"]["init_args"]
+    assert Path(logger["save_dir"]) / logger["name"] / logger["version"] == mg0.run_dir
+    assert mg0.fit_command("py") == ["py", "-m", "jepa_lit.cli", "fit", "--config", mg0.config,
+                                     "--config", str(mg0.run_dir / "sweep_fit.yaml")]
+    assert mg0.fit_command("py", resume=True) == [
+        "py", "-m", "jepa_lit.cli", "fit", "--config", mg0.config, "--config", str(mg0.run_dir / "sweep_fit.yaml"),
+        "--ckpt_path", str(mg0.run_dir / "checkpoints" / "last.ckpt")]
+    probe = mg0.probe_command(mg0.probes[0], "py")
+    assert probe[:6] == ["py", "-m", "jepa_lit.cli", "test", "--probe", "synthetic"]
+    assert probe[-1] == str(mg0.run_dir / "probes" / mg0.probes[0].output_name)
+
+
+def test_scale_overrides_seeds_fit_probe_and_objective_heads(tmp_path):
+    runs = expand(write_spec(tmp_path), "tiny")
+    assert {r.seed for r in runs} == {5} and len(runs) == 5
+    full = {r.run_id.replace("seed_0", "seed_5"): r for r in expand(write_spec(tmp_path), "full") if r.seed == 0}
+    fwm = next(r for r in runs if r.variant == "fwm_hw_ld")
+    assert fwm.run_dir.parts[-4:] == ("tiny", "mixed", "fwm_hw_ld", "seed_5")
+    assert fwm.env == {"OMP_NUM_THREADS": "1"} and fwm.run_overrides()["trainer"]["max_steps"] == 4
+    heads = {o["class_path"].rsplit(".", 1)[1]: o["init_args"] for o in fwm.fit_overrides["model"]["init_args"]["objectives"]}
+    assert heads["LatentDynamics"]["embed_dim"] == 192  # its head is sized by embed_dim
+    assert "embed_dim" not in heads["HardWeighting"] and "embed_dim" not in heads["FactorizedWorldModel"]
+    assert heads["LatentDynamics"]["released_no_grad"] is False  # the rest of the variant's arguments kept
+    assert "model" not in next(r for r in runs if r.variant == "mg").fit_overrides  # no head to resize
+    assert fwm.config_hash != full[fwm.run_id].config_hash and fwm.scale_hash != full[fwm.run_id].scale_hash
+    assert fwm.probes[0].overrides == {"trainer": {"max_epochs": 2}}
+    assert fwm.probes[0].hash != full[fwm.run_id].probes[0].hash
+
+
+def test_config_hash_covers_what_the_run_sees():
+    base = {"trainer": {"max_steps": 10, "callbacks": [{"class_path": "A"}]},
+            "data": {"class_path": "x.Mixed", "init_args": {"root": "data", "frame_step": 2}}}
+    regime = {"config": ["base.yaml"], "data": {"init_args": {"batch_size": 8}}}
+    fit = {"trainer": {"callbacks": [{"class_path": "B"}]}, "data": {"class_path": "x.Synthetic", "init_args": {"num_clips": 8}}}
+    merged = sweep.merged_config([base, regime], fit)
+    assert merged == {"trainer": {"max_steps": 10, "callbacks": [{"class_path": "B"}]},  # lists replaced
+                      "data": {"class_path": "x.Synthetic", "init_args": {"num_clips": 8}}}  # another class: replaced
+    edited = dict(base, trainer={"max_steps": 10, "callbacks": [{"class_path": "C"}]})  # a callback the scale replaces
+    assert sweep.merged_config([edited, regime], fit) == merged
+    assert sweep.merged_config([dict(base, trainer={"max_steps": 11}), regime], fit) != merged
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"seeds": [0, 0]}, "repeats a seed"),
+    ({"bogus": 1}, "unknown key"),
+    ({"regimes": {"ucf101": {"config": "ucf101_{variant}.yaml", "variants": ["mg"]}}}, "lacks the baseline"),
+    ({"regimes": {"ucf101": {"config": "ucf101_{variant}.yaml", "variants": ["baseline"], "probes": ["nope"]}}},
+     "no probe config"),
+])
+def test_bad_specs_are_refused_naming_the_key(tmp_path, change, message):
+    with pytest.raises(ValueError, match=message):
+        load_spec(write_spec(tmp_path, **change))
+    with pytest.raises(ValueError, match="no scale 'huge'"):
+        load_spec(write_spec(tmp_path), "huge")
+
+
+def test_a_final_step_that_lightnings_checkpoint_would_not_save_is_refused(tmp_path):
+    checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                  "init_args": {"save_last": True, "every_n_train_steps": 2}}
+    with pytest.raises(ValueError, match="max_steps 5 is not a multiple of ModelCheckpoint every_n_train_steps 2"):
+        expand(write_spec(tmp_path, fit={"trainer": {"max_steps": 5, "callbacks": [checkpoint]}}))
+    # jepa-lit's own RunCheckpoint (base.yaml's callback) always saves the final step: no refusal.
+    expand(write_spec(tmp_path, fit={"trainer": {"max_steps": 30001}}))
+
+
+def test_missing_variant_file_is_named(tmp_path):
+    spec = write_spec(tmp_path, regimes={"ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"),
+                                                    "variants": ["baseline", "does_not_exist"]}})
+    with pytest.raises(FileNotFoundError, match="ucf101_does_not_exist.yaml"):
+        expand(spec)
+
+
+def test_shipped_sweep_covers_every_experiment_file():
+    runs = expand(EXPERIMENTS / "sweep.yaml", "full")
+    for regime in ("mixed", "ucf101"):
+        files = {p.stem.split("_", 1)[1] for p in EXPERIMENTS.glob(f"{regime}_*.yaml")}
+        assert {r.variant for r in runs if r.regime == regime} == files
+    variant_files = [p for regime in ("mixed", "ucf101") for p in EXPERIMENTS.glob(f"{regime}_*.yaml")]
+    assert {r.seed for r in runs} == {0, 1, 2} and len(runs) == 3 * len(variant_files)
+    assert {p.benchmark for r in runs if r.regime == "mixed" for p in r.probes} == {"diving48", "imagenet100", "ssv2"}
+    assert [p.benchmark for p in runs[-1].probes] == ["diving48", "imagenet100", "ssv2", "synthetic"]
+    smoke = expand(EXPERIMENTS / "sweep.yaml", "smoke")
+    assert len(smoke) == 8 and {r.seed for r in smoke} == {0, 1} and smoke[0].variant == "baseline"
+
+
+# ----- resuming, with a stand-in for the two commands -------------------------------------------
+class FakeLaunch:
+    """Plays `jepa-lit fit` (config.yaml + a last.ckpt at some step) and `jepa-lit test --probe` (a results JSON).
+    ``crash``: run_id -> the step at which its next pretraining dies."""
+
+    def __init__(self, max_steps=4, crash=None):
+        self.max_steps, self.crash, self.calls = max_steps, dict(crash or {}), []
+
+    def __call__(self, cmd, log, env):
+        run_dir = Path(log).parent.parent
+        run_id = "/".join(run_dir.parts[-3:])
+        self.calls.append((run_id, cmd))
+        if cmd[3] == "fit":
+            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_steps": self.max_steps}}))
+            if "--ckpt_path" in cmd:
+                assert torch.load(cmd[cmd.index("--ckpt_path") + 1])["global_step"] < self.max_steps
+            step = self.crash.pop(run_id, self.max_steps)
+            torch.save({"global_step": step}, run_dir / "checkpoints" / "last.ckpt")
+            return 1 if step < self.max_steps else 0
+        output = Path(cmd[cmd.index("--output") + 1])
+        output.write_text(json.dumps({
+            "metrics": {"top1": 50.0 + len(self.calls), "top1_ci95": [40.0, 60.0], "num_test_clips": 40},
+            "comparison_key": "k" * 16, "training": {"epochs": 2}, "checkpoint": {"global_step": self.max_steps},
+            "encoder": {"used": "target_encoder"}}))
+        return 0
+
+
+def statuses(runs):
+    return {r.run_id: json.loads(r.registry_path.read_text())["status"] for r in runs}
+
+
+def test_resume_skips_finished_runs_and_resumes_the_interrupted_one(tmp_path):
+    spec = write_spec(tmp_path, regimes={"ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"),
+                                                    "probes": ["synthetic"], "variants": ["baseline", "mg"]}},
+                      seeds=[0])
+    runs = expand(spec)
+    fake = FakeLaunch(crash={"ucf101/mg/seed_0": 2})
+    sweep.register_pending(runs)
+    assert statuses(runs) == {"ucf101/baseline/seed_0": "pending", "ucf101/mg/seed_0": "pending"}
+    first = run_local(runs, Executor(launch=fake, echo=lambda m: None))
+    assert first == {"ucf101/baseline/seed_0": "done", "ucf101/mg/seed_0": "failed"}
+    mg = json.loads(runs[1].registry_path.read_text())
+    assert "stopped at step 2 of 4" in mg["error"] or "status 1" in mg["error"]
+    assert plan(runs[0]) == ("skip", "done") and plan(runs[1])[0] == "resume"
+
+    fake.calls.clear()
+    second = run_local(runs, Executor(launch=fake, echo=lambda m: None))
+    assert second == {"ucf101/baseline/seed_0": "done", "ucf101/mg/seed_0": "done"}
+    assert [(run_id, cmd[3]) for run_id, cmd in fake.calls] == [("ucf101/mg/seed_0", "fit"),
+                                                                ("ucf101/mg/seed_0", "test")]
+    assert fake.calls[0][1][-2:] == ["--ckpt_path", str(runs[1].checkpoint)]  # resumed, not restarted
+    mg = json.loads(runs[1].registry_path.read_text())
+    assert [a["action"] for a in mg["attempts"]] == ["start", "resume"] and mg["attempts"][1]["resumed_from_step"] == 2
+    assert mg["pretraining"]["global_step"] == 4 and mg["metrics"]["synthetic"]["top1"] == 52.0
+    assert mg["config_hash"] == runs[1].config_hash and mg["seed"] == 0 and mg["package"]["version"]
+    assert yaml.safe_load((runs[1].run_dir / "probes" / "synthetic.sweep.yaml").read_text())["seed_everything"] == 0
+
+    fake.calls.clear()
+    assert set(run_local(runs, Executor(launch=fake, echo=lambda m: None)).values()) == {"done"}
+    assert fake.calls == []  # everything finished: nothing runs again
+
+    # a probe setting changed: only that probe runs again, into a new results file
+    changed = expand(write_spec(tmp_path, regimes={"ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"),
+                                                              "probes": ["synthetic"], "variants": ["baseline", "mg"]}},
+                                seeds=[0], probe={"synthetic": {"trainer": {"max_epochs": 7}}}))
+    assert plan(changed[0])[0] == "probe"
+    run_local(changed[:1], Executor(launch=fake, echo=lambda m: None))
+    assert [cmd[3] for _, cmd in fake.calls] == ["test"]
+
+
+def test_changed_config_is_refused_then_rerun_aside(tmp_path):
+    regimes = {"ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"), "variants": ["baseline"]}}
+    runs = expand(write_spec(tmp_path, regimes=regimes, seeds=[0]))
+    fake = FakeLaunch()
+    assert run_local(runs, Executor(launch=fake, echo=lambda m: None)) == {"ucf101/baseline/seed_0": "done"}
+    changed = expand(write_spec(tmp_path, regimes=regimes, seeds=[0], fit={"trainer": {"max_steps": 8}}))
+    assert plan(changed[0])[0] == "changed"
+    assert run_local(changed, Executor(launch=fake, echo=lambda m: None)) == {"ucf101/baseline/seed_0": "changed"}
+    assert run_local(changed, Executor(launch=fake, rerun_changed=True, echo=lambda m: None)) == {
+        "ucf101/baseline/seed_0": "done"}
+    assert len(list(changed[0].run_dir.parent.glob("seed_0.replaced-*"))) == 1  # the old run kept, aside
+
+
+def test_a_run_locked_by_a_live_process_is_left_alone(tmp_path):
+    runs = expand(write_spec(tmp_path, seeds=[0]))[:1]
+    runs[0].run_dir.mkdir(parents=True)
+    (runs[0].run_dir / ".lock").write_text(json.dumps({"host": "elsewhere", "pid": 1, "since": "now"}))
+    fake = FakeLaunch()
+    assert run_local(runs, Executor(launch=fake, echo=lambda m: None)) == {runs[0].run_id: "locked"}
+    assert fake.calls == []
+
+
+def test_sbatch_array_script(tmp_path):
+    spec = load_spec(write_spec(tmp_path, slurm={"gpus_per_node": 4, "partition": "gpu", "max_parallel": 3}))
+    runs = expand(spec)
+    script = sbatch_script(runs, spec, python="/venv/bin/python")
+    assert "#SBATCH --array=0-9%3" in script and "#SBATCH --ntasks-per-node=4" in script
+    assert "#SBATCH --gres=gpu:4" in script and "#SBATCH --partition=gpu" in script
+    command = script.strip().splitlines()[-1]
+    assert shlex.split(command)[:4] == ["exec", "/venv/bin/python", "-m", "jepa_lit.sweep"]
+    assert '--index "$SLURM_ARRAY_TASK_ID"' in command and "--fit-prefix 'srun --kill-on-bad-exit=1'" in command
+    assert f"#   9: {runs[9].run_id}" in script
+
+
+def test_probe_commands_do_not_inherit_the_slurm_task_layout(tmp_path, monkeypatch):
+    run = expand(write_spec(tmp_path, seeds=[0]))[0]
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    executor = Executor()
+    assert executor.environment(run)["SLURM_NTASKS"] == "4"
+    assert "SLURM_NTASKS" not in executor.environment(run, probe=True)
+    assert executor.environment(run, gpus="2,3")["CUDA_VISIBLE_DEVICES"] == "2,3"
+
+
+# ----- one tiny real run: pretraining + probe through the CLI, interrupted, resumed, then skipped ---
+def test_tiny_real_run_end_to_end_and_resumed(tmp_path):
+    tiny = {
+        "trainer": {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true", "max_steps": 4,
+                    "enable_progress_bar": False, "enable_model_summary": False,
+                    "callbacks": [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                                   "init_args": {"save_last": True, "save_top_k": -1, "every_n_train_steps": 2}}]},
+        "model": {"init_args": {"encoder": {"init_args": {"size": "tiny", "depth": 2, "num_frames": 8, "img_size": 64,
+                                                          "activation_checkpointing": False}},
+                                "predictor_width": 32, "predictor_depth": 1, "predictor_heads": 2}},
+        "data": {"class_path": "jepa_lit.data.synthetic.SyntheticMotionDataModule",
+                 "init_args": {"num_clips": 8, "num_frames": 8, "crop_size": 64, "batch_size": 4}},
+    }
+    spec = write_spec(
+        tmp_path, seeds=[0], env={"OMP_NUM_THREADS": "1"}, fit=tiny, keep_feature_cache=False,
+        regimes={"synthetic": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"), "probes": ["synthetic"],
+                               "variants": ["baseline"]}},
+        probes={"synthetic": str(EXPERIMENTS / "probes" / "synthetic_demo.yaml")},
+        probe={"synthetic": {"data": {"init_args": {"num_clips": 24, "crop_size": 32}}, "trainer": {"max_epochs": 2}}})
+    (run,) = expand(spec)
+    calls = []
+
+    def launch(cmd, log, env):
+        calls.append(cmd[3])
+        return sweep.subprocess_launch(cmd, log, env)
+
+    def logs():
+        return sweep.tail(run.run_dir / "logs" / "fit.log", 30) + sweep.tail(run.run_dir / "logs" / "probe-synthetic.log", 30)
+
+    assert run_local([run], Executor(launch=launch, echo=lambda m: None)) == {run.run_id: "done"}, logs()
+    registry = json.loads(run.registry_path.read_text())
+    assert registry["status"] == "done" and registry["pretraining"]["global_step"] == 4
+    metric = registry["metrics"]["synthetic"]
+    results = json.loads((run.run_dir / metric["results"]).read_text())
+    assert metric["top1"] == results["metrics"]["top1"] and metric["comparison_key"] == results["comparison_key"]
+    assert results["seed"] == 0 and results["training"]["epochs"] == 2 and results["checkpoint"]["global_step"] == 4
+    saved = yaml.safe_load((run.run_dir / "config.yaml").read_text())  # LightningCLI's config, in the run dir
+    assert saved["seed_everything"] == 0 and saved["trainer"]["max_steps"] == 4
+    assert not (run.run_dir / "feature_cache").exists()  # keep_feature_cache: false
+    assert run_local([run], Executor(launch=launch, echo=lambda m: None)) == {run.run_id: "done"}
+    assert calls == ["fit", "test"]  # the second pass skipped the finished run
+
+    # as if the run had died after step 2: its last.ckpt is the step-2 checkpoint, its registry says running
+    (step2,) = (run.run_dir / "checkpoints").glob("*step=2.ckpt")
+    state = torch.load(step2, weights_only=False)
+    for key, callback in state["callbacks"].items():  # what last.ckpt written at step 2 would hold
+        if "Checkpoint{" in key:
+            callback["last_model_path"] = str(run.checkpoint)
+    torch.save(state, run.checkpoint)
+    registry.update(status="running", pretraining=None, metrics={})
+    run.registry_path.write_text(json.dumps(registry))
+    for path in (run.run_dir / "probes").glob("*.json"):
+        path.unlink()
+    assert run_local([run], Executor(launch=launch, echo=lambda m: None)) == {run.run_id: "done"}, logs()
+    assert calls == ["fit", "test", "fit", "test"]
+    registry = json.loads(run.registry_path.read_text())
+    assert registry["attempts"][-1]["resumed_from_step"] == 2 and registry["pretraining"]["global_step"] == 4
+    assert "Restored all states from the checkpoint" in sweep.tail(run.run_dir / "logs" / "fit.log", 15)
