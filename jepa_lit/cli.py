@@ -323,7 +323,7 @@ def run_probe_cli(args: list[str]) -> tuple[dict, Path]:
     data_config = config.data.as_dict() if hasattr(config.data, "as_dict") else dict(config.data)
     trainer_config = config.trainer
     extract_kwargs = {"accelerator": trainer_config.accelerator, "precision": trainer_config.precision,
-                      "enable_progress_bar": bool(trainer_config.enable_progress_bar)}
+                      "enable_progress_bar": trainer_config.enable_progress_bar is not False}  # unset: on, as Lightning
     return evaluate_checkpoint(
         benchmark=cli.benchmark,
         ckpt_path=config.ckpt_path,
@@ -353,6 +353,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         from jepa_lit.data.check import main as data_main
 
         sys.exit(data_main(argv[1:]))
+    if argv and argv[0] == "export":
+        from jepa_lit.models.official import export_main
+
+        sys.exit(export_main(argv[1:]))
     if wants_probe(argv):
         try:
             run_probe_cli(argv[1:])

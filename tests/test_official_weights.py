@@ -83,3 +83,20 @@ def test_export_round_trip_from_a_jepa_module():
     encoder = tiny()
     load_official_encoder(encoder, exported)
     assert torch.equal(encoder.blocks[0].attn.qkv.weight, module.target_encoder.blocks[0].attn.qkv.weight)
+
+
+def test_export_command_writes_the_official_layout(tmp_path, capsys):
+    from jepa_lit.cli import main
+    from jepa_lit.module import JEPAModule
+
+    module = JEPAModule(tiny(), predictor_width=32, predictor_depth=1, predictor_heads=2)
+    checkpoint = {"state_dict": module.state_dict(), "epoch": 0, "global_step": 5}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(tmp_path / "last.ckpt"), str(tmp_path / "vjepa.pt")])
+    assert exit_info.value.code == 0
+    encoder = tiny()
+    report = load_official_encoder(encoder, str(tmp_path / "vjepa.pt"))
+    assert torch.equal(encoder.blocks[1].mlp.fc1.weight, module.target_encoder.blocks[1].mlp.fc1.weight)
+    assert not report.kept_initial and not report.ignored
