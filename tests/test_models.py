@@ -139,3 +139,16 @@ def test_activation_checkpointing_gives_same_gradients():
     ckpt(clip, hierarchical=True).square().sum().backward()
     for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
         assert torch.allclose(a.grad, b.grad, atol=1e-5), name
+
+
+@pytest.mark.parametrize("interleave", [True, False])
+def test_fused_rotation_equals_the_reference_rope(interleave):
+    from jepa_lit.models.positions import rope_rotation, rotate
+
+    coords = token_coordinates(torch.tensor([[0, 5, 17, 40]]), (4, 4, 4))
+    x = torch.randn(1, 3, 4, 64)
+    cos, sin = rope_tables(coords, 64, interleave)
+    expected = apply_rope(x, cos.unsqueeze(1), sin.unsqueeze(1))
+    rotation = rope_rotation(coords, 64, interleave)
+    rotation = tuple(t.unsqueeze(1) for t in rotation) if isinstance(rotation, tuple) else rotation.unsqueeze(1)
+    assert torch.allclose(rotate(x, rotation), expected, atol=1e-6)

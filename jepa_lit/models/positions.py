@@ -8,6 +8,7 @@ index ``i`` on a grid ``(T', H', W')`` sits at ``t = i // (H'W')``, ``h = (i // 
 from __future__ import annotations
 
 import math
+from typing import Union
 
 import torch
 from torch import Tensor
@@ -65,6 +66,32 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
     rotated = torch.stack((-x2, x1), dim=-1).flatten(-2)
     return x * cos + rotated * sin
+
+
+Rotation = Union[Tensor, tuple[Tensor, Tensor]]
+
+
+def rope_rotation(coords: Tensor, head_dim: int, interleave: bool = True) -> Rotation:
+    """The rotation to apply to q and k, computed once per forward ([..., N, *]; callers add the head axis).
+
+    With ``interleave`` (V-JEPA 2.1) both members of a pair share one angle, so the rotation is a complex
+    multiplication by unit phasors [..., N, head_dim / 2]: one fused op instead of slicing, negating,
+    stacking and two products (tested equal to ``apply_rope``). V-JEPA 2's quirk gives the members of a
+    pair different angles, so it keeps the (cos, sin) tables.
+    """
+    cos, sin = rope_tables(coords, head_dim, interleave)
+    if not interleave:
+        return cos, sin
+    return torch.complex(cos[..., 0::2], sin[..., 0::2])
+
+
+def rotate(x: Tensor, rotation: Rotation) -> Tensor:
+    """Apply a ``rope_rotation`` to ``x`` [B, heads, N, head_dim] (any leading dims)."""
+    if isinstance(rotation, tuple):
+        return apply_rope(x, *rotation)
+    # complex32 does not exist for bf16: rotate in fp32 and cast back (autocast keeps q, k in bf16).
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
 
 
 def sincos_1d(dim: int, positions: Tensor) -> Tensor:

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from jepa_lit.models.blocks import Block, init_vit_weights, modality_vector, rescale_blocks
-from jepa_lit.models.positions import rope_tables, token_coordinates
+from jepa_lit.models.positions import rope_rotation, token_coordinates
+from jepa_lit.models.vit import head_axis
 
 
 class Predictor(nn.Module):
@@ -94,8 +95,7 @@ class Predictor(nn.Module):
             x = x + modality_vector(self.video_mod_embed, self.img_mod_embed, image)
         # Attention is permutation-equivariant given the positions, so no sorting is needed.
         coords = token_coordinates(torch.cat([context_idx, target_idx], dim=1), grid)
-        cos, sin = rope_tables(coords, self.width // self.num_heads, self.rope_interleave)
-        rope = (cos.unsqueeze(1), sin.unsqueeze(1))
+        rope = head_axis(rope_rotation(coords, self.width // self.num_heads, self.rope_interleave))
         for block in self.predictor_blocks:
             if self.activation_checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(block, x, rope, use_reentrant=False)

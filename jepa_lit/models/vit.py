@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from jepa_lit.models.blocks import Block, init_vit_weights, modality_vector, rescale_blocks
-from jepa_lit.models.positions import rope_tables, sincos_3d, token_coordinates
+from jepa_lit.models.positions import Rotation, rope_rotation, sincos_3d, token_coordinates
 
 # name -> (width, depth, heads)
 vit_sizes: dict[str, tuple[int, int, int]] = {
@@ -35,6 +35,13 @@ class PatchEmbed3D(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj(x).flatten(2).transpose(1, 2)  # [B, T'H'W', D], raster (t, h, w) order
+
+
+def head_axis(rotation: Rotation) -> Rotation:
+    """[..., N, *] -> [..., 1, N, *]: broadcast a rotation over the attention heads."""
+    if isinstance(rotation, tuple):
+        return tuple(t.unsqueeze(-3) for t in rotation)
+    return rotation.unsqueeze(-3)
 
 
 def hierarchical_layers(depth: int, num_levels: int) -> list[int]:
@@ -178,15 +185,15 @@ class VisionTransformer(nn.Module):
             return torch.cat(levels, dim=-1)
         return self.norms_block[-1](tokens)
 
-    def _rope(self, grid, token_idx: Optional[Tensor], device) -> tuple[Tensor, Tensor]:
+    def _rope(self, grid, token_idx: Optional[Tensor], device) -> Rotation:
         index = token_idx if token_idx is not None else torch.arange(grid[0] * grid[1] * grid[2], device=device)
         coords = token_coordinates(index, grid)
         if self.interpolate_rope:
             # V-JEPA 2.1 maps row / column positions onto the 16 x 16 grid it was pretrained at.
             scale = torch.tensor([1.0, 15.0 / max(grid[1] - 1, 1), 15.0 / max(grid[2] - 1, 1)], device=device)
             coords = coords * scale
-        cos, sin = rope_tables(coords, self.embed_dim // self.num_heads, self.rope_interleave)
-        return cos.unsqueeze(-3), sin.unsqueeze(-3)  # broadcast over heads
+        rotation = rope_rotation(coords, self.embed_dim // self.num_heads, self.rope_interleave)
+        return head_axis(rotation)
 
     def _sincos_table(self, grid: tuple[int, int, int]) -> Tensor:
         if grid == self.pos_grid:
