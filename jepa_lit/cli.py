@@ -26,7 +26,8 @@ from jepa_lit.module import JEPAModule
 def typo_hints(message: str, parser) -> list[str]:
     """``did you mean`` lines for the mistakes jsonargparse reports without a suggestion: an argument a
     class does not take (``Option 'x' is not accepted`` under ``Problem with given class_path 'C'``), a
-    class a module does not have, and an unknown ``--key``."""
+    class a module does not have, a value outside a Literal's choices, an unknown subcommand, and an
+    unknown ``--key``."""
     import importlib
     import inspect
     import re
@@ -60,6 +61,22 @@ def typo_hints(message: str, parser) -> list[str]:
             near = nearest(name, names)
             hints.append(f"{module_name} has no {name}" + (f"; did you mean {module_name}.{near}?" if near else
                                                              f" (it has: {', '.join(sorted(names))})"))
+    given = re.search(r"Given value: (\S+)\s*$", message)  # a value outside a Literal's choices
+    choices_of: dict[str, list[str]] = {}
+    for line in message.splitlines():
+        choices = re.search(r"Literal\[([^\]]*)\]", line)
+        value = re.search(r"Got value: (\S+)", line) or given
+        if choices and value:
+            choices_of.setdefault(value.group(1), []).extend(re.findall(r"'([^']*)'", choices.group(1)))
+    for value, choices in choices_of.items():
+        near = nearest(value, choices)
+        if near:
+            hints.append(f"{value!r} is not one of the accepted values; did you mean {near!r}?")
+    found = re.search(r"invalid choice: '([^']+)' \(choose from ([^)]*)\)", message)
+    if found:
+        near = nearest(found.group(1), re.findall(r"'([^']+)'", found.group(2)))
+        if near:
+            hints.append(f"did you mean {near!r}?")
     found = re.search(r"does not accept option '([^']+)'|unrecognized arguments: --?([^\s=]+)", message)
     if found:
         key = found.group(1) or found.group(2)

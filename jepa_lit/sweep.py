@@ -57,6 +57,7 @@ import yaml
 
 import jepa_lit
 from jepa_lit.cli import expand_config_stack
+from jepa_lit.hints import format_duration
 
 SCHEMA = "jepa_lit.sweep_run/1"
 REGISTRY = "run.json"
@@ -774,8 +775,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     register_pending(runs)
     start = time.perf_counter()
     groups = [g.strip() for g in args.gpu_groups.split(";")] if args.gpu_groups else None
+    finished, worked = [0], [0]  # runs finished; of them, runs that had work to do (skipped ones take no time)
+
+    def tracked(run: Run, gpus: Optional[str] = None) -> str:
+        """The executor, then a progress line: runs finished out of all, and an ETA from the runs that worked."""
+        began = time.perf_counter()
+        status = executor(run, gpus)
+        with lock:
+            finished[0] += 1
+            worked[0] += time.perf_counter() - began > 1.0
+            left = len(runs) - finished[0]
+            per_run = (time.perf_counter() - start) / worked[0] if worked[0] else None
+            eta = f", ETA {format_duration(per_run * left)}" if per_run is not None and left else ""
+        echo(f"{finished[0]}/{len(runs)} runs finished ({run.run_id}: {status}){eta}")
+        return status
+
     try:
-        statuses = run_local(runs, executor, jobs=args.jobs or int(spec["jobs"]), gpu_groups=groups)
+        statuses = run_local(runs, tracked, jobs=args.jobs or int(spec["jobs"]), gpu_groups=groups)
     except KeyboardInterrupt:
         print(f"sweep interrupted after {time.perf_counter() - start:.0f} s; run it again to resume", file=sys.stderr)
         return 130

@@ -34,6 +34,7 @@ from jepa_lit.data.decode import (
     open_video,
 )
 from jepa_lit.data.transforms import VideoEvalTransform, VideoTrainTransform, transform_image_as_clip
+from jepa_lit.hints import path_hint
 
 log = logging.getLogger("jepa_lit.data")
 
@@ -64,10 +65,12 @@ class LayoutError(FileNotFoundError):
     """A dataset root that is missing or not laid out as expected; the message shows the expected tree."""
 
 
-def layout_error(dataset: str, root: Union[str, os.PathLike], problem: str, expected_tree: str) -> LayoutError:
+def layout_error(dataset: str, root: Union[str, os.PathLike], problem: str, expected_tree: str,
+                 hint: str = "") -> LayoutError:
     return LayoutError(
         f"{dataset}: {problem}\n"
         f"  root: {root}\n"
+        + "".join(f"  {line}\n" for line in hint.splitlines()) +
         f"Expected layout (the official download, unpacked under the root):\n{expected_tree.rstrip()}"
     )
 
@@ -77,10 +80,10 @@ def require(
 ) -> None:
     """Raise a LayoutError naming the first of `paths` that does not exist (the root itself first)."""
     if not Path(root).is_dir():
-        raise layout_error(dataset, root, "root folder not found", expected_tree)
+        raise layout_error(dataset, root, "root folder not found", expected_tree, path_hint(str(root)))
     for p in paths:
         if not Path(p).exists():
-            raise layout_error(dataset, root, f"missing {p}", expected_tree)
+            raise layout_error(dataset, root, f"missing {p}", expected_tree, path_hint(str(p)))
 
 
 def resolve_dataset_root(root: str, name: str, markers: Sequence[str]) -> str:

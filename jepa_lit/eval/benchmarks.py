@@ -117,5 +117,9 @@ BENCHMARKS: dict[str, Benchmark] = {
 def get_benchmark(name: str) -> Benchmark:
     """The benchmark called ``name``; a ValueError listing the valid names otherwise."""
     if name not in BENCHMARKS:
-        raise ValueError(f"--probe {name!r} is not a benchmark; expected one of: {', '.join(sorted(BENCHMARKS))}")
+        from jepa_lit.hints import nearest
+
+        near = nearest(name, BENCHMARKS, cutoff=0.4)
+        raise ValueError(f"--probe {name!r} is not a benchmark; expected one of: {', '.join(sorted(BENCHMARKS))}"
+                         + (f"; did you mean {near!r}?" if near else ""))
     return BENCHMARKS[name]

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from jepa_lit.hints import path_hint
 from jepa_lit.models import VisionTransformer
 
 FEATURE_LAYER = "final block, after its LayerNorm (norms_block[-1]): the D-wide evaluation output"
@@ -67,6 +68,16 @@ def weights_sha256(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_not_found(path: str) -> FileNotFoundError:
+    """The error for a checkpoint path that is not a file: the path, what is near it, what was expected."""
+    hint = path_hint(path, (".ckpt", ".pt", ".pth", ".tar"))
+    return FileNotFoundError(
+        f"checkpoint not found: {path}" + (f"\n{hint}" if hint else "")
+        + "\n(expected a file written by jepa-lit fit, RUN/checkpoints/last.ckpt, "
+          "e.g. runs/smoke/version_0/checkpoints/last.ckpt)"
+    )
+
+
 def read_metadata(path: str, checkpoint: dict[str, Any]) -> dict[str, Any]:
     """checkpoint["jepa_lit"], validated; a clear error naming the file and the missing key otherwise."""
     meta = checkpoint.get("jepa_lit") if isinstance(checkpoint, dict) else None
@@ -93,7 +104,7 @@ def load_official_eval_encoder(path: str, encoder_config: dict[str, Any]) -> Eva
     official evaluations use), built with ``encoder_config`` (VisionTransformer arguments: official files
     do not record the architecture) and loaded with strict key and shape checks."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise checkpoint_not_found(path)
     config = {k: v for k, v in encoder_config.items() if k not in ("pretrained", "pretrained_entry")}
     encoder = VisionTransformer(**config, pretrained=path, pretrained_entry="auto")
     encoder.eval().requires_grad_(False)
@@ -107,7 +118,7 @@ def load_eval_encoder(path: str, random_init: bool = False, seed: int = 0) -> Ev
     random_init: build the checkpoint's architecture with fresh weights drawn from ``seed`` instead.
     """
     if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise checkpoint_not_found(path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     meta = read_metadata(path, checkpoint)
     config = dict(meta["encoder_config"])

@@ -5,7 +5,9 @@ AdamW parameter group, so the heads train independently although their losses ar
 clips with several views (segments x spatial crops) are scored by averaging the softmax
 probabilities over the views. Each head gets top-1, top-5 and mean per-class accuracy (torchmetrics,
 in %); the best head is chosen by the stated ``selection`` rule, and its top-1 gets a bootstrap 95 %
-interval over the test clips.
+interval over the test clips. The selected head's confusion matrix (torchmetrics; rows: true class,
+columns: predicted class, clip counts) goes into the results as a list of lists and, when the test
+Trainer has a TensorBoardLogger, into TensorBoard as the image ``test/confusion_matrix``.
 
 Batches are dicts {"features": [B, V, L, D] (any float dtype), "label": [B]}; training uses view 0.
 """
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from jepa_lit.models.probes import ProbeType, build_probe
 
@@ -122,6 +124,7 @@ class ProbeModule(L.LightningModule):
 
         self.val_metrics = nn.ModuleList([metrics() for _ in self.grid])
         self.test_metrics = nn.ModuleList([metrics() for _ in self.grid])
+        self.test_confusion = nn.ModuleList([MulticlassConfusionMatrix(num_classes) for _ in self.grid])
 
     def configure_model(self) -> None:
         if self.heads is not None:
@@ -168,6 +171,7 @@ class ProbeModule(L.LightningModule):
         labels = batch["label"]
         for i, probabilities in enumerate(self.head_probabilities(batch["features"])):
             self.test_metrics[i].update(probabilities, labels)
+            self.test_confusion[i].update(probabilities, labels)
             self._test_correct[i].append(probabilities.argmax(dim=-1) == labels)
 
     def on_test_epoch_end(self) -> None:
@@ -183,6 +187,10 @@ class ProbeModule(L.LightningModule):
         correct = torch.cat(self._test_correct[best]) if self._test_correct[best] else torch.zeros(0, dtype=torch.bool)
         correct = self.all_gather(correct).flatten() if self.trainer.world_size > 1 else correct
         lower, upper = bootstrap_interval(correct, self.hparams.bootstrap_samples, self.hparams.bootstrap_seed)
+        confusion = self.test_confusion[best].compute().long().cpu()
+        for metric in self.test_confusion:
+            metric.reset()
+        self.log_confusion_image(confusion)
         chosen = heads[best]
         self.log("test/top1", chosen["top1"])
         self.results = {
@@ -198,9 +206,29 @@ class ProbeModule(L.LightningModule):
                 "top_k": self.top_k,
                 "mean_class_acc": chosen["mean_class_acc"],
                 "num_test_clips": int(correct.numel()),
+                "confusion_matrix": confusion.tolist(),
+                "confusion_matrix_layout": "rows: true class, columns: predicted class; test clips of the "
+                                           "selected head",
             },
         }
         self._test_correct = []
+
+    def log_confusion_image(self, confusion: Tensor) -> None:
+        """The row-normalised confusion matrix as an image (white 0 -> dark blue 1, each cell at least
+        ``256 // C`` pixels wide) to the test Trainer's TensorBoardLogger, if it has one."""
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers = [lg for lg in (self.trainer.loggers if self._trainer else []) if isinstance(lg, TensorBoardLogger)]
+        if not loggers or not self.trainer.is_global_zero:
+            return
+        rates = confusion.float() / confusion.sum(dim=1, keepdim=True).clamp_min(1)
+        low, high = torch.tensor([1.0, 1.0, 1.0]), torch.tensor([0.03, 0.19, 0.42])
+        image = low.view(3, 1, 1) + (high - low).view(3, 1, 1) * rates.unsqueeze(0)  # [3, C, C]
+        cell = max(1, 256 // rates.shape[0])
+        image = image.repeat_interleave(cell, dim=1).repeat_interleave(cell, dim=2)
+        for logger in loggers:
+            logger.experiment.add_image("test/confusion_matrix", image, global_step=self.global_step,
+                                        dataformats="CHW")
 
     def select(self, heads: list[dict[str, Any]]) -> int:
         """Index of the reported head under ``selection`` (ties go to the first head of the grid)."""
