@@ -288,8 +288,13 @@ def test_multiprocess_loader(tree):
 def test_signature_is_cli_friendly(name):
     from jsonargparse import ArgumentParser
 
+    from jepa_lit.data.video_dataset import ClipDataModule
+
     cls = MODULES[name]
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    own = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    shared = list(inspect.signature(ClipDataModule.__init__).parameters.values())[1:]
+    # **kwargs forwards the shared arguments to ClipDataModule, which jsonargparse follows.
+    params = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD] + shared
     for p in params:
         assert p.annotation is not inspect.Parameter.empty and p.default is not inspect.Parameter.empty, p.name
     names = [p.name for p in params]
@@ -297,8 +302,8 @@ def test_signature_is_cli_friendly(name):
         assert required in names
     parser = ArgumentParser()
     parser.add_class_arguments(cls, "data")
-    cfg = parser.parse_args(["--data.root", "/datasets/x", "--data.on_error", "raise"])
-    assert cfg.data.root == "/datasets/x" and cfg.data.num_frames == 16
+    cfg = parser.parse_args(["--data.root", "/datasets/x", "--data.on_error", "raise", "--data.batch_size", "3"])
+    assert cfg.data.root == "/datasets/x" and cfg.data.num_frames == 16 and cfg.data.batch_size == 3
 
 
 @pytest.mark.parametrize("name", list(MODULES))

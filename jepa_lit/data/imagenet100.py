@@ -14,13 +14,11 @@ import os
 from pathlib import Path
 from typing import Literal, Optional
 
-from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
 from jepa_lit.data.video_dataset import (
     IMAGE,
     IMAGE_EXTENSIONS,
     ClipDataModule,
     IndexProblem,
-    OnError,
     Record,
     layout_error,
     read_list_file,
@@ -104,35 +102,12 @@ class ImageNet100DataModule(ClipDataModule):
         train_list: Optional[str] = None,
         test_list: Optional[str] = None,
         class_list: Optional[str] = None,
-        num_frames: int = 16,
-        crop_size: int = 224,
         frame_step: int = 1,
-        batch_size: int = 8,
-        num_workers: int = 8,
-        seed: int = 0,
-        on_error: OnError = "skip",
-        train_sampling: Literal["random", "uniform"] = "random",
-        train_augment: bool = True,
-        eval_num_segments: int = 1,
-        eval_num_views: int = 1,
-        thread_type: ThreadType = DEFAULT_THREAD_TYPE,
-        pin_memory: bool = False,
+        **kwargs,
     ):
-        super().__init__(
-            num_frames,
-            crop_size,
-            frame_step,
-            batch_size,
-            num_workers,
-            seed,
-            on_error,
-            train_sampling,
-            train_augment,
-            eval_num_segments,
-            eval_num_views,
-            thread_type,
-            pin_memory,
-        )
+        # The shared arguments (num_frames, crop_size, batch_size, ...) are ClipDataModule's;
+        # LightningCLI follows **kwargs to its signature, so --print_config still shows them all.
+        super().__init__(frame_step=frame_step, **kwargs)
         self.root, self.train_list, self.test_list, self.class_list = root, train_list, test_list, class_list
         self.save_hyperparameters()
 

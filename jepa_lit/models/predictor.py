@@ -9,8 +9,6 @@ dense context loss of V-JEPA 2.1). Parameter names match the official 2.1 code.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
