@@ -381,6 +381,14 @@ def main(argv: Optional[list[str]] = None) -> None:
             print(f"jepa-lit test --probe: error: {error}{root_note(error, 'data.init_args')}", file=sys.stderr)
             sys.exit(2)
         return
+    if argv and argv[0] == "test" and not any(a in ("-h", "--help") or a.startswith("--print_config") for a in argv):
+        # A pretraining model has nothing to test: evaluation is a frozen-encoder probe.
+        from jepa_lit.eval.benchmarks import BENCHMARKS
+
+        print("jepa-lit test: error: name the benchmark to probe the checkpoint on, e.g. "
+              "`jepa-lit test --probe synthetic --ckpt_path RUN/checkpoints/last.ckpt`; benchmarks: "
+              + ", ".join(sorted(BENCHMARKS)), file=sys.stderr)
+        sys.exit(2)
     from jepa_lit.data.video_dataset import LayoutError
 
     try:

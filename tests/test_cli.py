@@ -88,3 +88,13 @@ def test_resume_with_ckpt_path_last_continues_the_same_run(tmp_path):
     with pytest.raises(SystemExit, match="no .* to resume from"):
         run_cli(["fit", *args[:-4], "--trainer.logger.init_args.save_dir", str(tmp_path / "empty"),
                  "--ckpt_path", "last"])
+
+
+def test_test_without_a_probe_says_how_to_probe(capsys):
+    from jepa_lit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", "--config", SMOKE, "--ckpt_path", "x.ckpt"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--probe synthetic" in err and "diving48" in err and "ssv2" in err
