@@ -362,7 +362,6 @@ def wants_probe(argv: list[str]) -> bool:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations otherwise calls the network
     argv = list(sys.argv[1:] if argv is None else argv)
     # main passes the command line on as `args` (minus "test" for probes); that is what it is meant for.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")

@@ -42,11 +42,10 @@ class LossGuard:
     def check(self, terms: dict[str, Tensor], loss: Tensor, step: int) -> Optional[str]:
         """Why this step must be skipped (None: train on it); raises on a non-finite loss under "stop".
         One host sync per step when the loss is finite and spikes are off."""
-        if not torch.isfinite(loss):
-            return self.nonfinite(terms, step)
         if self.config.spike_std is None:
-            return None
-        return self.spike(loss.item(), step)
+            return None if torch.isfinite(loss) else self.nonfinite(terms, step)
+        value = loss.item()  # the one host sync: finiteness and the spike test both read it
+        return self.spike(value, step) if math.isfinite(value) else self.nonfinite(terms, step)
 
     def bad_terms(self, terms: dict[str, Tensor]) -> list[str]:
         return [name for name, value in terms.items() if not torch.isfinite(value).all()]
@@ -64,8 +63,6 @@ class LossGuard:
 
     def spike(self, loss: float, step: int) -> Optional[str]:
         """A message if ``loss`` is a spike against the trailing window; records non-spike losses."""
-        if self.config.spike_std is None:
-            return None
         if len(self.history) >= self.config.spike_min_history:
             mean = sum(self.history) / len(self.history)
             std = math.sqrt(sum((x - mean) ** 2 for x in self.history) / len(self.history))

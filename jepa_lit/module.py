@@ -233,7 +233,7 @@ class JEPAModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer) -> None:
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not grads or torch.isfinite(torch.stack([g.norm() for g in grads])).all():
+        if not grads or torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()):  # one fused op, one sync
             return
         message = f"non-finite gradient at step {self.global_step} (loss terms: " + ", ".join(
             f"{k}={v.item():.4g}" for k, v in self.last_terms.items()) + ")"

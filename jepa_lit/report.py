@@ -239,12 +239,6 @@ def collect(registries: list[dict[str, Any]]) -> list[Result]:
     return results
 
 
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)]
-    return [] if a == b else [f"{prefix}: {a!r} != {b!r}"]
-
-
 def _names(runs: list[str], limit: int = 6) -> str:
     runs = sorted(set(runs))
     return ", ".join(runs[:limit]) + (f" and {len(runs) - limit} more" if len(runs) > limit else "")
@@ -268,7 +262,7 @@ def find_mismatches(results: list[Result], registries: list[dict[str, Any]]) -> 
         for key in sorted(set(keys) - {ref_key}):
             odd = [r for r in group if r.key == key]
             settings = next((r.settings for r in odd if r.settings is not None), None)
-            fields = (_diff(ref_settings, settings) if ref_settings is not None and settings is not None
+            fields = (differences(ref_settings, settings) if ref_settings is not None and settings is not None
                       else ["(results JSONs not found: fields unknown)"])
             problems.append({
                 "kind": "probe settings differ",

@@ -488,7 +488,6 @@ class Executor:
 
     def environment(self, run: Run, gpus: Optional[str] = None, probe: bool = False) -> dict[str, str]:
         env = {**os.environ, **run.env}
-        env.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
         if gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpus
@@ -733,7 +732,6 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="runs whose config changed: move the old directory aside and start again")
     parser.add_argument("--no-submit", action="store_true", help="slurm: write the sbatch script, do not submit it")
     args = parser.parse_args(argv)
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
     try:
         spec = load_spec(args.spec, args.scale)

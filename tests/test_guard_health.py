@@ -41,7 +41,12 @@ def test_loss_spike_rule():
         assert guard.spike(loss, 0) is None
     assert "loss spike at step 7" in guard.spike(5.0, 7)
     assert guard.spike(1.02, 8) is None and len(guard.history) == 6  # the spike is not recorded
-    assert LossGuard(GuardConfig()).spike(1e9, 0) is None  # off by default
+    huge = torch.tensor(1e9)
+    assert LossGuard(GuardConfig()).check({"pred": huge}, huge, 0) is None  # spike skipping is off by default
+    spiky = LossGuard(GuardConfig(spike_std=3.0, spike_min_history=5))
+    for loss in [1.0, 1.1, 0.9, 1.0, 1.05]:
+        assert spiky.check({"pred": torch.tensor(loss)}, torch.tensor(loss), 0) is None
+    assert "loss spike at step 9" in spiky.check({"pred": huge}, huge, 9)
 
 
 def test_effective_rank_known_values():
@@ -56,5 +61,15 @@ def test_health_measures_and_warns_on_collapse():
     metrics = RepresentationHealth.measure(module, outputs)
     assert set(metrics) == {"target_std", "context_rank", "pred_target_cos", "ema_drift"}
     assert metrics["ema_drift"] == pytest.approx(0.0) and metrics["target_std"] > 0.1
+    with torch.no_grad():  # target = 2 x online: the drift is exactly 1
+        for target, online in zip(module.target_encoder.parameters(), module.encoder.parameters()):
+            target.copy_(2 * online)
+    assert RepresentationHealth.measure(module, outputs)["ema_drift"] == pytest.approx(1.0, rel=1e-5)
     outputs.target = torch.zeros_like(outputs.target)  # a collapsed target
     assert RepresentationHealth.measure(module, outputs)["target_std"] == 0.0
+    module.last_outputs, logged = outputs, {}
+    module.log_dict = lambda metrics, **kwargs: logged.update(metrics)
+    trainer = type("Trainer", (), {"global_step": 0})()
+    with pytest.warns(UserWarning, match=r"step 0: target features are collapsing \(std 0 < 0.05\)"):
+        RepresentationHealth(every_n_steps=1).on_train_batch_end(trainer, module, None, None, 0)
+    assert logged["health/target_std"] == 0.0

@@ -61,7 +61,8 @@ class RepresentationHealth(L.Callback):
             "pred_target_cos": float(F.cosine_similarity(predicted, expected, dim=-1).mean()),
         }
         if getattr(pl_module, "target_encoder", None) is not None:
-            online = torch.cat([p.flatten() for p in pl_module.encoder.parameters()])
-            target_params = torch.cat([p.flatten() for p in pl_module.target_encoder.parameters()])
-            metrics["ema_drift"] = float((target_params - online).norm() / online.norm().clamp_min(1e-12))
+            online = list(pl_module.encoder.parameters())
+            drift = torch._foreach_sub(list(pl_module.target_encoder.parameters()), online)
+            norm = lambda tensors: torch.stack(torch._foreach_norm(tensors)).norm()  # noqa: E731
+            metrics["ema_drift"] = float(norm(drift) / norm(online).clamp_min(1e-12))
         return metrics

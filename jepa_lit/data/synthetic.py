@@ -17,9 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from jepa_lit.data.resumable import EpochSampler, ResumableDataLoader, training_progress
+from jepa_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # (dx, dy) in px / frame for labels 0..7: N, NE, E, SE, S, SW, W, NW (y grows downwards).
 DIRECTIONS: tuple[tuple[int, int], ...] = ((0, -4), (3, -3), (4, 0), (3, 3), (0, 4), (-3, 3), (-4, 0), (-3, -3))

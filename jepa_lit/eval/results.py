@@ -71,7 +71,7 @@ def check_comparable(results: Iterable[dict[str, Any]]) -> str:
     for other in results[1:]:
         settings = comparison_settings(other)
         if settings != first:
-            differing = _differences(first, settings)
+            differing = differences(first, settings)
             raise ValueError(
                 f"probe results are not comparable: settings differ at {differing} "
                 f"({results[0].get('checkpoint', {}).get('path')} vs {other.get('checkpoint', {}).get('path')})"
@@ -79,11 +79,12 @@ def check_comparable(results: Iterable[dict[str, Any]]) -> str:
     raise ValueError("probe results are not comparable")  # unreachable: equal settings give equal keys
 
 
-def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+def differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted paths where two nested dicts differ, with both values."""
     if isinstance(a, dict) and isinstance(b, dict):
         found = []
         for k in sorted(set(a) | set(b)):
-            found += _differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
+            found += differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
         return found
     return [] if a == b else [f"{prefix}: {a!r} != {b!r}"]
 

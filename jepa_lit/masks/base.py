@@ -9,6 +9,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from jepa_lit.distributed import is_distributed
+
 
 @dataclass
 class MaskPair:
@@ -56,7 +58,7 @@ class MaskSampler:
 
     def global_min(self, counts: Tensor) -> Tensor:
         """Element-wise minimum of ``counts`` over the DDP ranks."""
-        if self.world_size > 1 and dist.is_available() and dist.is_initialized():
+        if self.world_size > 1 and is_distributed():
             dist.all_reduce(counts, op=dist.ReduceOp.MIN)
         return counts
 

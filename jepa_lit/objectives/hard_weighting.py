@@ -36,8 +36,6 @@ class HardWeighting(Objective):
             out = outputs.generators[g]
             error = (out.predictions - gather_tokens(outputs.target, out.masks.target)).abs()  # [B, K, C]
             num_targets = error.shape[1]
-            if num_targets < 2:
-                return None
             with torch.no_grad():
                 token_error = error.mean(-1).float() / self.temperature
                 weights = num_targets * torch.softmax(token_error, dim=1)
