@@ -40,7 +40,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
-from jepa_lit.eval.results import comparison_settings
+from jepa_lit.eval.results import comparison_settings, differences
 
 BENCH_ORDER = ["diving48", "imagenet100", "ssv2", "synthetic", "ucf101"]
 BENCH_TITLES = {"diving48": "Diving-48", "imagenet100": "IN-100", "ssv2": "SSv2", "synthetic": "Synthetic",
