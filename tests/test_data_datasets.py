@@ -210,7 +210,7 @@ def test_eval_segments_and_views(tree):
 
 def test_wrong_header_count_resampled_within_real_length(tmp_path, monkeypatch, caplog):
     path = write_video(tmp_path / "v.mp4", 24, fps=25)
-    monkeypatch.setattr(V, "count_frames", lambda container: 400)  # a header that lies
+    monkeypatch.setattr(V, "estimated_frame_count", lambda container: 400)  # a header that lies
     ds = V.ClipDataset([V.Record(str(path), 0)], RandomClipSampler(8), VideoEvalTransform(32), 8)
     with caplog.at_level(logging.WARNING, logger="jepa_lit.data"):
         for seed in range(5):
@@ -218,7 +218,7 @@ def test_wrong_header_count_resampled_within_real_length(tmp_path, monkeypatch, 
             idx = red_index(ds[0]["video"])
             np.testing.assert_allclose(np.diff(idx), 1, atol=0.7)  # real consecutive frames, not a frozen tail
     assert ds._lengths[0] == 24
-    assert caplog.text.count("header announces 400") == 1  # told once per file
+    assert caplog.text.count("header / duration announces 400") == 1  # told once per file
 
 
 # --- bad input ----------------------------------------------------------------------------------

@@ -85,3 +85,18 @@ def test_truncated_webm_decodes_what_is_there(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     clip = D.read_frames(path, [0, 39])
     assert clip.num_frames_seen is not None and clip.num_frames_seen < 40
+
+
+def test_estimated_frame_count_needs_no_demux_pass_for_webm(tmp_path):
+    """WebM has no header frame count: the dataset estimates it from duration x fps instead of
+    demuxing the whole file before decoding a clip."""
+    from jepa_lit.data.decode import count_frames, estimated_frame_count, header_frame_count, open_video
+    from jepa_lit.data.fixtures import write_video
+
+    path = write_video(tmp_path / "v.webm", 40, fps=12)
+    container = open_video(str(path))
+    try:
+        assert header_frame_count(container) is None
+        assert estimated_frame_count(container) == count_frames(str(path)) == 40
+    finally:
+        container.close()

@@ -147,6 +147,18 @@ def count_frames(video: Union[str, os.PathLike, "av.container.InputContainer"]) 
     return n
 
 
+def estimated_frame_count(container) -> int:
+    """The header's count, else duration x fps, else a demux: no extra pass over the file in the usual
+    cases (WebM has no header count). An over-estimate shows up when decoding reaches the real end
+    (``num_frames_seen``), and the dataset then draws again within the real length."""
+    if header_frame_count(container) is None:
+        stream = container.streams.video[0]
+        seconds = duration_seconds(container, stream)
+        if seconds:
+            return max(1, round(seconds * stream_fps(stream)))
+    return count_frames(container)
+
+
 def _runs(indices: np.ndarray, seek_gap: int) -> list[tuple[int, int]]:
     """Split sorted unique indices into (first, last) runs whose inner gaps are <= seek_gap."""
     runs, first = [], int(indices[0])

@@ -29,8 +29,8 @@ from jepa_lit.data.decode import (
     DEFAULT_THREAD_TYPE,
     BadInputError,
     ThreadType,
-    count_frames,
     decode_frames,
+    estimated_frame_count,
     open_video,
 )
 from jepa_lit.data.transforms import VideoEvalTransform, VideoTrainTransform, transform_image_as_clip
@@ -240,7 +240,7 @@ class ClipDataset(Dataset):
     def _decode(self, i: int, record: Record, rng: np.random.Generator) -> list[np.ndarray]:
         container = open_video(record.path, self.thread_type)
         try:
-            n = self._lengths.get(i) or count_frames(container)
+            n = self._lengths.get(i) or estimated_frame_count(container)
             lo = record.start_frame or 0
             for _ in range(2):  # a second pass only when decoding revealed a shorter video
                 hi = n if record.end_frame is None else min(record.end_frame, n)
@@ -256,7 +256,7 @@ class ClipDataset(Dataset):
                 if i not in self._over_counted:  # tell once per file: truncated, or a header that over-counts
                     self._over_counted.add(i)
                     log.warning(
-                        "%s: %s decodes %d frames, its header announces %d (truncated or a wrong header); "
+                        "%s: %s decodes %d frames, its header / duration announces %d (truncated or a wrong header); "
                         "clips are drawn from the %d",
                         self.name,
                         record.path,
