@@ -45,12 +45,14 @@ def moving_disc_clip(index: int, seed: int, num_frames: int, size: int) -> tuple
     return frames, label
 
 
+_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
+
+
 def normalise_clip(frames: np.ndarray) -> torch.Tensor:
     """uint8 [T, H, W, 3] -> float [3, T, H, W] with ImageNet mean / std."""
     clip = torch.from_numpy(frames).float().div_(255.0).permute(3, 0, 1, 2)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
-    return (clip - mean) / std
+    return (clip - _MEAN) / _STD
 
 
 class MovingDiscDataset(Dataset):

@@ -72,15 +72,27 @@ class StepOutputs:
 
     def visible(self, g: int) -> Tensor:
         """V of generator ``g``: bool [B, T', H', W']."""
-        context = self.generators[g].masks.context
-        flat = torch.zeros(context.shape[0], self.num_tokens, dtype=torch.bool, device=context.device)
-        flat.scatter_(1, context, True)
-        return flat.view(-1, *self.grid)
+        key = ("visible", g)
+        if key not in self._cache:
+            context = self.generators[g].masks.context
+            flat = torch.zeros(context.shape[0], self.num_tokens, dtype=torch.bool, device=context.device)
+            flat.scatter_(1, context, True)
+            self._cache[key] = flat.view(-1, *self.grid)
+        return self._cache[key]
 
     def valid_pairs(self, g: int) -> Tensor:
         """P_t = V_t and V_{t+1}: bool [B, T'-1, H', W']."""
-        v = self.visible(g)
-        return v[:, 1:] & v[:, :-1]
+        key = ("pairs", g)
+        if key not in self._cache:
+            v = self.visible(g)
+            self._cache[key] = v[:, 1:] & v[:, :-1]
+        return self._cache[key]
+
+    def target_diff(self) -> Tensor:
+        """dH_t = H_{t+1} - H_t: [B, T'-1, H', W', 4D] (with gradient in no-EMA runs)."""
+        if "target_diff" not in self._cache:
+            self._cache["target_diff"] = temporal_diff(self.target_grid())
+        return self._cache["target_diff"]
 
     @property
     def num_tokens(self) -> int:

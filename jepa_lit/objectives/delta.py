@@ -21,7 +21,7 @@ class Delta(Objective):
         self.weight = weight
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
-        target_diff = temporal_diff(outputs.target_grid())
+        target_diff = outputs.target_diff()
 
         def per_generator(g: int):
             student_diff = temporal_diff(outputs.student_grid(g))

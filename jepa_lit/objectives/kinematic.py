@@ -57,15 +57,14 @@ class Kinematic(Objective):
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
         if torch.is_grad_enabled() and not outputs.target.requires_grad:
             rank_zero_warn("Kinematic on a detached (EMA) target is a constant; set model.target_encoder: online")
-        target = outputs.target_grid()
-        target = target[..., : int(target.shape[-1] * self.channel_fraction)]
+        diff = outputs.target_diff()
+        diff = diff[..., : int(diff.shape[-1] * self.channel_fraction)]
         if self.penalty == "acceleration":
-            if target.shape[1] < 3:
+            if diff.shape[1] < 2:
                 raise ValueError(f"Kinematic acceleration needs T' >= 3 token time steps, got grid {outputs.grid}")
-            value = temporal_diff(temporal_diff(target)).abs().mean()
+            value = temporal_diff(diff).abs().mean()
         elif self.penalty == "huber":
-            diff = temporal_diff(target)
             value = F.huber_loss(diff, torch.zeros_like(diff), delta=self.huber_delta)
         else:
-            value = temporal_diff(target).abs().mean()
+            value = diff.abs().mean()
         return {self.name: self.weight_at(outputs.step, outputs.max_steps) * value}

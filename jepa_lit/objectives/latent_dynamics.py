@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators, temporal_diff
+from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
 from jepa_lit.objectives.factorized import Reads, check_width, head_input, head_input_dim, zero_on
 
 
@@ -57,7 +57,7 @@ class LatentDynamics(Objective):
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
         check_width(self, outputs, self.embed_dim, self.num_levels)
-        target_diff = temporal_diff(outputs.target_grid().detach())
+        target_diff = outputs.target_diff().detach()
 
         def per_generator(g: int) -> Optional[Tensor]:
             pairs = outputs.valid_pairs(g)

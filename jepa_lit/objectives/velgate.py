@@ -29,7 +29,7 @@ class VelocityGate(Objective):
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
         with torch.no_grad():
-            speed = temporal_diff(outputs.target_grid()).float().norm(dim=-1)  # [B, T'-1, H', W']
+            speed = outputs.target_diff().float().norm(dim=-1)  # [B, T'-1, H', W']
             threshold = torch.quantile(speed.flatten(2), self.quantile, dim=-1)  # [B, T'-1]
             gate = (speed <= threshold[..., None, None]).unsqueeze(-1)
 
