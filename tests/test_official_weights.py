@@ -100,3 +100,13 @@ def test_export_command_writes_the_official_layout(tmp_path, capsys):
     report = load_official_encoder(encoder, str(tmp_path / "vjepa.pt"))
     assert torch.equal(encoder.blocks[1].mlp.fc1.weight, module.target_encoder.blocks[1].mlp.fc1.weight)
     assert not report.kept_initial and not report.ignored
+
+
+def test_export_refuses_a_checkpoint_without_jepa_lit_metadata(tmp_path, capsys):
+    from jepa_lit.cli import main
+
+    torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(tmp_path / "plain.ckpt"), str(tmp_path / "out.pt")])
+    assert exit_info.value.code == 2 and "no 'jepa_lit' entry" in capsys.readouterr().out
+    assert not (tmp_path / "out.pt").exists()

@@ -147,10 +147,12 @@ def export_checkpoint(ckpt_path: Union[str, Path], out_path: Union[str, Path], p
     ``encoder`` is the online encoder; ``target_encoder`` the EMA target, or the online encoder for runs
     trained without EMA (the encoder that trained, as checkpoint["jepa_lit"]["eval_encoder"] records).
     """
+    from jepa_lit.eval.checkpoint import read_metadata  # the one reader of checkpoint["jepa_lit"]
+
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    meta = checkpoint.get("jepa_lit")
-    if not isinstance(meta, dict):
-        raise CheckpointMismatch(f"{ckpt_path}: not a jepa-lit pretraining checkpoint (no 'jepa_lit' entry)")
+    meta = read_metadata(str(ckpt_path), checkpoint)
     state = checkpoint["state_dict"]
 
     def part(name: str) -> dict[str, Tensor]:
@@ -172,7 +174,7 @@ def export_main(argv: list[str]) -> int:
         return 2
     try:
         out = export_checkpoint(argv[0], argv[1])
-    except (FileNotFoundError, CheckpointMismatch) as error:
+    except (FileNotFoundError, ValueError) as error:  # ValueError: a missing or bad jepa_lit entry
         print(f"jepa-lit export: error: {error}")
         return 2
     print(f"wrote {out} (entries 'encoder' and 'target_encoder', keys prefixed 'module.backbone.')")
