@@ -16,7 +16,7 @@ def test_random_clip_is_a_stepped_window_inside_the_video(step):
         assert idx.shape == (1, 16) and idx.dtype == np.int64
         assert (np.diff(idx[0]) == step).all() and idx.min() >= 0 and idx.max() <= 99
         starts.add(int(idx[0, 0]))
-    assert min(starts) == 0 or len(starts) > 20  # the start moves over the video
+    assert len(starts) > 20  # the start moves over the video
     assert max(starts) <= 100 - clip_span(16, step)
 
 

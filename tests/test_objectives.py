@@ -369,7 +369,10 @@ def test_no_valid_pairs_gives_an_attached_zero(make, features, head):
     objective = make()
     outputs = make_outputs(no_pairs=True)
     terms = objective(outputs)
-    if isinstance(objective, (FactorizedWorldModel, SIGReg)):  # orth / SIGReg need visible tokens only
+    if isinstance(objective, SIGReg):  # SIGReg reads visible tokens, not pairs: still defined, and attached
+        assert torch.isfinite(terms["sigreg"]) and terms["sigreg"].requires_grad
+        return
+    if isinstance(objective, FactorizedWorldModel):  # orth needs visible tokens only
         terms = {k: v for k, v in terms.items() if k == "fwm_static"}
     for value in terms.values():
         assert scalar(value) == 0.0
