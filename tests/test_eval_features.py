@@ -61,7 +61,9 @@ def test_random_init_control_is_labelled_and_reproducible(tmp_path):
     a, b = load_eval_encoder(path, random_init=True, seed=3), load_eval_encoder(path, random_init=True, seed=3)
     trained = load_eval_encoder(path)
     assert a.used == "random_init" and a.weights_sha256 == b.weights_sha256 != trained.weights_sha256
-    assert a.encoder_config == trained.encoder_config
+    # the same architecture: every parameter name and shape, only the values differ
+    assert {k: v.shape for k, v in a.encoder.state_dict().items()} == {
+        k: v.shape for k, v in trained.encoder.state_dict().items()}
 
 
 def test_a_checkpoint_without_jepa_lit_metadata_is_refused(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from jepa_lit.eval.feature_data import FeatureDataModule
-from jepa_lit.eval.features import FeatureSet
+from jepa_lit.eval.features import FeatureExtractor, FeatureSet
 from jepa_lit.eval.probe_module import ProbeModule, bootstrap_interval
 from jepa_lit.models import VisionTransformer
 from jepa_lit.models.probes import PROBE_TYPES, AttentiveProbe, build_probe
@@ -27,9 +27,11 @@ def separable(n_per_class: int = 16, classes: int = 4, tokens: int = 6, dim: int
 
 @pytest.mark.parametrize("kind", PROBE_TYPES)
 def test_probe_shapes_and_gradients_reach_only_the_probe(kind):
-    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32).eval().requires_grad_(False)
+    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32)  # trainable as built
+    extractor = FeatureExtractor(encoder)  # what the probe pipeline reads features through: it freezes
     probe = build_probe(kind, embed_dim=192, num_classes=5)
-    tokens = encoder(torch.randn(3, 3, 4, 32, 32))
+    features = extractor.predict_step({"video": torch.randn(3, 3, 4, 32, 32), "label": [0, 1, 2]}, 0)["features"]
+    tokens = features[:, 0].float()  # [B, L, D] of the single view
     logits = probe(tokens)
     assert logits.shape == (3, 5)
     logits.sum().backward()

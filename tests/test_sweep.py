@@ -149,8 +149,9 @@ class FakeLaunch:
     """Plays `jepa-lit fit` (config.yaml + a last.ckpt at some step) and `jepa-lit test --probe` (a results JSON).
     ``crash``: run_id -> the step at which its next pretraining dies."""
 
-    def __init__(self, max_steps=4, crash=None):
+    def __init__(self, max_steps=4, crash=None, crash_status=1):
         self.max_steps, self.crash, self.calls = max_steps, dict(crash or {}), []
+        self.crash_status = crash_status  # 0: the process exits cleanly but short of max_steps
 
     def __call__(self, cmd, log, env):
         run_dir = Path(log).parent.parent
@@ -163,13 +164,24 @@ class FakeLaunch:
                 assert torch.load(cmd[cmd.index("--ckpt_path") + 1])["global_step"] < self.max_steps
             step = self.crash.pop(run_id, self.max_steps)
             torch.save({"global_step": step}, run_dir / "checkpoints" / "last.ckpt")
-            return 1 if step < self.max_steps else 0
+            return self.crash_status if step < self.max_steps else 0
         output = Path(cmd[cmd.index("--output") + 1])
         output.write_text(json.dumps({
             "metrics": {"top1": 50.0 + len(self.calls), "top1_ci95": [40.0, 60.0], "num_test_clips": 40},
             "comparison_key": "k" * 16, "training": {"epochs": 2}, "checkpoint": {"global_step": self.max_steps},
             "encoder": {"used": "target_encoder"}}))
         return 0
+
+
+def test_a_run_that_exits_cleanly_short_of_its_steps_is_failed_with_the_step(tmp_path):
+    spec = write_spec(tmp_path, regimes={"ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"),
+                                                    "probes": ["synthetic"], "variants": ["baseline"]}},
+                      seeds=[0])
+    runs = expand(spec)
+    fake = FakeLaunch(crash={"ucf101/baseline/seed_0": 2}, crash_status=0)
+    assert run_local(runs, Executor(launch=fake, echo=lambda m: None)) == {"ucf101/baseline/seed_0": "failed"}
+    error = json.loads(runs[0].registry_path.read_text())["error"]
+    assert "pretraining stopped at step 2 of 4" in error and plan(runs[0])[0] == "resume"
 
 
 def statuses(runs):
@@ -187,7 +199,7 @@ def test_resume_skips_finished_runs_and_resumes_the_interrupted_one(tmp_path):
     first = run_local(runs, Executor(launch=fake, echo=lambda m: None))
     assert first == {"ucf101/baseline/seed_0": "done", "ucf101/mg/seed_0": "failed"}
     mg = json.loads(runs[1].registry_path.read_text())
-    assert "stopped at step 2 of 4" in mg["error"] or "status 1" in mg["error"]
+    assert "pretraining exited with status 1" in mg["error"]
     assert plan(runs[0]) == ("skip", "done") and plan(runs[1])[0] == "resume"
 
     fake.calls.clear()
