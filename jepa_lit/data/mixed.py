@@ -22,7 +22,7 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 
-from jepa_lit.data.resumable import ResumableDataLoader, training_progress, with_draw_keys
+from jepa_lit.data.resumable import training_loader, with_draw_keys
 from jepa_lit.data.clip_sampling import RandomClipSampler, UniformClipSampler
 from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
 from jepa_lit.data.imagenet100 import index_imagenet100
@@ -274,13 +274,8 @@ class MixedDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             self.setup("fit")
-        sampler = self.train_sampler()
         # A checkpointed position in the epoch's draws: a resumed run continues the same epoch.
-        return ResumableDataLoader(
-            self.train_set, sampler, training_progress(self), batch_size=self.batch_size,
-            drop_last=len(sampler) >= self.batch_size, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0, pin_memory=self.pin_memory,
-        )
+        return training_loader(self, self.train_set, self.train_sampler())
 
     def val_dataloader(self):
         if self.val_samples <= 0:

@@ -97,3 +97,14 @@ def training_progress(datamodule) -> Callable[[], int]:
         return trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     return progress
+
+
+def training_loader(datamodule, dataset: Dataset, sampler: DistributedSampler) -> ResumableDataLoader:
+    """The training loader of every jepa-lit DataModule: resumable, batches from the DataModule's
+    settings, and the last partial batch dropped when this rank has at least one full batch."""
+    workers = datamodule.num_workers
+    return ResumableDataLoader(
+        dataset, sampler, training_progress(datamodule), batch_size=datamodule.batch_size,
+        drop_last=len(sampler) >= datamodule.batch_size, num_workers=workers, persistent_workers=workers > 0,
+        pin_memory=getattr(datamodule, "pin_memory", False),
+    )

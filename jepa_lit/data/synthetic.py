@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from jepa_lit.data.resumable import EpochSampler, ResumableDataLoader, training_progress
+from jepa_lit.data.resumable import EpochSampler, training_loader
 from jepa_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -125,11 +125,7 @@ class SyntheticMotionDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         # Order from (seed, epoch) and a checkpointed position: a resumed run sees the same batches.
-        return ResumableDataLoader(
-            self.train_set, EpochSampler(len(self.train_set), shuffle=True, seed=self.seed), training_progress(self),
-            batch_size=self.batch_size, drop_last=len(self.train_set) >= self.batch_size,
-            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-        )
+        return training_loader(self, self.train_set, EpochSampler(len(self.train_set), seed=self.seed))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False, drop_last=False)

@@ -23,7 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
-from jepa_lit.data.resumable import EpochSampler, ResumableDataLoader, training_progress
+from jepa_lit.data.resumable import EpochSampler, training_loader
 from jepa_lit.data.clip_sampling import ClipSampler, MultiSegmentClipSampler, RandomClipSampler, UniformClipSampler
 from jepa_lit.data.decode import (
     DEFAULT_THREAD_TYPE,
@@ -385,12 +385,7 @@ class ClipDataModule(L.LightningDataModule):
         if self.train_set is None:
             self.setup("fit")
         # Order from (seed, epoch) and a checkpointed position: a resumed run continues the same epoch.
-        return ResumableDataLoader(
-            self.train_set, EpochSampler(len(self.train_set), shuffle=True, seed=self.seed, keyed=True),
-            training_progress(self),
-            batch_size=self.batch_size, drop_last=len(self.train_set) >= self.batch_size,
-            num_workers=self.num_workers, persistent_workers=self.num_workers > 0, pin_memory=self.pin_memory,
-        )
+        return training_loader(self, self.train_set, EpochSampler(len(self.train_set), seed=self.seed, keyed=True))
 
     def val_dataloader(self) -> DataLoader:
         if self.eval_set is None:
