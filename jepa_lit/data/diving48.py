@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Literal, Optional
 
-from jepa_lit.data.video_dataset import ClipDataModule, IndexProblem, Record, read_list_file, require
+from jepa_lit.data.video_dataset import ClipDataModule, IndexProblem, Record, require
 
 NUM_CLASSES = 48
 OFFICIAL_SIZES = {"train": 15027, "test": 1970}
@@ -95,8 +95,5 @@ class Diving48DataModule(ClipDataModule):
         self.root, self.train_list, self.test_list = root, train_list, test_list
         self.save_hyperparameters()
 
-    def index(self, split):
-        list_file = self.train_list if split == "train" else self.test_list
-        if list_file:
-            return read_list_file(list_file, self.resolve_root(self.root)), []
-        return index_diving48(self.resolve_root(self.root), split)
+    def index_official(self, root, split):
+        return index_diving48(root, split)

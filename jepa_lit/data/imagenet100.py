@@ -21,7 +21,6 @@ from jepa_lit.data.video_dataset import (
     IndexProblem,
     Record,
     layout_error,
-    read_list_file,
     require,
 )
 
@@ -111,11 +110,8 @@ class ImageNet100DataModule(ClipDataModule):
         self.root, self.train_list, self.test_list, self.class_list = root, train_list, test_list, class_list
         self.save_hyperparameters()
 
-    def index(self, split):
-        list_file = self.train_list if split == "train" else self.test_list
-        if list_file:
-            return read_list_file(list_file, self.resolve_root(self.root)), []
-        records, problems = index_imagenet100(self.resolve_root(self.root), split, self.class_list)
+    def index_official(self, root, split):
+        records, problems = index_imagenet100(root, split, self.class_list)
         # Missing class folders leave the labels intact (they are list positions): warn, don't fail.
         if problems:
             log.warning(

@@ -18,7 +18,6 @@ from jepa_lit.data.video_dataset import (
     IndexProblem,
     Record,
     layout_error,
-    read_list_file,
     require,
 )
 
@@ -139,8 +138,5 @@ class SSv2DataModule(ClipDataModule):
         self.root, self.train_list, self.test_list, self.video_ext = root, train_list, test_list, video_ext
         self.save_hyperparameters()
 
-    def index(self, split):
-        list_file = self.train_list if split == "train" else self.test_list
-        if list_file:
-            return read_list_file(list_file, self.resolve_root(self.root)), []
-        return index_ssv2(self.resolve_root(self.root), split, self.video_ext)
+    def index_official(self, root, split):
+        return index_ssv2(root, split, self.video_ext)

@@ -17,7 +17,6 @@ from jepa_lit.data.video_dataset import (
     IndexProblem,
     Record,
     layout_error,
-    read_list_file,
     require,
 )
 
@@ -127,8 +126,5 @@ class UCF101DataModule(ClipDataModule):
         self.root, self.train_list, self.test_list, self.split = root, train_list, test_list, split
         self.save_hyperparameters()
 
-    def index(self, split):
-        list_file = self.train_list if split == "train" else self.test_list
-        if list_file:
-            return read_list_file(list_file, self.resolve_root(self.root)), []
-        return index_ucf101(self.resolve_root(self.root), self.split, split)
+    def index_official(self, root, split):
+        return index_ucf101(root, self.split, split)

@@ -318,9 +318,18 @@ class ClipDataModule(L.LightningDataModule):
         """See resolve_dataset_root()."""
         return resolve_dataset_root(root, self.dataset_name, self.layout_markers)
 
-    # --- what a subclass provides -------------------------------------------------------------
     def index(self, split: Literal["train", "test"]) -> tuple[list[Record], list[IndexProblem]]:
-        """Records of a split from the dataset's files; raise a LayoutError for a bad root."""
+        """Records of a split: from a V-JEPA ``path label`` list file when one is given, else from the
+        official annotation files under the root."""
+        list_file = self.train_list if split == "train" else self.test_list
+        root = self.resolve_root(self.root)
+        if list_file:
+            return read_list_file(list_file, root), []
+        return self.index_official(root, split)
+
+    # --- what a subclass provides -------------------------------------------------------------
+    def index_official(self, root: str, split: Literal["train", "test"]) -> tuple[list[Record], list[IndexProblem]]:
+        """Records of a split from the dataset's official files; raise a LayoutError for a bad root."""
         raise NotImplementedError
 
     # --- pipeline pieces ----------------------------------------------------------------------
