@@ -16,10 +16,10 @@ from typing import Optional
 
 import torch
 from einops import reduce
-from torch import Tensor, nn
+from torch import Tensor
 
 from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators, temporal_diff
-from jepa_lit.objectives.factorized import Reads, check_width, head_input, head_input_dim, zero_on
+from jepa_lit.objectives.heads import Reads, check_width, head_input_dim, mlp_head, pair_inputs, zero_on
 
 
 def token_actions(clip: Tensor, grid: tuple[int, int, int]) -> Tensor:
@@ -46,17 +46,17 @@ class ActionConditioned(Objective):
         self.weight, self.reads, self.app_ratio = weight, reads, app_ratio
         self.embed_dim, self.num_levels = embed_dim, num_levels
         in_dim = head_input_dim(embed_dim * num_levels, reads, app_ratio)
-        self.head = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, 3))
+        self.head = mlp_head(in_dim, hidden_dim, 3)
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
-        check_width(self, outputs, self.embed_dim, self.num_levels)
+        check_width(self, outputs)
         actions = token_actions(outputs.clip, outputs.grid)
 
         def per_generator(g: int) -> Optional[Tensor]:
-            pairs = outputs.valid_pairs(g)
-            if not pairs.any():
+            found = pair_inputs(outputs, g, self.reads, self.app_ratio)
+            if found is None:
                 return None
-            z = head_input(outputs.student_grid(g)[:, :-1][pairs], self.reads, self.app_ratio)
+            pairs, z = found
             return (self.head(z) - actions[pairs].to(z.dtype)).abs().mean()
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator) + zero_on(self.head)}

@@ -14,53 +14,15 @@ LatentDynamics / ActionConditioned).
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 from einops import rearrange
-from torch import Tensor, nn
+from torch import Tensor
 
 from jepa_lit.distributed import gather
 from jepa_lit.objectives.base import Objective, StepOutputs, masked_mean, mean_over_generators, temporal_diff
-
-Reads = Literal["all", "dynamics"]
-
-
-def app_channels(width: int, app_ratio: float) -> int:
-    """D_app = max(1, floor(app_ratio * width)): where Z_dyn starts."""
-    return max(1, int(width * app_ratio))
-
-
-def head_input_dim(width: int, reads: Reads, app_ratio: float) -> int:
-    """Input width of a head reading all channels or only Z_dyn."""
-    if reads == "all":
-        return width
-    if reads == "dynamics":
-        return width - app_channels(width, app_ratio)
-    raise ValueError(f"reads={reads!r}; expected 'all' or 'dynamics'")
-
-
-def head_input(z: Tensor, reads: Reads, app_ratio: float) -> Tensor:
-    """The channels a head reads: all of ``z``, or its Z_dyn part."""
-    return z if reads == "all" else z[..., app_channels(z.shape[-1], app_ratio) :]
-
-
-def check_width(objective: Objective, outputs: StepOutputs, embed_dim: int, num_levels: int) -> None:
-    """Heads are sized at construction (no lazy modules: they break DDP); fail clearly on a mismatch."""
-    if (outputs.embed_dim, outputs.num_levels) != (embed_dim, num_levels):
-        raise ValueError(
-            f"objective {objective.name!r} ({type(objective).__name__}) was built for embed_dim={embed_dim}, "
-            f"num_levels={num_levels} but the encoder gives embed_dim={outputs.embed_dim}, "
-            f"num_levels={outputs.num_levels}; set its init_args embed_dim: {outputs.embed_dim} and "
-            f"num_levels: {outputs.num_levels}"
-        )
-
-
-def zero_on(module: nn.Module) -> Tensor:
-    """A zero attached to every parameter of ``module``: a head with nothing to fit this step (no valid
-    pair, or the released no-grad LD) still takes part in the graph, as DDP requires."""
-    return sum(p.sum() for p in module.parameters()) * 0.0
-
+from jepa_lit.objectives.heads import app_channels
 
 def cross_covariance_penalty(app: Tensor, dyn: Tensor) -> Optional[Tensor]:
     """mean_ab C_ab^2 of the cross-covariance of ``app`` [n, a] and ``dyn`` [n, d], in fp32; None if n < 2."""

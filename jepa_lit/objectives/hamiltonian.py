@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
-from jepa_lit.objectives.factorized import check_width, zero_on
+from jepa_lit.objectives.heads import check_width, zero_on
 
 
 class Hamiltonian(Objective):
@@ -57,7 +57,7 @@ class Hamiltonian(Objective):
         return q_next, p - self.dt * torch.autograd.grad(energy_next, q_next, create_graph=create_graph)[0]
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
-        check_width(self, outputs, self.embed_dim, self.num_levels)
+        check_width(self, outputs)
         target_next = outputs.target_grid().detach()[:, 1:]
         half = outputs.width // 2
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
-from jepa_lit.objectives.factorized import Reads, check_width, head_input, head_input_dim, zero_on
+from jepa_lit.objectives.heads import Reads, check_width, head_input_dim, mlp_head, pair_inputs, zero_on
 
 
 class LatentDynamics(Objective):
@@ -51,19 +51,17 @@ class LatentDynamics(Objective):
         self.hard_weighting, self.temperature, self.released_no_grad = hard_weighting, temperature, released_no_grad
         self.embed_dim, self.num_levels = embed_dim, num_levels
         width = embed_dim * num_levels
-        self.head = nn.Sequential(
-            nn.Linear(head_input_dim(width, reads, app_ratio), hidden_dim), nn.GELU(), nn.Linear(hidden_dim, width)
-        )
+        self.head = mlp_head(head_input_dim(width, reads, app_ratio), hidden_dim, width)
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
-        check_width(self, outputs, self.embed_dim, self.num_levels)
+        check_width(self, outputs)
         target_diff = outputs.target_diff().detach()
 
         def per_generator(g: int) -> Optional[Tensor]:
-            pairs = outputs.valid_pairs(g)
-            if not pairs.any():
+            found = pair_inputs(outputs, g, self.reads, self.app_ratio)
+            if found is None:
                 return None
-            z = head_input(outputs.student_grid(g)[:, :-1][pairs], self.reads, self.app_ratio)  # [N, C_in]
+            pairs, z = found
             error = (self.head(z) - target_diff[pairs]).abs()  # [N, 4D]
             if not self.hard_weighting:
                 return error.mean()

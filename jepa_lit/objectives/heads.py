@@ -1,0 +1,68 @@
+"""What the objectives with a head share: the channels a head reads, its MLP, the width check, and
+the zero term that keeps an idle head in the graph.
+
+FWM splits the 4D channels into Z_app = the first D_app = max(1, floor(app_ratio * 4D)) channels and
+Z_dyn = the rest; a head ``reads`` all channels or only Z_dyn (FWM-LD, FAC).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from torch import Tensor, nn
+
+from jepa_lit.objectives.base import Objective, StepOutputs
+
+Reads = Literal["all", "dynamics"]
+
+
+def app_channels(width: int, app_ratio: float) -> int:
+    """D_app = max(1, floor(app_ratio * width)): where Z_dyn starts."""
+    return max(1, int(width * app_ratio))
+
+
+def head_input_dim(width: int, reads: Reads, app_ratio: float) -> int:
+    """Input width of a head reading all channels or only Z_dyn."""
+    if reads == "all":
+        return width
+    if reads == "dynamics":
+        return width - app_channels(width, app_ratio)
+    raise ValueError(f"reads={reads!r}; expected 'all' or 'dynamics'")
+
+
+def head_input(z: Tensor, reads: Reads, app_ratio: float) -> Tensor:
+    """The channels a head reads: all of ``z``, or its Z_dyn part."""
+    return z if reads == "all" else z[..., app_channels(z.shape[-1], app_ratio) :]
+
+
+def check_width(objective: Objective, outputs: StepOutputs) -> None:
+    """Heads are sized at construction from the objective's ``embed_dim`` / ``num_levels`` (no lazy
+    modules: they break DDP); fail clearly on a mismatch with the encoder."""
+    embed_dim, num_levels = objective.embed_dim, objective.num_levels
+    if (outputs.embed_dim, outputs.num_levels) != (embed_dim, num_levels):
+        raise ValueError(
+            f"objective {objective.name!r} ({type(objective).__name__}) was built for embed_dim={embed_dim}, "
+            f"num_levels={num_levels} but the encoder gives embed_dim={outputs.embed_dim}, "
+            f"num_levels={outputs.num_levels}; set its init_args embed_dim: {outputs.embed_dim} and "
+            f"num_levels: {outputs.num_levels}"
+        )
+
+
+def zero_on(module: nn.Module) -> Tensor:
+    """A zero attached to every parameter of ``module``: a head with nothing to fit this step (no valid
+    pair, or the released no-grad LD) still takes part in the graph, as DDP requires."""
+    return sum(p.sum() for p in module.parameters()) * 0.0
+
+
+def mlp_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    """Linear -> GELU -> Linear (the study's LD and AC heads)."""
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, out_dim))
+
+
+def pair_inputs(outputs: StepOutputs, g: int, reads: Reads, app_ratio: float) -> Optional[tuple[Tensor, Tensor]]:
+    """(P_t [B, T'-1, H', W'], the head's input Z_t at those pairs [N, C_in]) of generator ``g``;
+    None without valid pairs."""
+    pairs = outputs.valid_pairs(g)
+    if not pairs.any():
+        return None
+    return pairs, head_input(outputs.student_grid(g)[:, :-1][pairs], reads, app_ratio)
