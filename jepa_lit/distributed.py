@@ -38,3 +38,12 @@ def gather(value: Tensor) -> Tensor:
     from torch.distributed.nn.functional import all_gather
 
     return torch.cat(all_gather(value.contiguous()), dim=0)
+
+
+def all_reduce_mean(value: Tensor) -> Tensor:
+    """Mean of ``value`` over the ranks, differentiably (the backward sums the ranks' gradients)."""
+    if not is_distributed():
+        return value
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(value, op=dist.ReduceOp.SUM) / dist.get_world_size()
