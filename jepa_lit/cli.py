@@ -168,6 +168,12 @@ def expand_config_stack(args: list[str]) -> list[str]:
     return expanded
 
 
+def config_files(args: list[str]) -> list[str]:
+    """The files given with ``--config FILE``, ``-c FILE`` or ``--config=FILE``, in order."""
+    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config", "-c")]
+    return files + [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+
+
 def resolve_last_checkpoint(config) -> None:
     """``--ckpt_path last``: continue the newest run of this config in its own directory.
 
@@ -208,8 +214,7 @@ def check_class_paths(args: list[str]) -> None:
             for value in node:
                 yield from walk(value)
 
-    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config", "-c")]
-    for path in files:
+    for path in config_files(args):
         if not os.path.isfile(path):
             continue
         for class_path in walk(yaml.safe_load(Path(path).read_text()) or {}):
@@ -316,9 +321,8 @@ def find_probe_name(argv: list[str]) -> Optional[str]:
             name = arg.split("=", 1)[1]
     if name is not None:
         return name
-    for i, arg in enumerate(argv):
-        path = argv[i + 1] if arg == "--config" and i + 1 < len(argv) else arg.split("=", 1)[1] if arg.startswith("--config=") else None
-        if path and Path(path).is_file():
+    for path in config_files(expand_config_stack(argv)):  # a probe: key may sit in a stacked parent
+        if Path(path).is_file():
             content = yaml.safe_load(Path(path).read_text())
             if isinstance(content, dict) and content.get("probe"):
                 name = str(content["probe"])
@@ -330,6 +334,8 @@ def run_probe_cli(args: list[str]) -> tuple[dict, Path]:
     from jepa_lit.eval.benchmarks import get_benchmark
     from jepa_lit.eval.evaluate import evaluate_checkpoint
 
+    args = expand_config_stack(args)  # `config: [...]` stacks in probe YAMLs too
+    check_class_paths(args)
     name = find_probe_name(args)
     if name is None:
         raise ValueError("jepa-lit test --probe: no benchmark given (--probe NAME)")

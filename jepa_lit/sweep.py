@@ -56,7 +56,7 @@ from typing import Any, Callable, Optional
 import yaml
 
 import jepa_lit
-from jepa_lit.cli import expand_config_stack
+from jepa_lit.cli import config_files, expand_config_stack
 from jepa_lit.hints import format_duration
 
 SCHEMA = "jepa_lit.sweep_run/1"
@@ -293,7 +293,7 @@ def expand(spec: dict[str, Any] | str | os.PathLike, scale: str = "full") -> lis
                 if not config.is_file():
                     raise FileNotFoundError(f"{spec['spec_path']}: regimes.{regime}: variant {variant!r} has no "
                                             f"experiment file {config}")
-                stack = expand_config_stack(["--config", str(config)])[1::2]
+                stack = config_files(expand_config_stack(["--config", str(config)]))
                 fit = copy.deepcopy(spec["fit"])
                 if spec.get("objective_embed_dim"):
                     objectives = resized_objectives(stack, int(spec["objective_embed_dim"]), load)

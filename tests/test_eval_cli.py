@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from jepa_lit.cli import ProbeCLI, find_probe_name, main, run_cli
+from jepa_lit.cli import ProbeCLI, expand_config_stack, find_probe_name, main, run_cli
 from jepa_lit.data.fixtures import make_ucf101
 from jepa_lit.eval.benchmarks import BENCHMARKS
 from jepa_lit.eval.results import check_comparable, compare
@@ -172,3 +172,14 @@ def test_official_weights_are_probed_through_the_cli(pretrained, tmp_path):
     with pytest.raises(SystemExit):  # the size does not fit the weights: strict loading refuses
         main(["test", "--probe", "synthetic", "--ckpt_path", str(official), "--encoder", "official",
               "--official_encoder", '{size: small, depth: 2}', "--output", str(out), *TINY_SYNTHETIC])
+
+
+def test_probe_configs_stack_like_fit_configs(tmp_path):
+    """A probe YAML may name others under config: (the benchmark included), as fit configs do."""
+    parent = tmp_path / "parent.yaml"
+    parent.write_text("probe: synthetic\ntrainer:\n  max_epochs: 3\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("config: [parent.yaml]\nfeatures:\n  batch_size: 7\n")
+    assert find_probe_name(["--config", str(child)]) == "synthetic"
+    cli = ProbeCLI(BENCHMARKS["synthetic"], expand_config_stack(["--config", str(child), "--ckpt_path", "x.ckpt"]))
+    assert cli.config.trainer.max_epochs == 3 and cli.config.features.batch_size == 7
