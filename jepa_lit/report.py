@@ -40,9 +40,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
+from jepa_lit.eval.benchmarks import BENCHMARKS
 from jepa_lit.eval.results import comparison_settings, differences
 
-BENCH_ORDER = ["diving48", "imagenet100", "ssv2", "synthetic", "ucf101"]
+BENCH_ORDER = sorted(BENCHMARKS)
 BENCH_TITLES = {"diving48": "Diving-48", "imagenet100": "IN-100", "ssv2": "SSv2", "synthetic": "Synthetic",
                 "ucf101": "UCF-101"}
 NAMES = {  # the study's names for the variants (paper tables 7.1 / 7.2)
@@ -416,7 +417,7 @@ def fmt_released(cell: Cell) -> str:
 
 
 def markdown(tables: list[Table], problems: list[dict[str, Any]], registries: list[dict[str, Any]],
-             results: list[Result], root: Path, allow_mismatch: bool) -> str:
+             results: list[Result], root: Path) -> str:
     status = Counter(reg.get("status") for reg in registries)
     commits = Counter((reg.get("package") or {}).get("git_commit") for reg in registries if reg.get("status") == "done")
     scales = sorted({str(reg.get("scale")) for reg in registries})
@@ -629,7 +630,7 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
                       "anyway, marked:\n" + "\n".join(f"  - {p['kind']}: {p['message']}" for p in problems))
     tables = build_tables(results, problems, sweep)
     out.mkdir(parents=True, exist_ok=True)
-    text = markdown(tables, problems, registries, results, root, allow_mismatch)
+    text = markdown(tables, problems, registries, results, root)
     files = [out / "report.md"]
     files[0].write_text(text)
     files += write_csvs(tables, results, out)

@@ -454,9 +454,7 @@ def _alive(pid: Any) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return True  # PermissionError included: the process exists
 
 
 # ----- executing a run ----------------------------------------------------------------------------
@@ -552,7 +550,7 @@ class Executor:
         def fail(message: str, log: Optional[Path] = None) -> str:
             registry.update(status="failed", error=message, updated=now())
             attempt.update(ended=now(), error=message)
-            write_json(run.run_dir / REGISTRY, registry)
+            write_json(run.registry_path, registry)
             self.echo(f"{run.run_id}: FAILED: {message}" + (f"\n{tail(log)}" if log else ""))
             return "failed"
 
@@ -642,12 +640,8 @@ def run_local(runs: list[Run], executor: Executor, jobs: int = 1, gpu_groups: Op
     statuses: dict[str, str] = {}
     if gpu_groups:
         jobs = len(gpu_groups)
-    if jobs <= 1:
-        for run in runs:
-            statuses[run.run_id] = executor(run, gpu_groups[0] if gpu_groups else None)
-        return statuses
-    free: Queue = Queue()
-    for group in gpu_groups or [None] * jobs:
+    free: Queue = Queue()  # one worker is the sequential case: runs go in order
+    for group in gpu_groups or [None] * max(1, jobs):
         free.put(group)
 
     def work(run: Run) -> None:
@@ -657,7 +651,7 @@ def run_local(runs: list[Run], executor: Executor, jobs: int = 1, gpu_groups: Op
         finally:
             free.put(group)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for future in [pool.submit(work, run) for run in runs]:
             future.result()
     return statuses

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, get_args
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from jepa_lit.models.blocks import MLP, Block, init_vit_weights, rescale_blocks
 
 ProbeType = Literal["attentive", "attentive_mean", "linear", "vjepa2_attentive"]
-PROBE_TYPES: tuple[str, ...] = ("attentive", "attentive_mean", "linear", "vjepa2_attentive")
+PROBE_TYPES: tuple[str, ...] = get_args(ProbeType)
 
 
 class AttentiveProbe(nn.Module):
