@@ -26,23 +26,25 @@ import av
 from jepa_lit.data import diving48, imagenet100, ssv2, ucf101
 from jepa_lit.data.decode import (
     BadInputError,
+    error_reason,
     duration_seconds,
     decode_frames,
     demux_frame_count,
     open_video,
     stream_fps,
 )
+from jepa_lit.data.mixed import SOURCES
 from jepa_lit.data.video_dataset import IMAGE, IndexProblem, LayoutError, Record, read_image, resolve_dataset_root
 from jepa_lit.hints import format_duration, nearest
 
-DATASETS = ("ucf101", "ssv2", "imagenet100", "diving48")
-MIXED_SOURCES = ("ucf101", "ssv2", "imagenet100")
 MODULES = {
     "ucf101": ucf101.UCF101DataModule,
     "ssv2": ssv2.SSv2DataModule,
     "imagenet100": imagenet100.ImageNet100DataModule,
     "diving48": diving48.Diving48DataModule,
 }
+DATASETS = tuple(MODULES)
+MIXED_SOURCES = SOURCES
 MAX_SAME_REASON = 5  # entries printed per (split, reason); the rest are counted
 
 
@@ -61,7 +63,7 @@ def check_video(path: str, full_decode: bool = False) -> Optional[str]:
         try:
             packets = demux_frame_count(container)
         except av.FFmpegError as e:
-            return f"corrupt container, demuxing failed: {getattr(e, 'strerror', None) or e}"
+            return f"corrupt container, demuxing failed: {error_reason(e)}"
         if packets == 0:
             return "no video frames"
         try:

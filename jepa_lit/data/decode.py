@@ -61,7 +61,7 @@ class DecodedClip:
     num_frames_seen: Optional[int] = None
 
 
-def _why(error: Exception) -> str:
+def error_reason(error: Exception) -> str:
     """FFmpeg's reason without the file name PyAV appends (the error already names the file)."""
     return getattr(error, "strerror", None) or str(error)
 
@@ -76,7 +76,7 @@ def open_video(path: Union[str, os.PathLike], thread_type: ThreadType = DEFAULT_
     try:
         container = av.open(path, metadata_errors="ignore")
     except av.FFmpegError as e:
-        raise VideoDecodeError(path, f"cannot open container: {_why(e)} (truncated, corrupt or not a video)") from e
+        raise VideoDecodeError(path, f"cannot open container: {error_reason(e)} (truncated, corrupt or not a video)") from e
     if not container.streams.video:
         container.close()
         raise VideoDecodeError(path, "no video stream in the container")
@@ -141,7 +141,7 @@ def count_frames(video: Union[str, os.PathLike, "av.container.InputContainer"]) 
         try:
             n = demux_frame_count(video)
         except av.FFmpegError as e:
-            raise VideoDecodeError(video.name, f"cannot demux: {_why(e)}") from e
+            raise VideoDecodeError(video.name, f"cannot demux: {error_reason(e)}") from e
     if n <= 0:
         raise VideoDecodeError(video.name, "video stream has no frames")
     return n
@@ -268,7 +268,7 @@ def decode_frames(
             if run.eof:
                 seen_end = last_idx + 1
     except av.FFmpegError as e:
-        raise VideoDecodeError(name, f"decoding failed: {_why(e)}") from e
+        raise VideoDecodeError(name, f"decoding failed: {error_reason(e)}") from e
     if pending is None:
         raise VideoDecodeError(name, "no frame could be decoded")
     for i in unique[ptr:]:  # at or after the last decoded frame (or past the end): that frame
@@ -294,7 +294,7 @@ def decode_all(path: Union[str, os.PathLike], thread_type: ThreadType = DEFAULT_
             reformatter.reformat(f, format="rgb24").to_ndarray() for f in container.decode(container.streams.video[0])
         ]
     except av.FFmpegError as e:
-        raise VideoDecodeError(path, f"decoding failed: {_why(e)}") from e
+        raise VideoDecodeError(path, f"decoding failed: {error_reason(e)}") from e
     finally:
         container.close()
     if not out:

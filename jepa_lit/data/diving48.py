@@ -8,11 +8,10 @@ flight position), its index being the label. The V1 files (Diving48_train.json) 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal, Optional
 
-from jepa_lit.data.video_dataset import ClipDataModule, IndexProblem, Record, require
+from jepa_lit.data.video_dataset import ClipDataModule, IndexProblem, Record, load_json, require
 
 NUM_CLASSES = 48
 OFFICIAL_SIZES = {"train": 15027, "test": 1970}
@@ -33,7 +32,7 @@ _SPLIT_FILES = {"train": "Diving48_V2_train.json", "test": "Diving48_V2_test.jso
 def read_vocab(root: Path) -> list[str]:
     """Class names 'Back+15som+05Twis+FREE' in label order."""
     path = root / "Diving48_vocab.json"
-    vocab = json.loads(path.read_text())
+    vocab = load_json(path)
     if not isinstance(vocab, list):
         raise ValueError(f"{path}: expected a JSON list of [takeoff, somersault, twist, flight] entries")
     return ["+".join(v) if isinstance(v, list) else str(v) for v in vocab]
@@ -45,10 +44,7 @@ def index_diving48(root: str, subset: Literal["train", "test"] = "train") -> tup
     split_file = root_p / _SPLIT_FILES[subset]
     require("Diving-48", root_p, [split_file, root_p / "Diving48_vocab.json", root_p / "rgb"], EXPECTED_LAYOUT)
     num_classes = len(read_vocab(root_p))
-    try:
-        items = json.loads(split_file.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{split_file}: not valid JSON ({e})") from e
+    items = load_json(split_file)
     records, problems = [], []
     for n, item in enumerate(items):
         where = f"{split_file.name}[{n}]"

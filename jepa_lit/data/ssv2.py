@@ -9,7 +9,6 @@ older 20BN ones (something-something-v2-labels.json, ...) are accepted.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -18,6 +17,7 @@ from jepa_lit.data.video_dataset import (
     IndexProblem,
     Record,
     layout_error,
+    load_json,
     require,
 )
 
@@ -64,13 +64,6 @@ def strip_template(template: str) -> str:
     return template.replace("[", "").replace("]", "")
 
 
-def _load_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
-
-
 def index_ssv2(
     root: str, subset: Literal["train", "test"] = "train", video_ext: str = "webm"
 ) -> tuple[list[Record], list[IndexProblem]]:
@@ -86,8 +79,8 @@ def index_ssv2(
     ):
         if found is None:
             raise layout_error("Something-Something V2", root, f"missing {what}", EXPECTED_LAYOUT)
-    labels = {k: int(v) for k, v in _load_json(labels_file).items()}
-    items = _load_json(split_file)
+    labels = {k: int(v) for k, v in load_json(labels_file).items()}
+    items = load_json(split_file)
     if not isinstance(items, list):
         raise ValueError(f"{split_file}: expected a JSON list of {{'id', 'template', ...}} items")
     records, problems = [], []

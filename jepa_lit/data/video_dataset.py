@@ -11,6 +11,8 @@ unlabeled), "modality": 0 video / 1 image-as-clip, "index": int}.
 
 from __future__ import annotations
 
+import json
+
 import logging
 import os
 from dataclasses import dataclass
@@ -143,6 +145,14 @@ def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         why = str(e).replace(f" {path!r}", "").replace(path, "the file")  # the error names the file already
         raise BadInputError(path, f"unreadable image ({e.__class__.__name__}: {why})") from e
+
+
+def load_json(path: Path):
+    """An annotation file's JSON; a clear error naming the file when it is not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
 
 
 class ClipDataset(Dataset):
