@@ -62,18 +62,6 @@ class FuturePredictive(MultiBlock3D):
         num_tokens = grid[0] * grid[1] * grid[2]
         return [full_complement(pair, num_tokens) for pair in super().__call__(clip, grid, step)]
 
-    def _sample_target(self, clip, b, gen_index, gen, shape, grid, rng) -> Tensor:
-        keep = self.context_steps(grid)
-        for _ in range(self.max_tries):
-            mask = super()._sample_target(clip, b, gen_index, gen, shape, grid, rng)
-            if not mask[:keep].all():  # the (early) context must not be empty
-                mask[keep:] = True
-                return mask
-        raise RuntimeError(
-            f"mask generator {gen_index} ({gen}) covered the first {keep} token time steps of the {grid} grid "
-            f"{self.max_tries} times; use fewer or smaller blocks"
-        )
-
 
 class MotionFuture(FuturePredictive, MotionGuided):
     """Future-predictive masking with motion-guided block placement (Motion-Future).

@@ -95,15 +95,22 @@ class MultiBlock3D(MaskSampler):
             t, h, w = shape
             for t0, h0, w0 in origins.tolist():
                 mask[t0 : t0 + t, h0 : h0 + h, w0 : w0 + w] = True
-            if not mask.all():  # the context must not be empty
+            keep = self.context_steps(grid)
+            if not mask[:keep].all():  # the context (in its time steps) must not be empty
+                mask[keep:] = True  # time steps the context may not see are all targets
                 return mask
+        covered = "whole" if keep == grid[0] else f"first {keep} token time steps of the"
         raise RuntimeError(
-            f"mask generator {gen_index} ({gen}) covered the whole {grid} token grid {self.max_tries} times; "
+            f"mask generator {gen_index} ({gen}) covered the {covered} {grid} token grid {self.max_tries} times; "
             "use fewer or smaller blocks, or a larger input"
         )
 
+    def context_steps(self, grid: tuple[int, int, int]) -> int:
+        """Token time steps the context may come from: all of them here (FuturePredictive: the first part)."""
+        return grid[0]
+
     def block_origins(self, clip, b, gen_index, num_blocks, shape, grid, rng) -> Tensor:
-        """[num_blocks, 3] (t, h, w) block origins for sample ``b``: uniform here; subclasses
-        (motion-guided, future-predictive) override this to place blocks differently."""
+        """[num_blocks, 3] (t, h, w) block origins for sample ``b``: uniform here; MotionGuided
+        overrides this to place blocks on the moving regions."""
         highs = torch.tensor([g - s + 1 for g, s in zip(grid, shape)])
         return (torch.rand(num_blocks, 3, generator=rng) * highs).long()
