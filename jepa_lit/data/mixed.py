@@ -22,7 +22,7 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 
-from jepa_lit.data.resumable import training_loader, with_draw_keys
+from jepa_lit.data.resumable import evaluation_loader, training_loader, with_draw_keys
 from jepa_lit.data.clip_sampling import RandomClipSampler, UniformClipSampler
 from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
 from jepa_lit.data.imagenet100 import index_imagenet100
@@ -260,17 +260,6 @@ class MixedDataModule(L.LightningDataModule):
         sampler.keyed = True
         return sampler
 
-    def _loader(self, dataset, sampler, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
-        )
-
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             self.setup("fit")
@@ -290,7 +279,7 @@ class MixedDataModule(L.LightningDataModule):
             self.seed,
             fixed_epoch=0,
         )
-        return self._loader(self.val_set, sampler, drop_last=False)
+        return evaluation_loader(self, self.val_set, sampler)
 
     def test_dataloader(self):
         return self.val_dataloader()

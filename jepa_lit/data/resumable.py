@@ -1,4 +1,5 @@
-"""Data order that survives a crash: a per-epoch sampler and a DataLoader that Lightning checkpoints.
+"""The DataModules' loaders, and data order that survives a crash: a per-epoch sampler and a
+DataLoader that Lightning checkpoints.
 
 ``EpochSampler`` draws each epoch's order from (seed, epoch) alone, shards it over DDP ranks, and can
 start part-way through an epoch. ``ResumableDataLoader`` implements Lightning's stateful-loader
@@ -108,3 +109,11 @@ def training_loader(datamodule, dataset: Dataset, sampler: DistributedSampler) -
         drop_last=len(sampler) >= datamodule.batch_size, num_workers=workers, persistent_workers=workers > 0,
         pin_memory=getattr(datamodule, "pin_memory", False),
     )
+
+
+def evaluation_loader(datamodule, dataset: Dataset, sampler: Optional[DistributedSampler] = None) -> DataLoader:
+    """The validation / test loader of every jepa-lit DataModule: in order (or the given sampler's),
+    nothing dropped."""
+    workers = datamodule.num_workers
+    return DataLoader(dataset, batch_size=datamodule.batch_size, sampler=sampler, num_workers=workers,
+                      persistent_workers=workers > 0, pin_memory=getattr(datamodule, "pin_memory", False))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from jepa_lit.data.resumable import EpochSampler, training_loader
+from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
 from jepa_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -119,16 +119,12 @@ class SyntheticMotionDataModule(L.LightningDataModule):
             self.train_set = MovingDiscDataset(self.num_train, start=0, **make)
             self.val_set = MovingDiscDataset(self.num_clips - self.num_train, start=self.num_train, **make)
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
-
     def train_dataloader(self) -> DataLoader:
         # Order from (seed, epoch) and a checkpointed position: a resumed run sees the same batches.
         return training_loader(self, self.train_set, EpochSampler(len(self.train_set), seed=self.seed))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False, drop_last=False)
+        return evaluation_loader(self, self.val_set)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

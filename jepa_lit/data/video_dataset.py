@@ -25,7 +25,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
-from jepa_lit.data.resumable import EpochSampler, training_loader
+from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
 from jepa_lit.data.clip_sampling import ClipSampler, MultiSegmentClipSampler, RandomClipSampler, UniformClipSampler
 from jepa_lit.data.decode import (
     DEFAULT_THREAD_TYPE,
@@ -389,17 +389,6 @@ class ClipDataModule(L.LightningDataModule):
         if self.eval_set is None:
             self.eval_set = self.make_dataset("test")
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self.pin_memory,
-        )
-
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             self.setup("fit")
@@ -409,7 +398,7 @@ class ClipDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         if self.eval_set is None:
             self.setup("validate")
-        return self._loader(self.eval_set, shuffle=False, drop_last=False)
+        return evaluation_loader(self, self.eval_set)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
