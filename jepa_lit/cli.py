@@ -20,6 +20,7 @@ from typing import Literal, Optional
 import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from jepa_lit.distributed import close_process_group
 from jepa_lit.module import JEPAModule
 
 
@@ -382,6 +383,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     if wants_probe(argv):
         try:
             run_probe_cli(argv[1:])
+            close_process_group()
         except (ValueError, FileNotFoundError) as error:
             print(f"jepa-lit test --probe: error: {error}{root_note(error, 'data.init_args')}", file=sys.stderr)
             sys.exit(2)
@@ -398,6 +400,7 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     try:
         run_cli(argv)
+        close_process_group()
     except LayoutError as error:  # a wrong --data.root: the message shows the path, what is near and the tree
         print(f"jepa-lit {argv[0] if argv else ''}: error: {error}{root_note(error, 'data.init_args')}", file=sys.stderr)
         sys.exit(2)

@@ -47,3 +47,14 @@ def all_reduce_mean(value: Tensor) -> Tensor:
     from torch.distributed.nn.functional import all_reduce
 
     return all_reduce(value, op=dist.ReduceOp.SUM) / dist.get_world_size()
+
+
+def close_process_group() -> None:
+    """End a DDP run cleanly: wait for every rank, then destroy the process group.
+
+    Lightning leaves the group to interpreter shutdown; gloo's threads then die in static destructors
+    in no set order, which now and then aborts a finished run ("terminate called without an active
+    exception", exit -6)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -8,6 +8,7 @@ import sys
 import lightning as L
 import torch
 
+from jepa_lit.distributed import close_process_group
 from jepa_lit.data.synthetic import SyntheticMotionDataModule
 from jepa_lit.masks import BlockGenerator, MultiBlock3D
 from jepa_lit.models import VisionTransformer
@@ -41,6 +42,7 @@ def main(out_dir: str, devices: int, batch: int, *objectives: str) -> None:
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
                         callbacks=[SaveStep(out_dir)])
     trainer.fit(module, datamodule=data)
+    close_process_group()  # as jepa-lit's main does: no gloo teardown at interpreter exit
 
 
 if __name__ == "__main__":
