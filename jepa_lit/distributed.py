@@ -40,6 +40,17 @@ def gather(value: Tensor) -> Tensor:
     return torch.cat(all_gather(value.contiguous()), dim=0)
 
 
+def logsumexp(values: Tensor) -> Tensor:
+    """log sum exp of the entries of ``values`` on every rank (no gradient; a rank may hold none):
+    the normaliser of a softmax over the whole batch."""
+    values = values.detach().float()
+    peak = values.max() if values.numel() else values.new_tensor(float("-inf"))
+    if is_distributed():
+        peak = peak.clone()
+        dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+    return peak + all_reduce_sum((values - peak).exp().sum()).log()
+
+
 def all_reduce_mean(value: Tensor) -> Tensor:
     """Mean of ``value`` over the ranks, differentiably (the backward sums the ranks' gradients)."""
     if not is_distributed():

@@ -1,8 +1,13 @@
 """One training step under Lightning, writing the loss and gradients of each rank (for test_ddp.py).
 
-    python tests/ddp_step.py OUT_DIR DEVICES BATCH_PER_DEVICE [objective class paths...]
+    python tests/ddp_step.py OUT_DIR DEVICES BATCH_PER_DEVICE [objectives...]
+
+An objective is a class path, or JSON {"class_path": ..., "init_args": {...}}; heads are sized for
+the ViT-tiny used here.
 """
 
+import inspect
+import json
 import sys
 
 import lightning as L
@@ -25,18 +30,23 @@ class SaveStep(L.Callback):
         torch.save({"grads": grads, "terms": terms}, f"{self.out_dir}/rank{trainer.global_rank}.pt")
 
 
-def objective(path: str):
-    module_name, _, class_name = path.rpartition(".")
-    return getattr(__import__(module_name, fromlist=[class_name]), class_name)()
+def objective(spec: str):
+    spec = json.loads(spec) if spec.startswith("{") else {"class_path": spec}
+    module_name, _, class_name = spec["class_path"].rpartition(".")
+    cls = getattr(__import__(module_name, fromlist=[class_name]), class_name)
+    kwargs = dict(spec.get("init_args", {}))
+    if "embed_dim" in inspect.signature(cls).parameters:
+        kwargs.setdefault("embed_dim", 192)
+    return cls(**kwargs)
 
 
 def main(out_dir: str, devices: int, batch: int, *objectives: str) -> None:
     L.seed_everything(0)
-    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=64)
+    encoder = VisionTransformer(size="tiny", depth=2, num_frames=8, img_size=64)
     masks = MultiBlock3D(generators=[BlockGenerator(3, (0.2, 0.2)), BlockGenerator(1, (0.5, 0.5))])
     module = JEPAModule(encoder, masks, objectives=[objective(p) for p in objectives], predictor_width=32,
                         predictor_depth=1, predictor_heads=2, context_loss_start=0.0, context_loss_end=0.0)
-    data = SyntheticMotionDataModule(num_clips=10, num_frames=4, crop_size=64, batch_size=batch, val_fraction=0.5)
+    data = SyntheticMotionDataModule(num_clips=10, num_frames=8, crop_size=64, batch_size=batch, val_fraction=0.5)
     trainer = L.Trainer(max_steps=1, accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,

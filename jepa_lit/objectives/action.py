@@ -18,7 +18,7 @@ import torch
 from einops import reduce
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators, temporal_diff
+from jepa_lit.objectives.base import Objective, StepOutputs, global_mean, mean_over_generators, temporal_diff
 from jepa_lit.objectives.heads import Reads, check_width, head_input_dim, mlp_head, pair_inputs, zero_on
 
 
@@ -56,7 +56,7 @@ class ActionConditioned(Objective):
             found = pair_inputs(outputs, g, self.reads, self.app_ratio)
             if found is None:
                 return None
-            pairs, z = found
-            return (self.head(z) - actions[pairs].to(z.dtype)).abs().mean()
+            pairs, z, count = found
+            return global_mean((self.head(z) - actions[pairs].to(z.dtype)).abs(), count)
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator) + zero_on(self.head)}

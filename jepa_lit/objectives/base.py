@@ -109,11 +109,25 @@ def temporal_diff(x: Tensor) -> Tensor:
     return x[:, 1:] - x[:, :-1]
 
 
+def global_count(mask: Tensor) -> Tensor:
+    """The number of True entries of ``mask`` over every rank, divided by the number of ranks.
+
+    Dividing a rank's sum by it gives that rank's share of the mean over the whole batch: DDP averages
+    the ranks' gradients, so the run trains as on one process (see jepa_lit.distributed). Every rank
+    must call it, with or without entries of its own: it is a collective."""
+    return all_reduce_sum(mask.sum().float()) / world_size()
+
+
+def global_mean(values: Tensor, count: Tensor) -> Tensor:
+    """Mean of ``values`` [N, ...] (this rank's N selected positions; N may be 0) over the ``count``
+    positions of the whole batch (``global_count``) and all trailing elements."""
+    return values.sum() / (count * values.shape[1:].numel())
+
+
 def masked_mean(values: Tensor, mask: Tensor) -> Optional[Tensor]:
-    """Mean of ``values`` [B, T, H, W, C] over positions where ``mask`` [B, T, H, W] and all channels;
-    None when no position is valid. Under DDP the count is the global one (see jepa_lit.distributed),
-    so the result trains as the mean over the whole batch."""
-    count = all_reduce_sum(mask.sum().float()) / world_size()
+    """Mean of ``values`` [B, T, H, W, C] over positions where ``mask`` [B, T, H, W] and all channels,
+    over the whole batch under DDP; None when no position of the batch is valid."""
+    count = global_count(mask)
     if count == 0:
         return None
     return (values * mask.unsqueeze(-1)).sum() / (count * values.shape[-1])

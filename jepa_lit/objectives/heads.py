@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 from torch import Tensor, nn
 
-from jepa_lit.objectives.base import Objective, StepOutputs
+from jepa_lit.objectives.base import Objective, StepOutputs, global_count
 
 Reads = Literal["all", "dynamics"]
 
@@ -59,10 +59,12 @@ def mlp_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, out_dim))
 
 
-def pair_inputs(outputs: StepOutputs, g: int, reads: Reads, app_ratio: float) -> Optional[tuple[Tensor, Tensor]]:
-    """(P_t [B, T'-1, H', W'], the head's input Z_t at those pairs [N, C_in]) of generator ``g``;
-    None without valid pairs."""
+def pair_inputs(outputs: StepOutputs, g: int, reads: Reads, app_ratio: float) -> Optional[tuple[Tensor, Tensor, Tensor]]:
+    """(P_t [B, T'-1, H', W'], the head's input Z_t at this rank's pairs [N, C_in], the batch's pair
+    count for ``global_mean``) of generator ``g``; None when the batch has no valid pair. Under DDP a
+    rank with no pair of its own still returns (N = 0), so every rank runs the same collectives."""
     pairs = outputs.valid_pairs(g)
-    if not pairs.any():
+    count = global_count(pairs)
+    if count == 0:
         return None
-    return pairs, head_input(outputs.student_grid(g)[:, :-1][pairs], reads, app_ratio)
+    return pairs, head_input(outputs.student_grid(g)[:, :-1][pairs], reads, app_ratio), count

@@ -23,7 +23,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
+from jepa_lit.distributed import logsumexp, world_size
+from jepa_lit.objectives.base import Objective, StepOutputs, global_mean, mean_over_generators
 from jepa_lit.objectives.heads import Reads, check_width, head_input_dim, mlp_head, pair_inputs, zero_on
 
 
@@ -61,13 +62,14 @@ class LatentDynamics(Objective):
             found = pair_inputs(outputs, g, self.reads, self.app_ratio)
             if found is None:
                 return None
-            pairs, z = found
+            pairs, z, count = found
             error = (self.head(z) - target_diff[pairs]).abs()  # [N, 4D]
             if not self.hard_weighting:
-                return error.mean()
-            with torch.no_grad():
-                weights = error.shape[0] * torch.softmax(error.mean(-1).float() / self.temperature, dim=0)
-            return (weights.unsqueeze(-1).to(error.dtype) * error).mean()
+                return global_mean(error, count)
+            with torch.no_grad():  # softmax over the pairs of the whole batch (every rank's, under DDP)
+                scores = error.mean(-1).float() / self.temperature
+                weights = count * world_size() * (scores - logsumexp(scores)).exp()
+            return global_mean(weights.unsqueeze(-1).to(error.dtype) * error, count)
 
         value = mean_over_generators(outputs, per_generator)
         if self.released_no_grad:  # a constant (detached here, not under no_grad: the grids are cached)

@@ -17,7 +17,7 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
+from jepa_lit.objectives.base import Objective, StepOutputs, global_count, global_mean, mean_over_generators
 
 
 class LatentTemporalContrastive(Objective):
@@ -32,11 +32,12 @@ class LatentTemporalContrastive(Objective):
 
         def per_generator(g: int) -> Optional[Tensor]:
             pairs = outputs.valid_pairs(g)
-            if not pairs.any():
+            count = global_count(pairs)
+            if count == 0:
                 return None
             z = outputs.student_grid(g)[:, :-1][pairs]
             pos = F.cosine_similarity(z, target[:, :-1][pairs], dim=-1)
             neg = F.cosine_similarity(z, target[:, 1:][pairs], dim=-1)
-            return F.relu(self.margin - pos + neg).mean()
+            return global_mean(F.relu(self.margin - pos + neg), count)
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator)}

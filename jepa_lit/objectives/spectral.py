@@ -18,7 +18,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
+from jepa_lit.objectives.base import Objective, StepOutputs, global_count, global_mean, mean_over_generators
 
 
 class Spectral(Objective):
@@ -40,12 +40,15 @@ class Spectral(Objective):
 
         def per_generator(g: int) -> Optional[Tensor]:
             tubes = outputs.visible(g).all(dim=1)  # [B, H', W']
-            if not tubes.any():
+            count = global_count(tubes)
+            if count == 0:
                 return None
             student = rearrange(outputs.student_grid(g), "b t h w c -> b h w t c")
+            if not tubes.any():  # this rank's share is 0 (MKL's FFT fails on an empty batch)
+                return student.sum() * 0.0
             with torch.autocast(device_type=student.device.type, enabled=False):
                 spectrum = torch.fft.rfft((student[tubes] - target[tubes]).float(), dim=1)  # [M, F, C]
                 freq_weights = torch.linspace(self.min_freq_weight, 1.0, spectrum.shape[1], device=spectrum.device)
-                return (spectrum * freq_weights[:, None]).abs().mean()
+                return global_mean((spectrum * freq_weights[:, None]).abs(), count)
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator)}
