@@ -2,8 +2,8 @@
 
 A non-finite term stops the run with a message naming the step and the term (``on_nonfinite: stop``),
 or skips the step (``skip``). A loss above mean + ``spike_std`` x std of the trailing ``spike_window``
-losses is skipped, as V-JEPA does (off by default). Under DDP the decision is shared by all ranks, so
-they skip the same steps.
+losses is skipped, as V-JEPA does (off by default). Under DDP both rules read the batch's loss
+(averaged over the ranks), so every rank takes the same decision and keeps the same history.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Literal, Optional
 
 import torch
 from torch import Tensor
+
+from jepa_lit.distributed import all_reduce_sum, world_size
 
 
 class NonFiniteLossError(RuntimeError):
@@ -41,7 +43,8 @@ class LossGuard:
 
     def check(self, terms: dict[str, Tensor], loss: Tensor, step: int) -> Optional[str]:
         """Why this step must be skipped (None: train on it); raises on a non-finite loss under "stop".
-        One host sync per step when the loss is finite and spikes are off."""
+        One all-reduce and one host sync per step."""
+        loss = all_reduce_sum(loss.detach()) / world_size()
         if self.config.spike_std is None:
             return None if torch.isfinite(loss) else self.nonfinite(terms, step)
         value = loss.item()  # the one host sync: finiteness and the spike test both read it
@@ -50,13 +53,12 @@ class LossGuard:
     def bad_terms(self, terms: dict[str, Tensor]) -> list[str]:
         return [name for name, value in terms.items() if not torch.isfinite(value).all()]
 
-    def nonfinite(self, terms: dict[str, Tensor], step: int) -> Optional[str]:
-        """A message if any term is non-finite (raises when the policy is "stop")."""
+    def nonfinite(self, terms: dict[str, Tensor], step: int) -> str:
+        """The message for a non-finite loss (raises when the policy is "stop")."""
         bad = self.bad_terms(terms)
-        if not bad:
-            return None
-        message = f"non-finite loss at step {step}: term(s) {', '.join(bad)} = " + ", ".join(
-            f"{terms[name].item()}" for name in bad)
+        message = f"non-finite loss at step {step}: " + (
+            f"term(s) {', '.join(bad)} = " + ", ".join(f"{terms[name].item()}" for name in bad) if bad
+            else "on another rank")
         if self.config.on_nonfinite == "stop":
             raise NonFiniteLossError(message + " (set model.init_args.guard.on_nonfinite: skip to skip such steps)")
         return message

@@ -91,6 +91,7 @@ class JEPAModule(L.LightningModule):
         self.optim = optimizer or OptimizerConfig()
         self.last_terms: dict[str, Tensor] = {}
         self.last_outputs: Optional[StepOutputs] = None
+        self.last_clip: Optional[Tensor] = None
         self.guard = LossGuard(guard or GuardConfig())
         self.compile_model = compile_model
 
@@ -168,11 +169,12 @@ class JEPAModule(L.LightningModule):
         terms = self.loss_terms(outputs)
         loss = torch.stack(list(terms.values())).sum()
         self.last_terms, self.last_outputs = terms, outputs  # read by callbacks before backward
+        self.last_clip = batch["video"]  # to name the term behind a non-finite gradient
         batch_size = batch["video"].shape[0]
-        skip = self.guard.check(terms, loss, self.global_step)
-        if self.trainer.strategy.reduce_boolean_decision(skip is not None, all=False):
+        skip = self.guard.check(terms, loss, self.global_step)  # the same decision on every rank
+        if skip is not None:
             self.guard.skipped += 1
-            rank_zero_warn(f"skipping step {self.global_step}: {skip or 'another rank skipped it'}")
+            rank_zero_warn(f"skipping step {self.global_step}: {skip}")
             self.log("train/skipped_steps", float(self.guard.skipped), batch_size=batch_size)
             return None  # Lightning skips backward and the optimizer step
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=batch_size)
@@ -235,13 +237,29 @@ class JEPAModule(L.LightningModule):
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not grads or torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()):  # one fused op, one sync
             return
-        message = f"non-finite gradient at step {self.global_step} (loss terms: " + ", ".join(
-            f"{k}={v.item():.4g}" for k, v in self.last_terms.items()) + ")"
+        bad = self.terms_with_nonfinite_gradient()
+        message = (f"non-finite gradient at step {self.global_step} from term(s) {', '.join(bad) or '(none alone)'}"
+                   " (loss terms: " + ", ".join(f"{k}={v.item():.4g}" for k, v in self.last_terms.items()) + ")")
         if self.guard.config.on_nonfinite == "stop":
-            raise NonFiniteLossError(message)
+            raise NonFiniteLossError(message + " (set model.init_args.guard.on_nonfinite: skip to skip such steps)")
         rank_zero_warn(f"skipping step {self.global_step}: {message}")
         self.guard.skipped += 1
         optimizer.zero_grad(set_to_none=True)  # AdamW leaves parameters without gradients untouched
+
+    def terms_with_nonfinite_gradient(self) -> list[str]:
+        """The terms whose own gradient is non-finite, from the step recomputed on the same clip and masks
+        (the backward freed the step's graph). Runs only on a bad step, on every rank (the gradients are
+        all-reduced, so all ranks see it; the terms may hold collectives)."""
+        with torch.enable_grad(), self.trainer.precision_plugin.forward_context():
+            terms = self.loss_terms(self.forward_step(self.last_clip, self.global_step))
+        params = [p for p in self.parameters() if p.requires_grad]
+        bad = []
+        for name, term in terms.items():
+            if term.requires_grad:
+                grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+                if not all(torch.isfinite(g).all() for g in grads if g is not None):
+                    bad.append(name)
+        return bad
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)

@@ -48,7 +48,7 @@ def test_two_ranks_equal_one_process(tmp_path, objectives):
 def test_a_rank_without_valid_pairs_joins_the_collectives(tmp_path):
     """Rank 1's sample has no valid pair and no whole tube: the pair-based objectives still run every
     collective there (no hang, no empty-FFT error), and each rank's term is its share of the batch mean."""
-    script = SCRIPT.with_name("ddp_objectives.py")
+    script = SCRIPT.with_name("ddp_collectives.py")
     env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1]), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
                             timeout=180, env=env, cwd=tmp_path)
@@ -65,3 +65,5 @@ def test_a_rank_without_valid_pairs_joins_the_collectives(tmp_path):
     assert reference["context_grads"][0].abs().sum() > 0
     for name, grad in reference["head_grads"].items():  # DDP averages parameter gradients
         assert torch.allclose((ranks[0]["head_grads"][name] + ranks[1]["head_grads"][name]) / 2, grad, atol=1e-7), name
+    # The spike guard records the batch's loss (the ranks' mean), so every rank decides alike and resumes alike.
+    assert ranks[0]["guard_history"] == ranks[1]["guard_history"] == [0.5]

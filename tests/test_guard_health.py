@@ -73,3 +73,33 @@ def test_health_measures_and_warns_on_collapse():
     with pytest.warns(UserWarning, match=r"step 0: target features are collapsing \(std 0 < 0.05\)"):
         RepresentationHealth(every_n_steps=1).on_train_batch_end(trainer, module, None, None, 0)
     assert logged["health/target_std"] == 0.0
+
+
+class InfiniteGradientAt(Objective):
+    """A finite term (sqrt(0) = 0) whose gradient is not (d sqrt / dx at 0 = inf): only the gradient check sees it."""
+
+    name = "inf_grad"
+
+    def __init__(self, step: int = 1):
+        super().__init__()
+        self.step = step
+
+    def forward(self, outputs):
+        context = outputs.generators[0].context
+        if outputs.step != self.step:
+            return {self.name: context.sum() * 0.0}
+        return {self.name: (context - context.detach()).square().sum().sqrt()}
+
+
+def test_nonfinite_gradient_stops_naming_step_and_term():
+    L.seed_everything(0)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite gradient at step 1 from term\(s\) inf_grad \(loss"):
+        fit(tiny_module(objectives=[InfiniteGradientAt(1)]), steps=3)
+
+
+def test_nonfinite_gradient_skips_the_step_when_asked():
+    L.seed_everything(0)
+    module = tiny_module(objectives=[InfiniteGradientAt(1)], guard=GuardConfig(on_nonfinite="skip"))
+    with pytest.warns(UserWarning, match=r"skipping step 1: non-finite gradient at step 1 from term\(s\) inf_grad"):
+        fit(module, steps=3)
+    assert module.guard.skipped == 1 and all(torch.isfinite(p).all() for p in module.parameters())

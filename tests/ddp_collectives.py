@@ -1,12 +1,14 @@
-"""The pair-based objectives on 2 gloo ranks where rank 1 has no valid pair (for test_ddp.py).
+"""Collectives outside Lightning's own on 2 gloo ranks (for test_ddp.py): the pair-based objectives
+where rank 1 has no valid pair, and the loss guard's shared history.
 
-    python tests/ddp_objectives.py OUT_DIR
+    python tests/ddp_collectives.py OUT_DIR
 
 Sample 0 sees the top row at every token time (valid pairs, whole tubes); sample 1 sees every
 position at t = 0 and t = 2 only (no pair, no whole tube). The reference runs both samples in one
 process; then each rank runs one sample. Every rank must run the same collectives, so the run ends
 (no hang) and each rank's term is its share of the batch mean. Writes reference.pt and rank{r}.pt:
-{"terms": {name: value}, "context_grads": [B_local, K, C], "head_grads": {name: grad}}.
+{"terms": {name: value}, "context_grads": [B_local, K, C], "head_grads": {name: grad}}, and in rank{r}.pt
+"guard_history": the spike guard's window after rank r saw a loss of r (both must hold the mean, 0.5).
 """
 
 import sys
@@ -16,6 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from jepa_lit.guard import GuardConfig, LossGuard
 from jepa_lit.masks.base import MaskPair
 from jepa_lit.objectives import (
     ActionConditioned,
@@ -69,7 +72,11 @@ def run(samples: slice) -> dict:
 def rank_main(rank: int, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{out_dir}/store", rank=rank, world_size=2,
                             timeout=timedelta(seconds=60))
-    torch.save(run(slice(rank, rank + 1)), f"{out_dir}/rank{rank}.pt")
+    results = run(slice(rank, rank + 1))
+    guard = LossGuard(GuardConfig(spike_std=3.0, spike_min_history=1))
+    guard.check({"pred": torch.tensor(float(rank))}, torch.tensor(float(rank)), step=0)
+    results["guard_history"] = list(guard.history)
+    torch.save(results, f"{out_dir}/rank{rank}.pt")
     dist.barrier()
     dist.destroy_process_group()
 
