@@ -77,6 +77,7 @@ class JEPAModule(L.LightningModule):
             num_mask_tokens=self.mask_sampler.num_generators,
             num_levels=encoder.num_levels,
             rope_interleave=encoder.rope_interleave,
+            interpolate_rope=encoder.interpolate_rope,
             activation_checkpointing=encoder.activation_checkpointing,
         )
         self.target_mode = target_encoder
@@ -130,9 +131,11 @@ class JEPAModule(L.LightningModule):
         levels = features.unflatten(-1, (self.encoder.num_levels, self.encoder.embed_dim))
         return F.layer_norm(levels, (self.encoder.embed_dim,)).flatten(-2)
 
-    def forward_step(self, clip: Tensor, step: int) -> StepOutputs:
+    def forward_step(self, clip: Tensor, step: int, mask_step: Optional[int] = None) -> StepOutputs:
+        """The step's outputs; masks are drawn for ``mask_step`` (default: ``step``, which also sets the
+        schedules the loss terms follow)."""
         grid = self.encoder.token_grid(clip.shape)
-        masks = self.mask_sampler(clip, grid, step)
+        masks = self.mask_sampler(clip, grid, step if mask_step is None else mask_step)
         target = self.target_features(clip)
         generators = []
         for index, pair in enumerate(masks):
@@ -185,8 +188,9 @@ class JEPAModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        # A fixed mask step per batch makes the validation loss comparable across epochs.
-        outputs = self.forward_step(batch["video"], step=batch_idx)
+        # Fixed masks per batch make the validation loss comparable across epochs; the loss weights
+        # follow the run's schedules, as in training.
+        outputs = self.forward_step(batch["video"], step=self.global_step, mask_step=batch_idx)
         terms = self.loss_terms(outputs)
         loss = torch.stack(list(terms.values())).sum()
         batch_size = batch["video"].shape[0]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from jepa_lit.models import Predictor, VisionTransformer, vit_sizes
-from jepa_lit.models.positions import apply_rope, rope_tables, sincos_3d, token_coordinates
+from jepa_lit.models.positions import apply_rope, rope_coordinates, rope_tables, sincos_3d, token_coordinates
 from jepa_lit.models.vit import hierarchical_layers
 
 
@@ -152,3 +152,23 @@ def test_fused_rotation_equals_the_reference_rope(interleave):
     rotation = rope_rotation(coords, 64, interleave)
     rotation = tuple(t.unsqueeze(1) for t in rotation) if isinstance(rotation, tuple) else rotation.unsqueeze(1)
     assert torch.allclose(rotate(x, rotation), expected, atol=1e-6)
+
+
+def test_interpolated_rope_positions_span_the_pretraining_grid():
+    """V-JEPA 2.1's interpolate_rope: rows and columns of any grid map onto 0..15; time is untouched."""
+    grid = (2, 7, 5)
+    last = torch.tensor([2 * 7 * 5 - 1])
+    assert rope_coordinates(last, grid).tolist() == [[1.0, 6.0, 4.0]]
+    assert rope_coordinates(last, grid, interpolate=True).tolist() == [[1.0, 15.0, 15.0]]
+    middle_row = torch.tensor([3 * 5])  # t 0, row 3 of 0..6 -> 7.5
+    assert rope_coordinates(middle_row, grid, interpolate=True).tolist() == [[0.0, 7.5, 0.0]]
+
+
+def test_predictor_takes_the_encoders_rope_settings():
+    from jepa_lit.module import JEPAModule
+
+    for interpolate in (False, True):
+        encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32, interpolate_rope=interpolate,
+                                    rope_interleave=not interpolate)
+        module = JEPAModule(encoder, predictor_width=32, predictor_depth=1, predictor_heads=2)
+        assert (module.predictor.interpolate_rope, module.predictor.rope_interleave) == (interpolate, not interpolate)

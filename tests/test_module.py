@@ -129,3 +129,19 @@ def test_incompatible_clip_settings_fail_before_training_naming_the_keys():
         tiny_module().check_data_fits(SyntheticMotionDataModule(num_frames=7))
     with pytest.raises(ValueError, match=r"data.init_args.crop_size=100 .*patch_size=16"):
         tiny_module().check_data_fits(SyntheticMotionDataModule(crop_size=100))
+
+
+def test_validation_loss_weights_follow_the_run_schedule():
+    """Validation draws fixed masks per batch, but its context weight is the run's at this step (the
+    ramp 0 -> 0.5 ends half-way through 4 steps; batch 0 alone would give weight 0)."""
+    L.seed_everything(0)
+    module = tiny_module(context_loss_start=0.25, context_loss_end=0.5)
+    trainer, _ = fit(module, steps=4)
+    assert module.context_weight_at(0) == 0.0 and module.context_weight_at(trainer.global_step) == 0.5
+    logged = {}
+    module.log_dict = lambda metrics, **kwargs: logged.update(metrics)
+    module.log = lambda *args, **kwargs: None
+    batch = next(iter(trainer.datamodule.val_dataloader()))
+    with torch.no_grad():
+        module.validation_step(batch, batch_idx=0)
+    assert logged["val/context"] > 0

@@ -24,6 +24,16 @@ def token_coordinates(index: Tensor, grid: tuple[int, int, int]) -> Tensor:
     return torch.stack([t, h, w], dim=-1).float()
 
 
+def rope_coordinates(index: Tensor, grid: tuple[int, int, int], interpolate: bool = False) -> Tensor:
+    """The (t, h, w) positions RoPE rotates by. ``interpolate`` (V-JEPA 2.1's ``interpolate_rope``, in
+    the encoder and the predictor alike) maps rows and columns onto the 16 x 16 grid of pretraining."""
+    coords = token_coordinates(index, grid)
+    if interpolate:
+        scale = [1.0, 15.0 / max(grid[1] - 1, 1), 15.0 / max(grid[2] - 1, 1)]
+        coords = coords * torch.tensor(scale, device=coords.device)
+    return coords
+
+
 def rope_axis_dim(head_dim: int) -> int:
     """Rotated width per axis: the head dim is split in three even chunks, the rest passes through."""
     return 2 * ((head_dim // 3) // 2)

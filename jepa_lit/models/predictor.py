@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from jepa_lit.models.blocks import Block, init_vit_weights, modality_vector, rescale_blocks
-from jepa_lit.models.positions import rope_rotation, token_coordinates
+from jepa_lit.models.positions import rope_coordinates, rope_rotation
 from jepa_lit.models.vit import head_axis
 
 
@@ -24,7 +24,7 @@ class Predictor(nn.Module):
         width, depth, num_heads: the predictor ViT (the study: 256, 8, 8).
         num_mask_tokens: one learned token per mask generator.
         num_levels: hierarchical levels of the encoder output.
-        rope_interleave: as in the encoder.
+        rope_interleave, interpolate_rope: as in the encoder (V-JEPA 2.1 passes both to the predictor).
         modality_embedding: learned video / image vectors added to every token.
         activation_checkpointing: recompute block activations in backward.
     """
@@ -39,12 +39,13 @@ class Predictor(nn.Module):
         num_levels: int = 4,
         mlp_ratio: float = 4.0,
         rope_interleave: bool = True,
+        interpolate_rope: bool = False,
         modality_embedding: bool = True,
         activation_checkpointing: bool = False,
     ):
         super().__init__()
         self.width, self.num_heads = width, num_heads
-        self.rope_interleave = rope_interleave
+        self.rope_interleave, self.interpolate_rope = rope_interleave, interpolate_rope
         self.activation_checkpointing = activation_checkpointing
         in_dim = encoder_dim * num_levels
         if num_levels > 1:
@@ -92,7 +93,7 @@ class Predictor(nn.Module):
         if self.video_mod_embed is not None:
             x = x + modality_vector(self.video_mod_embed, self.img_mod_embed, image)
         # Attention is permutation-equivariant given the positions, so no sorting is needed.
-        coords = token_coordinates(torch.cat([context_idx, target_idx], dim=1), grid)
+        coords = rope_coordinates(torch.cat([context_idx, target_idx], dim=1), grid, self.interpolate_rope)
         rope = head_axis(rope_rotation(coords, self.width // self.num_heads, self.rope_interleave))
         for block in self.predictor_blocks:
             if self.activation_checkpointing and self.training and torch.is_grad_enabled():

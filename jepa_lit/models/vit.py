@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from jepa_lit.models.blocks import Block, init_vit_weights, modality_vector, rescale_blocks
-from jepa_lit.models.positions import Rotation, rope_rotation, sincos_3d, token_coordinates
+from jepa_lit.models.positions import Rotation, rope_coordinates, rope_rotation, sincos_3d
 
 # name -> (width, depth, heads)
 vit_sizes: dict[str, tuple[int, int, int]] = {
@@ -187,11 +187,7 @@ class VisionTransformer(nn.Module):
 
     def _rope(self, grid, token_idx: Optional[Tensor], device) -> Rotation:
         index = token_idx if token_idx is not None else torch.arange(grid[0] * grid[1] * grid[2], device=device)
-        coords = token_coordinates(index, grid)
-        if self.interpolate_rope:
-            # V-JEPA 2.1 maps row / column positions onto the 16 x 16 grid it was pretrained at.
-            scale = torch.tensor([1.0, 15.0 / max(grid[1] - 1, 1), 15.0 / max(grid[2] - 1, 1)], device=device)
-            coords = coords * scale
+        coords = rope_coordinates(index, grid, self.interpolate_rope)
         rotation = rope_rotation(coords, self.embed_dim // self.num_heads, self.rope_interleave)
         return head_axis(rotation)
 
