@@ -82,3 +82,27 @@ def test_grid_fully_covered_raises_clearly():
     sampler = MultiBlock3D(generators=[BlockGenerator(num_blocks=4, spatial_scale=(1.0, 1.0))])
     with pytest.raises(RuntimeError, match="covered the whole"):
         sampler(torch.zeros(1, 3, 4, 32, 32), (2, 2, 2), step=0)
+
+
+def test_targets_are_the_union_of_num_blocks_blocks():
+    """Every sample's target mask is exactly the union of the generator's num_blocks blocks (8 short-range
+    blocks, as the study, cover more than one)."""
+
+    class Recording(MultiBlock3D):
+        def block_origins(self, clip, b, gen_index, num_blocks, shape, grid, rng):
+            origins = super().block_origins(clip, b, gen_index, num_blocks, shape, grid, rng)
+            drawn.append((b, gen_index, shape, origins))
+            return origins
+
+    drawn = []
+    grid = (8, 14, 14)
+    sampler = Recording(generators=[BlockGenerator(8, (0.15, 0.15)), BlockGenerator(2, (0.7, 0.7))], seed=4)
+    masks = sampler.target_masks(torch.zeros(3, 3, 16, 224, 224), grid, step=1)
+    assert [len(origins) for *_, origins in drawn] == [8, 8, 8, 2, 2, 2]  # no retries at this scale
+    for b, gen_index, (t, h, w), origins in drawn:
+        union = torch.zeros(grid, dtype=torch.bool)
+        for t0, h0, w0 in origins.tolist():
+            union[t0 : t0 + t, h0 : h0 + h, w0 : w0 + w] = True
+        assert torch.equal(masks[gen_index][b], union)
+    short_range_volume = drawn[0][2][0] * drawn[0][2][1] * drawn[0][2][2]
+    assert all(masks[0][b].sum() > short_range_volume for b in range(3))
