@@ -259,9 +259,10 @@ class ProbeCLI(LightningCLI):
     LightningCLI way (``--config``, dotted overrides, ``--print_config``):
 
     - ``--probe``: the benchmark; its protocol (benchmarks.py) gives every default below;
-    - ``--ckpt_path``: the pretraining checkpoint (``--encoder official --official_encoder '{size: large}'``:
-      an official V-JEPA 2 / 2.1 file instead); ``--encoder random_init`` probes the same
-      architecture with fresh weights (a control); ``--output``: the results JSON path;
+    - ``--ckpt_path``: the pretraining checkpoint (``--encoder official --official_encoder
+      '{size: large, interpolate_rope: true}'``: an official V-JEPA 2.1 file instead); ``--encoder
+      random_init`` probes the same architecture with fresh weights (a control); ``--output``: the
+      results JSON path;
     - ``data``: the benchmark's (pixel) DataModule, e.g. ``--data.root DIR``;
     - ``model``: the ProbeModule (probe type, lr x weight-decay grid, head selection, bootstrap);
     - ``features``: the FeatureDataModule (pooling, probe batch size, cache folder, hold-out);
@@ -300,7 +301,11 @@ class ProbeCLI(LightningCLI):
                                  "an official V-JEPA 2 / 2.1 checkpoint (architecture from --official_encoder)")
         parser.add_argument("--official_encoder", type=Optional[dict], default=None,
                             help="VisionTransformer arguments for --encoder official, e.g. "
-                                 "'{size: large, rope_interleave: false}' for V-JEPA 2 ViT-L")
+                                 "'{size: large, rope_interleave: false}' for V-JEPA 2 ViT-L, "
+                                 "'{size: large, interpolate_rope: true}' for V-JEPA 2.1 ViT-L. RoPE settings "
+                                 "are checked against the checkpoint's version (allow_rope_mismatch: true skips "
+                                 "that); pretrained_entry: NAME picks the entry (default: ema_encoder, else "
+                                 "target_encoder, else encoder)")
         parser.add_argument("--output", type=Optional[str], default=None,
                             help="results JSON path (default: RUN/probes/<benchmark>-<ckpt>-<encoder>-<key>.json)")
         parser.add_class_arguments(FeatureDataModule, "features")

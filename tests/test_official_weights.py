@@ -8,7 +8,8 @@ from jepa_lit.models.official import CheckpointMismatch, export_official, load_o
 
 
 def tiny(**kwargs):
-    return VisionTransformer(size="tiny", depth=4, **kwargs)
+    """A V-JEPA 2.1-style encoder (interleaved, interpolated RoPE) unless kwargs say otherwise."""
+    return VisionTransformer(size="tiny", depth=4, **{"interpolate_rope": True, **kwargs})
 
 
 def official_v21_checkpoint(source: VisionTransformer, prefix="module.backbone."):
@@ -38,8 +39,8 @@ def test_v21_round_trip_through_a_file(tmp_path):
 
 
 def test_v2_layout_loads_final_norm_and_reports_the_rest():
-    source = tiny(rope_interleave=False)
-    encoder = tiny(rope_interleave=False)
+    source = tiny(rope_interleave=False, interpolate_rope=False)
+    encoder = tiny(rope_interleave=False, interpolate_rope=False)
     report = load_official_encoder(encoder, official_v2_checkpoint(source))
     assert report.ignored == ["pos_embed"]
     assert report.renamed == {"norm.weight": "norms_block.3.weight", "norm.bias": "norms_block.3.bias"}
@@ -48,15 +49,21 @@ def test_v2_layout_loads_final_norm_and_reports_the_rest():
     assert torch.equal(encoder.norms_block[3].weight, source.norms_block[3].weight)
 
 
-def test_target_encoder_entry_is_preferred():
-    online, target = tiny(), tiny()
+def test_ema_weights_are_preferred_and_an_explicit_entry_is_honoured():
+    online, target, ema = tiny(), tiny(), tiny()
     checkpoint = {"encoder": official_v21_checkpoint(online)["encoder"],
-                  "target_encoder": official_v21_checkpoint(target)["encoder"]}
+                  "target_encoder": official_v21_checkpoint(target)["encoder"],
+                  "ema_encoder": official_v21_checkpoint(ema)["encoder"]}
     encoder = tiny()
-    load_official_encoder(encoder, checkpoint)
+    assert load_official_encoder(encoder, checkpoint).entry == "ema_encoder"
+    assert torch.equal(encoder.blocks[0].attn.qkv.weight, ema.blocks[0].attn.qkv.weight)
+    del checkpoint["ema_encoder"]
+    assert load_official_encoder(encoder, checkpoint).entry == "target_encoder"
     assert torch.equal(encoder.blocks[0].attn.qkv.weight, target.blocks[0].attn.qkv.weight)
-    load_official_encoder(encoder, checkpoint, entry="encoder")
+    assert load_official_encoder(encoder, checkpoint, entry="encoder").entry == "encoder"
     assert torch.equal(encoder.blocks[0].attn.qkv.weight, online.blocks[0].attn.qkv.weight)
+    with pytest.raises(CheckpointMismatch, match=r"has no 'ema_encoder' entry \(found \['encoder', 'target_encoder'\]\)"):
+        load_official_encoder(encoder, checkpoint, entry="ema_encoder")
 
 
 def test_mismatch_is_an_error_listing_keys_and_shapes():
@@ -66,7 +73,7 @@ def test_mismatch_is_an_error_listing_keys_and_shapes():
     checkpoint = official_v21_checkpoint(VisionTransformer(size="tiny", depth=3))
     with pytest.raises(CheckpointMismatch, match=r"missing from the checkpoint .*blocks\.3\."):
         load_official_encoder(tiny(), checkpoint)
-    with pytest.raises(CheckpointMismatch, match="no 'target_encoder' or 'encoder' entry"):
+    with pytest.raises(CheckpointMismatch, match="no 'ema_encoder' / 'target_encoder' / 'encoder' entry"):
         load_official_encoder(tiny(), {"opt": {"x": 1}, "epoch": 1})
     with pytest.raises(FileNotFoundError, match="no file at"):
         tiny(pretrained="/nonexistent/weights.pt")
@@ -110,3 +117,165 @@ def test_export_refuses_a_checkpoint_without_jepa_lit_metadata(tmp_path, capsys)
         main(["export", str(tmp_path / "plain.ckpt"), str(tmp_path / "out.pt")])
     assert exit_info.value.code == 2 and "no 'jepa_lit' entry" in capsys.readouterr().out
     assert not (tmp_path / "out.pt").exists()
+
+
+# The official encoders' state-dict keys and shapes for one small configuration, written out by hand from
+# the official module structure (not from jepa-lit's): ViT-tiny (width 192, 3 heads, MLP 4 x 192 = 768),
+# depth 2, patch 16, tubelet 2. PatchEmbed3D holds a Conv3d `proj`; each Block has norm1, attn.qkv (a fused
+# Linear D -> 3D), attn.proj, norm2, mlp.fc1, mlp.fc2 (RoPE attention adds no parameters or buffers).
+OFFICIAL_COMMON = {
+    "patch_embed.proj.weight": (192, 3, 2, 16, 16),
+    "patch_embed.proj.bias": (192,),
+    "blocks.0.norm1.weight": (192,),
+    "blocks.0.norm1.bias": (192,),
+    "blocks.0.attn.qkv.weight": (576, 192),
+    "blocks.0.attn.qkv.bias": (576,),
+    "blocks.0.attn.proj.weight": (192, 192),
+    "blocks.0.attn.proj.bias": (192,),
+    "blocks.0.norm2.weight": (192,),
+    "blocks.0.norm2.bias": (192,),
+    "blocks.0.mlp.fc1.weight": (768, 192),
+    "blocks.0.mlp.fc1.bias": (768,),
+    "blocks.0.mlp.fc2.weight": (192, 768),
+    "blocks.0.mlp.fc2.bias": (192,),
+    "blocks.1.norm1.weight": (192,),
+    "blocks.1.norm1.bias": (192,),
+    "blocks.1.attn.qkv.weight": (576, 192),
+    "blocks.1.attn.qkv.bias": (576,),
+    "blocks.1.attn.proj.weight": (192, 192),
+    "blocks.1.attn.proj.bias": (192,),
+    "blocks.1.norm2.weight": (192,),
+    "blocks.1.norm2.bias": (192,),
+    "blocks.1.mlp.fc1.weight": (768, 192),
+    "blocks.1.mlp.fc1.bias": (768,),
+    "blocks.1.mlp.fc2.weight": (192, 768),
+    "blocks.1.mlp.fc2.bias": (192,),
+}
+# V-JEPA 2 (src/models/vision_transformer.py, use_rope=True): one final `norm`. Its files also carry a
+# `pos_embed` that RoPE never reads (the hub loader says so); here that of 16 frames at 256 px.
+OFFICIAL_V2 = {
+    **OFFICIAL_COMMON,
+    "norm.weight": (192,),
+    "norm.bias": (192,),
+    "pos_embed": (1, 8 * 16 * 16, 192),
+}
+# V-JEPA 2.1 (app/vjepa_2_1/models/vision_transformer.py as the hub builds it: img_temporal_dim_size=1,
+# modality_embedding=True): an image patch embedding (tubelet 1), 4 hierarchical norms, two modality
+# embeddings, no final `norm`, no `pos_embed`.
+OFFICIAL_V21 = {
+    **OFFICIAL_COMMON,
+    "patch_embed_img.proj.weight": (192, 3, 1, 16, 16),
+    "patch_embed_img.proj.bias": (192,),
+    "norms_block.0.weight": (192,),
+    "norms_block.0.bias": (192,),
+    "norms_block.1.weight": (192,),
+    "norms_block.1.bias": (192,),
+    "norms_block.2.weight": (192,),
+    "norms_block.2.bias": (192,),
+    "norms_block.3.weight": (192,),
+    "norms_block.3.bias": (192,),
+    "img_mod_embed": (1, 1, 192),
+    "video_mod_embed": (1, 1, 192),
+}
+V21_TINY = {"size": "tiny", "depth": 2, "image_patch_embed": True, "interpolate_rope": True}
+
+
+def official_state(keys: dict, seed: int = 0, prefix: str = "module.backbone.") -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    return {prefix + key: torch.randn(shape, generator=generator) for key, shape in keys.items()}
+
+
+def test_hard_coded_v21_keys_load_strictly_and_export_exactly():
+    state = official_state(OFFICIAL_V21)
+    encoder = VisionTransformer(**V21_TINY)
+    report = load_official_encoder(encoder, {"ema_encoder": state, "predictor": {}, "epoch": 10})
+    assert (report.entry, report.layout) == ("ema_encoder", "V-JEPA 2.1")
+    assert sorted(report.loaded) == sorted(OFFICIAL_V21)
+    assert not report.renamed and not report.ignored and not report.kept_initial
+    own = encoder.state_dict()
+    assert all(torch.equal(own[key], state["module.backbone." + key]) for key in OFFICIAL_V21)
+
+    module = torch.nn.Module()
+    module.encoder = encoder
+    exported = export_official(module)
+    expected = {"module.backbone." + key: shape for key, shape in OFFICIAL_V21.items()}
+    for name in ("encoder", "target_encoder"):
+        assert {key: tuple(value.shape) for key, value in exported[name].items()} == expected
+
+    # Without an image patch embedding the encoder knowingly leaves the checkpoint's one unused.
+    report = load_official_encoder(VisionTransformer(**{**V21_TINY, "image_patch_embed": False}), {"ema_encoder": state})
+    assert report.ignored == ["patch_embed_img.proj.weight", "patch_embed_img.proj.bias"]
+
+
+def test_hard_coded_v2_keys_load_strictly():
+    checkpoint = {"encoder": official_state(OFFICIAL_V2, seed=1), "target_encoder": official_state(OFFICIAL_V2)}
+    encoder = VisionTransformer(size="tiny", depth=2, rope_interleave=False, interpolate_rope=False)
+    report = load_official_encoder(encoder, checkpoint)
+    assert (report.entry, report.layout) == ("target_encoder", "V-JEPA 2")
+    assert report.renamed == {"norm.weight": "norms_block.3.weight", "norm.bias": "norms_block.3.bias"}
+    assert report.ignored == ["pos_embed"]
+    assert sorted(report.kept_initial) == sorted(
+        [f"norms_block.{i}.{p}" for i in range(3) for p in ("weight", "bias")] + ["img_mod_embed", "video_mod_embed"])
+    assert sorted(report.loaded) == sorted([*OFFICIAL_COMMON, "norms_block.3.weight", "norms_block.3.bias"])
+    assert torch.equal(encoder.norms_block[3].weight, checkpoint["target_encoder"]["module.backbone.norm.weight"])
+    assert torch.equal(encoder.blocks[1].mlp.fc2.weight, checkpoint["target_encoder"]["module.backbone.blocks.1.mlp.fc2.weight"])
+
+
+@pytest.mark.parametrize("keys, settings, error", [
+    (OFFICIAL_V2, {}, r"V-JEPA 2 checkpoint \(single final norm\): set rope_interleave: false"),
+    (OFFICIAL_V2, {"rope_interleave": False, "interpolate_rope": True}, "set interpolate_rope: false"),
+    (OFFICIAL_V21, {"image_patch_embed": True, "interpolate_rope": True, "rope_interleave": False},
+     r"V-JEPA 2\.1 checkpoint \(norms_block\.0\.\.3\): set rope_interleave: true"),
+    (OFFICIAL_V21, {"image_patch_embed": True}, "set interpolate_rope: true"),
+])
+def test_rope_settings_that_contradict_the_checkpoint_version_are_refused(keys, settings, error):
+    """RoPE has no weights: a wrong setting passes the key checks, so the version decides."""
+    checkpoint = {"target_encoder": official_state(keys)}
+    encoder = VisionTransformer(size="tiny", depth=2, **settings)
+    with pytest.raises(CheckpointMismatch, match=error):
+        load_official_encoder(encoder, checkpoint)
+    assert not torch.equal(encoder.blocks[0].attn.qkv.weight, checkpoint["target_encoder"]["module.backbone.blocks.0.attn.qkv.weight"])
+    report = load_official_encoder(encoder, checkpoint, check_rope=False)  # an explicit opt-out loads
+    assert report.rope_check == "not checked (allow_rope_mismatch)"
+    assert torch.equal(encoder.blocks[0].attn.qkv.weight, checkpoint["target_encoder"]["module.backbone.blocks.0.attn.qkv.weight"])
+
+
+def test_a_jepa_lit_export_is_checked_against_its_recorded_settings():
+    """jepa-lit always exports the 2.1 layout; the encoder config it records says how its RoPE trained."""
+    from jepa_lit.module import JEPAModule
+
+    module = JEPAModule(tiny(rope_interleave=False, interpolate_rope=False), predictor_width=32,
+                        predictor_depth=1, predictor_heads=2)
+    exported = export_official(module)
+    assert exported["jepa_lit_encoder_config"]["rope_interleave"] is False
+    report = load_official_encoder(tiny(rope_interleave=False, interpolate_rope=False), exported)
+    assert report.rope_check.startswith("consistent with a jepa-lit export")
+    with pytest.raises(CheckpointMismatch, match="jepa-lit export whose encoder trained with rope_interleave: false"):
+        load_official_encoder(tiny(), exported)
+
+
+def test_official_eval_encoder_records_the_entry_and_the_load_report(tmp_path):
+    from jepa_lit.eval.checkpoint import load_official_eval_encoder
+
+    states = {name: official_state(OFFICIAL_V21, seed) for seed, name in enumerate(("ema_encoder", "target_encoder", "encoder"))}
+    path = tmp_path / "vjepa2_1_tiny.pt"
+    torch.save({**states, "predictor": {}}, path)
+    qkv = "module.backbone.blocks.0.attn.qkv.weight"
+
+    frozen = load_official_eval_encoder(str(path), V21_TINY)
+    described = frozen.describe()
+    assert described["used"] == "official" and "'ema_encoder' entry, V-JEPA 2.1 layout" in described["description"]
+    assert described["load_report"]["entry"] == "ema_encoder" and described["load_report"]["num_loaded"] == len(OFFICIAL_V21)
+    assert described["load_report"]["kept_initial"] == [] and described["load_report"]["ignored"] == []
+    assert torch.equal(frozen.encoder.blocks[0].attn.qkv.weight, states["ema_encoder"][qkv])
+
+    frozen = load_official_eval_encoder(str(path), {**V21_TINY, "pretrained_entry": "encoder"})  # honoured
+    assert frozen.describe()["load_report"]["entry"] == "encoder" and frozen.target_mode == "online"
+    assert torch.equal(frozen.encoder.blocks[0].attn.qkv.weight, states["encoder"][qkv])
+    assert "pretrained_entry" not in frozen.encoder_config
+
+    with pytest.raises(CheckpointMismatch, match="set interpolate_rope: true"):
+        load_official_eval_encoder(str(path), {**V21_TINY, "interpolate_rope": False})
+    frozen = load_official_eval_encoder(str(path), {**V21_TINY, "interpolate_rope": False, "allow_rope_mismatch": True})
+    assert frozen.describe()["load_report"]["rope_check"] == "not checked (allow_rope_mismatch)"
+    assert "allow_rope_mismatch" not in frozen.encoder_config

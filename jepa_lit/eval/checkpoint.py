@@ -22,6 +22,7 @@ import torch
 
 from jepa_lit.hints import path_hint
 from jepa_lit.models import VisionTransformer
+from jepa_lit.models.official import load_official_encoder
 
 FEATURE_LAYER = "final block, after its LayerNorm (norms_block[-1]): the D-wide evaluation output"
 
@@ -37,6 +38,7 @@ class EvalEncoder:
     encoder_config: dict[str, Any]
     weights_sha256: str
     checkpoint_info: dict[str, Any] = field(default_factory=dict)
+    load_report: dict[str, Any] = field(default_factory=dict)  # official weights: LoadReport.as_dict()
 
     def describe(self) -> dict[str, Any]:
         """The "encoder" section of a results JSON."""
@@ -44,9 +46,12 @@ class EvalEncoder:
             "target_encoder": "EMA target encoder",
             "encoder": "online encoder (the run trained without EMA)",
             "random_init": "randomly initialised encoder (control; same architecture, no training)",
-            "official": "official V-JEPA 2 / 2.1 weights (the checkpoint's target_encoder entry, else its encoder)",
         }
-        return {
+        if self.used == "official":  # say which entry was read: EMA (ema_ / target_encoder) or online
+            entry = self.load_report.get("entry") or "(bare state dict)"
+            labels["official"] = (f"official V-JEPA 2 / 2.1 weights: the checkpoint's {entry!r} entry, "
+                                  f"{self.load_report.get('layout', 'unknown')} layout")
+        described = {
             "used": self.used,
             "description": labels[self.used],
             "target_mode": self.target_mode,
@@ -56,6 +61,9 @@ class EvalEncoder:
             "feature_dim": self.encoder.embed_dim,
             "depth": self.encoder.depth,
         }
+        if self.load_report:
+            described["load_report"] = self.load_report
+        return described
 
 
 def weights_sha256(module: torch.nn.Module) -> str:
@@ -100,16 +108,27 @@ def read_metadata(path: str, checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_official_eval_encoder(path: str, encoder_config: dict[str, Any]) -> EvalEncoder:
-    """The frozen encoder of an official V-JEPA 2 / 2.1 checkpoint (its ``target_encoder`` entry, as the
-    official evaluations use), built with ``encoder_config`` (VisionTransformer arguments: official files
-    do not record the architecture) and loaded with strict key and shape checks."""
+    """The frozen encoder of an official V-JEPA 2 / 2.1 checkpoint, built with ``encoder_config``
+    (VisionTransformer arguments: official files do not record the architecture) and loaded with strict
+    key, shape and RoPE-setting checks.
+
+    Two keys of ``encoder_config`` steer the load instead: ``pretrained_entry`` (default "auto": the EMA
+    weights, ``ema_encoder`` else ``target_encoder``, else ``encoder``) and ``allow_rope_mismatch`` (skip
+    the RoPE check). The entry read and the load report go into the results JSON (``describe()``).
+    """
     if not Path(path).is_file():
         raise checkpoint_not_found(path)
-    config = {k: v for k, v in encoder_config.items() if k not in ("pretrained", "pretrained_entry")}
-    encoder = VisionTransformer(**config, pretrained=path, pretrained_entry="auto")
+    entry = encoder_config.get("pretrained_entry") or "auto"
+    check_rope = not encoder_config.get("allow_rope_mismatch", False)
+    config = {k: v for k, v in encoder_config.items()
+              if k not in ("pretrained", "pretrained_entry", "allow_rope_mismatch")}
+    encoder = VisionTransformer(**config)
+    report = load_official_encoder(encoder, path, entry, check_rope=check_rope)
     encoder.eval().requires_grad_(False)
+    target_mode = {"encoder": "online", "": "unknown"}.get(report.entry, "ema")  # ema_ / target_encoder: EMA
     return EvalEncoder(encoder=encoder, checkpoint=str(Path(path).resolve()), used="official",
-                       target_mode="ema", encoder_config=config, weights_sha256=weights_sha256(encoder))
+                       target_mode=target_mode, encoder_config=config, weights_sha256=weights_sha256(encoder),
+                       load_report=report.as_dict())
 
 
 def load_eval_encoder(path: str, random_init: bool = False, seed: int = 0) -> EvalEncoder:
