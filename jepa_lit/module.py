@@ -13,6 +13,7 @@ from typing import Any, Literal, Optional
 
 import lightning as L
 import torch
+from jsonargparse import lazy_instance
 from lightning.pytorch.utilities import rank_zero_warn
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -26,6 +27,9 @@ from jepa_lit.schedules import OptimizerConfig, ema_momentum_at, linear_ramp
 
 # Hyperparameters saved in checkpoints include this config dataclass; let weights-only loading accept it.
 torch.serialization.add_safe_globals([OptimizerConfig, GuardConfig])
+
+# The study's multiblock masks; a default object (so that --print_config shows it), never used as is.
+STUDY_MASKS = lazy_instance(MultiBlock3D)
 
 
 class JEPAModule(L.LightningModule):
@@ -48,7 +52,7 @@ class JEPAModule(L.LightningModule):
     def __init__(
         self,
         encoder: VisionTransformer,
-        mask_sampler: Optional[MaskSampler] = None,
+        mask_sampler: MaskSampler = STUDY_MASKS,
         objectives: Optional[list[Objective]] = None,
         predictor_width: int = 256,
         predictor_depth: int = 8,
@@ -59,14 +63,15 @@ class JEPAModule(L.LightningModule):
         context_loss_weight: float = 0.5,
         context_loss_start: float = 0.5,
         context_loss_end: float = 1.0,
-        optimizer: Optional[OptimizerConfig] = None,
-        guard: Optional[GuardConfig] = None,
+        optimizer: OptimizerConfig = OptimizerConfig(),
+        guard: GuardConfig = GuardConfig(),
         compile_model: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "mask_sampler", "objectives"])
         self.encoder = encoder
-        self.mask_sampler = mask_sampler if mask_sampler is not None else MultiBlock3D()
+        # The default object is shared by every module built without one; the sampler holds its rank.
+        self.mask_sampler = MultiBlock3D() if mask_sampler is STUDY_MASKS else mask_sampler
         self.objectives = nn.ModuleList(objectives or [])
         self._check_objective_names()
         self.predictor = Predictor(
@@ -89,11 +94,11 @@ class JEPAModule(L.LightningModule):
         self.ema_momentum, self.ema_final_momentum = ema_momentum, ema_final_momentum
         self.context_loss_weight = context_loss_weight
         self.context_loss_start, self.context_loss_end = context_loss_start, context_loss_end
-        self.optim = optimizer or OptimizerConfig()
+        self.optim = optimizer
         self.last_terms: dict[str, Tensor] = {}
         self.last_outputs: Optional[StepOutputs] = None
         self.last_clip: Optional[Tensor] = None
-        self.guard = LossGuard(guard or GuardConfig())
+        self.guard = LossGuard(guard)
         self.compile_model = compile_model
 
     # ----- what gets evaluated -----------------------------------------------------------------

@@ -41,6 +41,12 @@ def test_print_config_shows_every_default(capsys):
     assert model["encoder"]["init_args"]["size"] == "base" and model["ema_momentum"] == 0.99925
     assert model["optimizer"]["lr"] == 6e-4 and model["predictor_width"] == 256
     assert printed["trainer"]["precision"] == "bf16-mixed" and printed["trainer"]["max_steps"] == 30000
+    # Defaults that no YAML sets are shown too (smoke.yaml sets neither the mask sampler nor the guard).
+    with pytest.raises(SystemExit):
+        run_cli(["fit", "--config", SMOKE, "--print_config"])
+    model = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
+    assert model["mask_sampler"]["class_path"] == "jepa_lit.masks.MultiBlock3D"
+    assert model["guard"] == {"on_nonfinite": "stop", "spike_std": None, "spike_window": 100, "spike_min_history": 20}
 
 
 def test_validate_from_a_checkpoint(tmp_path):

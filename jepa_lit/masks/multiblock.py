@@ -60,7 +60,7 @@ class MultiBlock3D(MaskSampler):
     max_tries: int = 20
 
     def __init__(self, generators: Optional[list[BlockGenerator]] = None, seed: int = 0, max_keep: Optional[int] = None):
-        self.generators = generators if generators is not None else study_generators()
+        self.generators = list(generators) if generators is not None else study_generators()
         self.seed = seed
         self.max_keep = max_keep
 
