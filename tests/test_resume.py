@@ -1,5 +1,7 @@
 """A run interrupted after k steps and resumed from its checkpoint continues exactly."""
 
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
@@ -138,3 +140,30 @@ def test_run_checkpoint_keeps_the_final_step(tmp_path):
     L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
               limit_val_batches=0, num_sanity_val_steps=0, callbacks=[checkpoint]).fit(module, datamodule=data)
     assert torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"] == 3
+
+
+def test_base_config_checkpoints_every_n_steps_and_at_each_epoch_end(tmp_path):
+    """base.yaml's two checkpoint callbacks, as configured there: periodic steps (and last.ckpt), and the
+    latest epoch end (5 batches per epoch here)."""
+    import importlib
+
+    import yaml
+
+    callbacks = yaml.safe_load((Path(__file__).parents[1] / "experiments" / "base.yaml").read_text())["trainer"]["callbacks"]
+    checkpoints = []
+    for spec in callbacks:
+        module_name, _, name = spec["class_path"].rpartition(".")
+        if name.endswith("Checkpoint"):
+            args = {**spec["init_args"], "dirpath": tmp_path}
+            if "every_n_train_steps" in args:
+                args["every_n_train_steps"] = 4  # 1000 in the config
+            checkpoints.append(getattr(importlib.import_module(module_name), name)(**args))
+    assert len(checkpoints) == 2
+    module, data = build()
+    L.Trainer(max_steps=13, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+              limit_val_batches=0, num_sanity_val_steps=0, callbacks=checkpoints).fit(module, datamodule=data)
+    names = sorted(p.name for p in tmp_path.glob("*.ckpt"))
+    step = {name: torch.load(tmp_path / name, weights_only=False)["global_step"] for name in names}
+    assert [step[n] for n in names if "-step=" in n] == [4, 8, 12] and step["last.ckpt"] == 13
+    # the latest epoch end only: epochs 0 and 1 ended at steps 5 and 10; the run stops in epoch 2 at 13
+    assert [n for n in names if n.startswith("epoch0")] == ["epoch0002.ckpt"] and step["epoch0002.ckpt"] == 13
