@@ -46,12 +46,17 @@ sweep: install
 report: install
 	$(BIN)/python -m jepa_lit.report runs/sweep/$(SCALE) $(REPORT_ARGS)
 
+# The data benchmark (bench/results/data.json), then the step benchmark, whose table shows the data pipeline's
+# clips/s next to the step figures (bench/results/step.json). BENCH_ARGS: e.g. --presets tiny112 --steps 3, or
+# --device cuda --precision bf16-mixed; BENCH_DATA_ARGS: e.g. --quick.
+BENCH_ARGS ?=
+BENCH_DATA_ARGS ?=
 bench: install
-	$(BIN)/python bench/bench_step.py
-	$(BIN)/python bench/bench_data.py
+	$(BIN)/python bench/bench_data.py $(BENCH_DATA_ARGS)
+	$(BIN)/python bench/bench_step.py $(BENCH_ARGS)
 
 bench-data: install
-	$(BIN)/python bench/bench_data.py
+	$(BIN)/python bench/bench_data.py $(BENCH_DATA_ARGS)
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

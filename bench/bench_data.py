@@ -13,11 +13,18 @@ encoded as H.264/MP4, VP9/WebM and MPEG-4/AVI. Run from the repository root:
 
     NO_ALBUMENTATIONS_UPDATE=1 python bench/bench_data.py                  # 640x480, 300 frames
     NO_ALBUMENTATIONS_UPDATE=1 python bench/bench_data.py --quick          # smaller, a few seconds
+
+A JSON is written (default bench/results/data.json) with every method's figures, the settings, the time
+of the measurement and, as "pipeline", the clips/s of jepa_lit's reader with the datasets' default decoder
+thread type: the figure bench/bench_step.py shows next to the step time.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib
+import json
 import os
 import statistics
 import sys
@@ -34,7 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from jepa_lit.data.clip_sampling import RandomClipSampler  # noqa: E402
-from jepa_lit.data.decode import count_frames, decode_all, decode_frames, open_video  # noqa: E402
+from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, count_frames, decode_all, decode_frames, open_video  # noqa: E402
 from jepa_lit.data.transforms import VideoTrainTransform  # noqa: E402
 
 CODECS = {
@@ -114,6 +121,7 @@ def main(argv=None) -> None:
     parser.add_argument("--thread-types", default="AUTO,SLICE", help="PyAV decoder thread types to compare")
     parser.add_argument("--quick", action="store_true", help="320x240, 150 frames, 6 clips")
     parser.add_argument("--dir", default=None, help="where to write the videos (default: a temporary folder)")
+    parser.add_argument("--json", default="bench/results/data.json", help="where to write the results")
     args = parser.parse_args(argv)
     if args.quick:
         args.width, args.height, args.frames, args.clips = 320, 240, 150, 6
@@ -125,12 +133,13 @@ def main(argv=None) -> None:
     methods = [(f"seek {t}", clip_seek, t) for t in args.thread_types.split(",")]
     methods.append(("decode-all", clip_decode_all, args.thread_types.split(",")[0]))
     try:
-        import decord  # noqa: F401
-
+        importlib.import_module("decord")
         methods.append(("decord2", clip_decord, None))
     except ImportError:
         print("note: decord is not importable (pip install decord2); skipping the decord2 comparison")
 
+    load_average = os.getloadavg()[0]
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.dir or tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -157,6 +166,31 @@ def main(argv=None) -> None:
         for name, times in results.items():
             med = statistics.median(times)
             print(f"  {name:12s} {1000 * med:7.1f} ms   {len(times) / sum(times):6.1f} clips/s   x{ref / med:4.1f}")
+
+    methods_json = {
+        name: {"median_ms": 1000 * statistics.median(times), "clips_per_s": len(times) / sum(times), "clips": len(times)}
+        for name, times in results.items()
+    }
+    pipeline = f"seek {DEFAULT_THREAD_TYPE}" if f"seek {DEFAULT_THREAD_TYPE}" in results else methods[0][0]
+    doc = {
+        "measured_at": started,
+        "load_average_1m": load_average,
+        "quick": args.quick,
+        "video": {"width": args.width, "height": args.height, "frames": args.frames, "fps": 25, "gop": args.gop,
+                  "formats": args.formats},
+        "clip": {"frames": 16, "frame_step": 2},
+        "crop_px": 224,
+        "clips_per_video": args.clips,
+        "workers": 1,
+        "threads": {"torch": 1, "opencv": 1},
+        "methods": methods_json,
+        "pipeline": {"method": pipeline, "clips_per_s": methods_json[pipeline]["clips_per_s"],
+                     "what": "jepa_lit's reader (seek) with the datasets' default decoder thread type, "
+                             "+ the training transform; clips/s of one worker over all formats (1 / mean)"},
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(doc, indent=2))
+    print(f"data pipeline ({pipeline}): {doc['pipeline']['clips_per_s']:.1f} clips/s per worker; written {args.json}")
 
 
 if __name__ == "__main__":
