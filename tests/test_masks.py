@@ -106,3 +106,19 @@ def test_targets_are_the_union_of_num_blocks_blocks():
         assert torch.equal(masks[gen_index][b], union)
     short_range_volume = drawn[0][2][0] * drawn[0][2][1] * drawn[0][2][2]
     assert all(masks[0][b].sum() > short_range_volume for b in range(3))
+
+
+def test_an_unset_seed_follows_the_runs_seed(monkeypatch):
+    """seed: None draws from seed_everything's seed, so another run seed also draws other masks; a set
+    seed keeps its masks whatever the run's seed."""
+
+    def targets(sampler):
+        return [pair.target for pair in sampler(CLIP, GRID, step=3)]
+
+    monkeypatch.setenv("PL_GLOBAL_SEED", "1")
+    follows_1, fixed_1 = targets(MultiBlock3D()), targets(MultiBlock3D(seed=5))
+    assert all(torch.equal(a, b) for a, b in zip(follows_1, targets(MultiBlock3D(seed=1))))
+    monkeypatch.setenv("PL_GLOBAL_SEED", "2")
+    follows_2, fixed_2 = targets(MultiBlock3D()), targets(MultiBlock3D(seed=5))
+    assert not all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(follows_1, follows_2))
+    assert all(torch.equal(a, b) for a, b in zip(fixed_1, fixed_2))

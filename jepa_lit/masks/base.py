@@ -10,6 +10,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from jepa_lit.distributed import is_distributed
+from jepa_lit.seeds import run_seed
 
 
 @dataclass
@@ -32,12 +33,13 @@ class MaskSampler:
     """Base class: ``sampler(clip, grid, step) -> list[MaskPair]``, one pair per mask generator.
 
     Samples are a pure function of (seed, step, global sample index): a resumed run draws the same masks,
+    and ``seed: None`` (the default) is the run's seed (jepa_lit.seeds);
     each DDP rank draws different ones, and a batch split over ranks gets the masks one process would
     draw for the whole batch (index lists are cut to the minimum over all ranks). The module calls
     ``set_rank`` at setup.
     """
 
-    seed: int = 0
+    seed: Optional[int] = None
     rank: int = 0
     world_size: int = 1
 
@@ -50,11 +52,11 @@ class MaskSampler:
 
     def rng(self, step: int) -> torch.Generator:
         """The step's generator, shared by all samples and ranks (block shapes)."""
-        return torch.Generator().manual_seed(_mix(self.seed, step))
+        return torch.Generator().manual_seed(_mix(run_seed(self.seed), step))
 
     def sample_rng(self, step: int, generator_index: int, global_index: int) -> torch.Generator:
         """One sample's generator (block positions)."""
-        return torch.Generator().manual_seed(_mix(self.seed, step, generator_index + 1, global_index + 1))
+        return torch.Generator().manual_seed(_mix(run_seed(self.seed), step, generator_index + 1, global_index + 1))
 
     def global_min(self, counts: Tensor) -> Tensor:
         """Element-wise minimum of ``counts`` over the DDP ranks."""

@@ -46,7 +46,7 @@ class FuturePredictive(MultiBlock3D):
         self,
         generators: Optional[list[BlockGenerator]] = None,
         context_fraction: float = 0.5,
-        seed: int = 0,
+        seed: Optional[int] = None,
         max_keep: Optional[int] = None,
     ):
         if not 0.0 < context_fraction <= 1.0:
@@ -75,7 +75,7 @@ class MotionFuture(FuturePredictive, MotionGuided):
         context_fraction: float = 0.5,
         alpha: float = 2.0,
         random_rate: float = 0.1,
-        seed: int = 0,
+        seed: Optional[int] = None,
         max_keep: Optional[int] = None,
     ):
         super().__init__(generators, context_fraction, seed, max_keep)  # FuturePredictive -> MotionGuided -> MultiBlock3D

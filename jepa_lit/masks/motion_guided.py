@@ -53,7 +53,7 @@ class MotionGuided(MultiBlock3D):
         generators: Optional[list[BlockGenerator]] = None,
         alpha: float = 2.0,
         random_rate: float = 0.1,
-        seed: int = 0,
+        seed: Optional[int] = None,
         max_keep: Optional[int] = None,
     ):
         super().__init__(generators=generators, seed=seed, max_keep=max_keep)

@@ -53,13 +53,15 @@ def block_shape(gen: BlockGenerator, grid: tuple[int, int, int], rng: torch.Gene
 class MultiBlock3D(MaskSampler):
     """Args:
         generators: the mask generators (default: the study's 8 x 0.15 and 2 x 0.7).
-        seed: base seed; masks are a pure function of (seed, rank, step).
+        seed: base seed; masks are a pure function of (seed, step, global sample index). None: the
+            run's seed_everything (jepa_lit.seeds), so that another seed also draws other masks.
         max_keep: optional cap on context tokens.
     """
 
     max_tries: int = 20
 
-    def __init__(self, generators: Optional[list[BlockGenerator]] = None, seed: int = 0, max_keep: Optional[int] = None):
+    def __init__(self, generators: Optional[list[BlockGenerator]] = None, seed: Optional[int] = None,
+                 max_keep: Optional[int] = None):
         self.generators = list(generators) if generators is not None else study_generators()
         self.seed = seed
         self.max_keep = max_keep
