@@ -35,10 +35,7 @@ def context_distance(context_idx: Tensor, target_idx: Tensor, grid: tuple[int, i
 
 
 def prediction_loss(outputs: StepOutputs) -> Tensor:
-    losses = [
-        (g.predictions - gather_tokens(outputs.target, g.masks.target)).abs().mean() for g in outputs.generators
-    ]
-    return torch.stack(losses).mean()
+    return torch.stack([outputs.prediction_error(g).mean() for g in range(len(outputs.generators))]).mean()
 
 
 def context_loss(outputs: StepOutputs) -> Tensor:

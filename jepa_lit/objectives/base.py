@@ -20,6 +20,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from jepa_lit.distributed import all_reduce_sum, world_size
+from jepa_lit.losses import gather_tokens
 from jepa_lit.masks.base import MaskPair
 
 
@@ -86,6 +87,14 @@ class StepOutputs:
         if key not in self._cache:
             v = self.visible(g)
             self._cache[key] = v[:, 1:] & v[:, :-1]
+        return self._cache[key]
+
+    def prediction_error(self, g: int) -> Tensor:
+        """|z^ - h| of generator ``g`` at its target tokens: [B, Kt, 4D] (the base loss and HW read it)."""
+        key = ("prediction_error", g)
+        if key not in self._cache:
+            out = self.generators[g]
+            self._cache[key] = (out.predictions - gather_tokens(self.target, out.masks.target)).abs()
         return self._cache[key]
 
     def target_diff(self) -> Tensor:

@@ -6,9 +6,9 @@ Per sample and mask generator, over its K target tokens (z^ the prediction, h th
     w   = K * softmax(e / tau)             (mean weight 1)
     L_HW = weight * mean_{i,c} w_i |z^_ic - h_ic|
 
-averaged over the batch and the generators with K >= 2. It is added to the base loss (L_pred is kept),
-so a token's effective weight is 1 + weight * w_i (spec section 4; study: 0.3, tau 1.0; 1.0 in
-HW-LD and FWM-HW-LD).
+averaged over the batch and the generators (with K = 1 the weight is 1: plain L1). It is added to the
+base loss (L_pred is kept), so a token's effective weight is 1 + weight * w_i (spec section 4; study:
+0.3, tau 1.0; 1.0 in HW-LD and FWM-HW-LD).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from jepa_lit.losses import gather_tokens
 from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
 
 
@@ -33,8 +32,7 @@ class HardWeighting(Objective):
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
         def per_generator(g: int) -> Optional[Tensor]:
-            out = outputs.generators[g]
-            error = (out.predictions - gather_tokens(outputs.target, out.masks.target)).abs()  # [B, K, C]
+            error = outputs.prediction_error(g)  # [B, K, C]
             num_targets = error.shape[1]
             with torch.no_grad():
                 token_error = error.mean(-1).float() / self.temperature
