@@ -129,6 +129,20 @@ class JepaCLI(LightningCLI):
                 raise SystemExit(f"error: --ckpt_path: {checkpoint_not_found(ckpt)}")
         cpu_precision_fallback((config if config is not None else self.config).trainer)
 
+    def after_fit(self) -> None:
+        trainer = self.trainer
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must take part, not only rank 0
+        if trainer.is_global_zero:
+            lines = [f"run directory:   {log_dir}"]
+            checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or getattr(
+                trainer.checkpoint_callback, "best_model_path", ""
+            )
+            if checkpoint:
+                lines.append(f"last checkpoint: {checkpoint}")
+            if trainer.logger is not None and trainer.logger.save_dir:
+                lines.append(f"tensorboard:     tensorboard --logdir {trainer.logger.save_dir}")
+            print("\n".join(lines), flush=True)
+
 
 def cpu_precision_fallback(trainer_config) -> None:
     """fp32 on CPU by default: with ``accelerator: auto`` on a machine without a GPU, a mixed precision
@@ -146,20 +160,6 @@ def cpu_precision_fallback(trainer_config) -> None:
     rank_zero_warn(f"no GPU: trainer.precision {precision} -> 32-true (bf16 autocast is ~20x slower than fp32 "
                    "on CPUs; set trainer.accelerator: cpu to keep the precision asked for)")
     trainer_config.precision = "32-true"
-
-    def after_fit(self) -> None:
-        trainer = self.trainer
-        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must take part, not only rank 0
-        if trainer.is_global_zero:
-            lines = [f"run directory:   {log_dir}"]
-            checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or getattr(
-                trainer.checkpoint_callback, "best_model_path", ""
-            )
-            if checkpoint:
-                lines.append(f"last checkpoint: {checkpoint}")
-            if trainer.logger is not None and trainer.logger.save_dir:
-                lines.append(f"tensorboard:     tensorboard --logdir {trainer.logger.save_dir}")
-            print("\n".join(lines), flush=True)
 
 
 def expand_config_stack(args: list[str]) -> list[str]:
