@@ -1,7 +1,10 @@
 """The mixed regime: mixture proportions, determinism per seed and epoch, DDP shares, the DataModule."""
 
+import logging
 import shutil
+from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -16,6 +19,28 @@ def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("mixed")
     make_fixture_tree(root)
     return root
+
+
+class Tiny(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.validation_batches = 0
+
+    def training_step(self, batch, _):
+        assert batch["video"].shape[1:] == (3, 4, 32, 32)
+        return (self.w * batch["video"].mean()).sum() + self.w.square().sum()
+
+    def validation_step(self, batch, _):
+        self.validation_batches += 1
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def trainer(tmp_path, max_epochs=1) -> L.Trainer:
+    return L.Trainer(max_epochs=max_epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
 
 
 def test_mixture_proportions_over_many_draws():
@@ -130,34 +155,53 @@ def test_missing_source_shows_both_layouts(tmp_path):
 
 
 def test_lightning_trainer_runs_on_mixed(tree, tmp_path):
-    import lightning as L
-
-    class Tiny(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def training_step(self, batch, _):
-            assert batch["video"].shape[1:] == (3, 4, 32, 32)
-            return (self.w * batch["video"].mean()).sum() + self.w.square().sum()
-
-        def validation_step(self, batch, _):
-            pass
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
     dm = MixedDataModule(
         root=str(tree), num_frames=4, crop_size=32, batch_size=2, num_workers=0, samples_per_epoch=4, val_samples=2
     )
-    trainer = L.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(Tiny(), datamodule=dm)
-    assert trainer.train_dataloader.sampler.epoch == 1  # Lightning called set_epoch
+    fit = trainer(tmp_path, max_epochs=2)
+    module = Tiny()
+    fit.fit(module, datamodule=dm)
+    assert fit.train_dataloader.sampler.epoch == 1  # Lightning called set_epoch
+    assert module.validation_batches > 0  # validation on the official evaluation splits
+
+
+def write_list(path: Path, files) -> str:
+    path.write_text("".join(f"{f} {k}\n" for k, f in enumerate(files)))
+    return str(path)
+
+
+@pytest.mark.filterwarnings("ignore:Total length of `list` across ranks is zero")  # no validation batches
+def test_list_files_alone_train_without_the_official_files(tree, tmp_path, caplog):
+    """Train lists for the three sources, and a root with none of the official files."""
+    lists = {
+        "ucf101_train_list": write_list(tmp_path / "ucf.txt", sorted((tree / "ucf101").rglob("*_g0[89]_c01.avi"))),
+        "ssv2_train_list": write_list(tmp_path / "ssv2.txt", [tree / "ssv2" / "20bn-something-something-v2" / f"{i}.webm"
+                                                              for i in (1, 2, 4)]),
+        "imagenet100_train_list": write_list(tmp_path / "in100.txt", sorted((tree / "imagenet100" / "train" /
+                                                                             "n01749939").glob("*.JPEG"))),
+    }
+    empty = tmp_path / "no_official_files"
+    empty.mkdir()
+    args = dict(root=str(empty), num_frames=4, crop_size=32, batch_size=2, num_workers=0, samples_per_epoch=6)
+    dm = MixedDataModule(**args, **lists)  # validation on by default (val_samples 512)
+    dm.setup("fit")
+    assert dm.val_set is None and [len(d) for d in dm.train_set.datasets] == [6, 3, 3]
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 3 and batches[0]["video"].shape == (2, 3, 4, 32, 32)
+
+    module = Tiny()
+    with caplog.at_level(logging.WARNING, logger="jepa_lit.data"):
+        fit = trainer(tmp_path)
+        fit.fit(module, datamodule=dm)
+    assert fit.global_step == 3 and module.validation_batches == 0
+    assert "mixed: validation skipped: no evaluation split" in caplog.text and "data.ucf101_test_list" in caplog.text
+    with pytest.raises(LayoutError, match=r"The mixed regime reads(.|\n)*data.ucf101_test_list"):
+        dm.setup("validate")  # validating on its own needs the evaluation splits
+
+    # with test lists too, the fit validates on them
+    test_lists = {"ucf101_test_list": lists["ucf101_train_list"], "ssv2_test_list": lists["ssv2_train_list"],
+                  "imagenet100_test_list": lists["imagenet100_train_list"]}
+    dm = MixedDataModule(**args, **lists, **test_lists, val_samples=4)
+    module = Tiny()
+    trainer(tmp_path).fit(module, datamodule=dm)
+    assert [len(d) for d in dm.val_set.datasets] == [6, 3, 3] and module.validation_batches > 0

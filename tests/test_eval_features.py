@@ -1,12 +1,15 @@
 """The eval encoder of a checkpoint, feature extraction and the on-disk fp16 cache (jepa_lit.eval.checkpoint, .features)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from jepa_lit.data.fixtures import make_ucf101
 from jepa_lit.data.synthetic import SyntheticMotionDataModule
+from jepa_lit.data.ucf101 import UCF101DataModule
 from jepa_lit.eval.checkpoint import load_eval_encoder, weights_sha256
 from jepa_lit.eval.features import cache_key, encode_clips, extract_or_load
 from jepa_lit.masks import BlockGenerator, MultiBlock3D
@@ -101,6 +104,36 @@ def test_cached_features_equal_fresh_ones_and_a_second_run_never_runs_the_encode
     assert hit and not calls
     assert np.array_equal(np.asarray(again["test"].features), np.asarray(sets["test"].features))
     assert json.loads((entry / "meta.json").read_text())["splits"]["test"]["shape"] == [2, 1, 8, 192]
+
+
+def test_a_bad_clip_is_dropped_from_the_cached_split_not_replaced(tmp_path):
+    """UCF-101's fixture lists 9 train videos: 6 good ones, then a zero-byte, a truncated and a missing one."""
+    make_ucf101(tmp_path / "ucf101")
+    data = UCF101DataModule(root=str(tmp_path / "ucf101"), num_frames=4, crop_size=32, batch_size=4, num_workers=0,
+                            train_sampling="uniform", train_augment=False)
+    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32).eval()
+    key, description = cache_key(weights_sha256(encoder), {}, "tokens", "ucf101", {"crop_size": 32})
+    sets, hit, entry = extract_or_load(encoder, data, tmp_path / "cache", key, description, "tokens", CPU)
+    train = sets["train"]
+    assert len(train) == 6 and train.shape == (6, 1, 8, 192)
+    assert [(Path(c["path"]).name, c["reason"].split(":")[0]) for c in train.dropped] == [
+        ("v_YoYo_g10_c01.avi", "zero-byte file"), ("v_ApplyEyeMakeup_g10_c01.avi", "truncated"),
+        ("v_HandStandPushups_g10_c01.avi", "file not found (listed in the annotations but missing on disk)")]
+    # each kept clip is its own video (no substitute): the encoder on the 6 good videos, in order, and their labels
+    records = data.train_set.records
+    clips = torch.stack([data.train_set[i]["video"] for i in range(6)])
+    with torch.no_grad():
+        fresh = encode_clips(encoder, clips, "tokens")
+    cached = torch.stack([train[i]["features"] for i in range(6)]).float()
+    assert torch.allclose(cached, fresh, atol=2e-3, rtol=1e-3)
+    assert [train[i]["label"] for i in range(6)] == [r.label for r in records[:6]]
+    meta = json.loads((entry / "meta.json").read_text())["splits"]
+    assert (meta["train"]["used"], meta["train"]["dropped"], meta["test"]["dropped"]) == (6, 3, 0)
+
+    # a cache hit gives the same clips and the same record of the dropped ones
+    again, hit, _ = extract_or_load(encoder, data, tmp_path / "cache", key, description, "tokens", CPU)
+    assert hit and len(again["train"]) == 6 and again["train"].dropped == train.dropped
+    assert torch.equal(again["train"][5]["features"], train[5]["features"])
 
 
 def test_mean_pooling_and_multi_view_clips():

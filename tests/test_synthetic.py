@@ -1,8 +1,15 @@
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from jepa_lit.data.synthetic import DIRECTIONS, SyntheticMotionDataModule, moving_disc_clip
+from jepa_lit.data.synthetic import DIRECTIONS, SyntheticMotionDataModule, clip_seed, moving_disc_clip
+from jepa_lit.eval.benchmarks import BENCHMARKS
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def disc_centre(frame: np.ndarray) -> np.ndarray:
@@ -43,6 +50,56 @@ def test_benchmark_split_and_normalised_clips():
     assert np.all(counts == 20)
     batch = next(iter(data.train_dataloader()))
     assert batch["video"].shape == (8, 3, 8, 160, 160) and batch["label"].shape == (8,)
+
+
+# Clips 0 and 165 of the study's release: scripts/generate_eval_synth_videos.py renders clip i with
+# make_clip(32 frames, 160, 160, seed=42 + i, the direction of label i % 8) before encoding it to H.264.
+# Its background, disc colour, radius and start centre, and the sha256 of its first 8 rendered frames:
+RELEASED = {
+    0: ([42, 11, 67], [234, 207, 250], 17, (29, 22),
+        "445886061cabffa0b22d9718ff3b2608a798a3ab46c6b0bebfb3262fdcf87104"),
+    165: ([68, 63, 22], [251, 191, 223], 35, (65, 75),
+          "f503ab0ee67b7402ec0703e075534a142fe1b0eba5c1c976663db4bde66531f0"),
+}
+
+
+@pytest.mark.parametrize("index", sorted(RELEASED))
+def test_benchmark_clips_are_the_released_ones(index):
+    background, colour, radius, (x0, y0), digest = RELEASED[index]
+    frames, label = moving_disc_clip(index, seed=42, num_frames=32, size=160)
+    assert label == index % 8
+    assert hashlib.sha256(frames[:8].tobytes()).hexdigest() == digest
+    first = frames[0].astype(int)
+    assert first[y0, x0].tolist() == colour  # the disc's start centre
+    assert first[y0, x0 + radius].tolist() == colour and first[y0, x0 + radius + 1].tolist() != colour
+    corner = first[0, 0] - background  # background + one grey noise level for all channels
+    assert len(set(corner.tolist())) == 1 and 0 <= corner[0] < 30
+
+
+def test_shipped_pretraining_never_trains_on_the_benchmark_test_clips():
+    """Clip i of seed s is drawn from seed + i, so two sets of clips share none only when those ranges
+    are disjoint: the pretraining configs' training clips against the synthetic probes' test clips."""
+    def training_seeds(args):
+        data = SyntheticMotionDataModule(**args)
+        return {clip_seed(i, data.seed) for i in range(data.num_train)}
+
+    def test_seeds(args):
+        data = SyntheticMotionDataModule(**args)
+        return {clip_seed(i, data.seed) for i in range(data.num_train, data.num_clips)}
+
+    def data_args(config):
+        assert config["class_path"] == "jepa_lit.data.synthetic.SyntheticMotionDataModule"
+        return config["init_args"]
+
+    smoke = yaml.safe_load((REPO / "experiments" / "smoke.yaml").read_text())
+    sweep = yaml.safe_load((REPO / "experiments" / "sweep.yaml").read_text())
+    pretraining = [data_args(smoke["data"]), data_args(sweep["scales"]["smoke"]["fit"]["data"])]
+    probes = [BENCHMARKS["synthetic"].data_args]
+    for name in ("synthetic.yaml", "synthetic_demo.yaml"):
+        probes.append(data_args(yaml.safe_load((REPO / "experiments" / "probes" / name).read_text())["data"]))
+    for train in pretraining:
+        for probe in probes:
+            assert training_seeds(train).isdisjoint(test_seeds(probe))
 
 
 def test_first_frames_do_not_depend_on_clip_length():

@@ -2,7 +2,7 @@
 
 Prints, per split, how many entries the annotations list, how many files are usable and how many
 are bad, against the official sizes, then every bad file (or annotation entry) with the reason:
-missing, zero-byte, cannot be opened, truncated (fewer frames than the header or duration
+missing, zero-byte, cannot be opened, truncated (clearly fewer frames than the header or duration
 announces), not decodable, unreadable image, unknown label. By default each video is opened,
 demuxed (cheap, no decoding) and its first and last frames decoded; --full-decode decodes every
 frame. Exit status 0 when nothing is bad, 1 otherwise, 2 for a missing or wrongly laid out root.
@@ -26,6 +26,7 @@ import av
 from jepa_lit.data import diving48, imagenet100, ssv2, ucf101
 from jepa_lit.data.decode import (
     BadInputError,
+    clearly_truncated,
     error_reason,
     duration_seconds,
     decode_frames,
@@ -77,7 +78,7 @@ def check_video(path: str, full_decode: bool = False) -> Optional[str]:
             return f"not decodable ({getattr(e, 'reason', e)})"
         if decoded < packets - 1:
             return f"decodes only {decoded} of its {packets} frames"
-        if announced and packets < 0.9 * announced - 2:
+        if clearly_truncated(packets, announced):
             return f"holds {packets} frames, its header announces {announced} (truncated, or a wrong header)"
         return None
     finally:

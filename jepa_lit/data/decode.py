@@ -118,6 +118,13 @@ def header_frame_count(container) -> Optional[int]:
     return n if abs(n - expected) <= max(2.0, 0.05 * n) else None
 
 
+def clearly_truncated(frames_found: int, frames_announced: Optional[int]) -> bool:
+    """Whether a video holds clearly fewer frames than its header or duration announces (fewer than
+    90 % of them, less 2). A header count is often a little off, so only a large shortfall counts:
+    the one rule of ``jepa-lit data check`` and of the datasets, which skip such a file as bad."""
+    return bool(frames_announced) and frames_found < 0.9 * frames_announced - 2
+
+
 def demux_frame_count(container) -> int:
     """Count the video packets (one per frame; demuxing only, no decoding). Leaves the container at EOF."""
     stream = container.streams.video[0]

@@ -132,7 +132,8 @@ def make_ucf101(root: PathLike, broken: bool = True) -> dict:
         (root / "UCF-101" / zero).write_bytes(b"")
         _truncate(write_video(root / "UCF-101" / trunc, 30))
         train += [f"{zero} 101", f"{trunc} 1", f"{missing} 37"]
-        # the truncated AVI still opens and decodes its first 2 frames: usable, but flagged by check
+        # the truncated AVI still opens but decodes 2 of the 30 frames its header announces: a bad
+        # sample (skipped in training, dropped in evaluation), and listed by data check
         bad = {f"UCF-101/{zero}": "zero-byte", f"UCF-101/{trunc}": "truncated", f"UCF-101/{missing}": "missing"}
     (lists / "trainlist01.txt").write_text("\r\n".join(train) + "\r\n")  # the official files use CRLF
     (lists / "testlist01.txt").write_text("\r\n".join(test) + "\r\n")
@@ -191,7 +192,8 @@ def make_ssv2(root: PathLike, broken: bool = True) -> dict:
     (root / "labels" / "train.json").write_text(json.dumps(train, indent=1))
     (root / "labels" / "validation.json").write_text(json.dumps(val, indent=1))
     (root / "labels" / "test.json").write_text(json.dumps([{"id": "201"}]))
-    # the truncated 104.webm still decodes its first frames, so it is a usable record (flagged by check)
+    # the truncated 104.webm opens but decodes 23 of the 40 frames its duration announces: the index
+    # lists it (a record), loading it is a bad sample, and data check lists it
     return _summary(
         root, train=6, test=3, bad_train=1 if broken else 0, bad_test=1 if broken else 0, num_classes=174, bad=bad
     )

@@ -29,7 +29,16 @@ from jepa_lit.data.imagenet100 import index_imagenet100
 from jepa_lit.data.ssv2 import index_ssv2
 from jepa_lit.data.transforms import VideoEvalTransform, VideoTrainTransform
 from jepa_lit.data.ucf101 import index_ucf101
-from jepa_lit.data.video_dataset import ClipDataset, IndexProblem, LayoutError, OnError, Record, read_list_file
+from jepa_lit.data.video_dataset import (
+    ClipDataset,
+    IndexProblem,
+    LayoutError,
+    OnError,
+    Record,
+    fitting,
+    read_list_file,
+)
+from jepa_lit.seeds import run_seed
 
 log = logging.getLogger("jepa_lit.data")
 
@@ -135,11 +144,18 @@ class MixedDataModule(L.LightningDataModule):
     centre crop (0 turns validation off). Labels are -1 (the sources have no common label space), so
     num_classes is 0.
 
+    ``setup("fit")`` reads only the train splits; the evaluation splits are read for validate / test,
+    or by ``val_dataloader`` when a fit validates. A fit from train list files that finds no
+    evaluation split (no test list and no official annotations for a source) logs that and skips
+    validation, so training needs only the list files.
+
     Args:
         root: folder holding ucf101/, ssv2/ and imagenet100/ in their official layouts.
         ucf101_root, ssv2_root, imagenet100_root: override one source's folder.
         ucf101_train_list, ssv2_train_list, imagenet100_train_list: V-JEPA style `path label` list
             files used instead of that source's official train annotations.
+        ucf101_test_list, ssv2_test_list, imagenet100_test_list: the same for the evaluation splits
+            (validation).
         weights: sampling probabilities of (ucf101, ssv2, imagenet100); normalised.
         samples_per_epoch: draws per epoch over all ranks; default: the three train sets' total size.
     """
@@ -156,6 +172,9 @@ class MixedDataModule(L.LightningDataModule):
         ucf101_train_list: Optional[str] = None,
         ssv2_train_list: Optional[str] = None,
         imagenet100_train_list: Optional[str] = None,
+        ucf101_test_list: Optional[str] = None,
+        ssv2_test_list: Optional[str] = None,
+        imagenet100_test_list: Optional[str] = None,
         weights: tuple[float, float, float] = (0.2, 0.6, 0.2),
         samples_per_epoch: Optional[int] = None,
         ucf101_split: int = 1,
@@ -165,7 +184,7 @@ class MixedDataModule(L.LightningDataModule):
         frame_step: int = 2,
         batch_size: int = 8,
         num_workers: int = 8,
-        seed: int = 0,
+        seed: Optional[int] = None,
         on_error: OnError = "skip",
         val_samples: int = 512,
         thread_type: ThreadType = DEFAULT_THREAD_TYPE,
@@ -183,6 +202,7 @@ class MixedDataModule(L.LightningDataModule):
             "imagenet100": imagenet100_root or str(Path(root) / "imagenet100"),
         }
         self.train_lists = {"ucf101": ucf101_train_list, "ssv2": ssv2_train_list, "imagenet100": imagenet100_train_list}
+        self.test_lists = {"ucf101": ucf101_test_list, "ssv2": ssv2_test_list, "imagenet100": imagenet100_test_list}
         self.weights = tuple(float(w) for w in weights)
         self.samples_per_epoch, self.ucf101_split, self.ssv2_video_ext = samples_per_epoch, ucf101_split, ssv2_video_ext
         self.num_frames, self.crop_size, self.frame_step = num_frames, crop_size, frame_step
@@ -195,12 +215,14 @@ class MixedDataModule(L.LightningDataModule):
 
     def _index(self, source: str, split: Literal["train", "test"]) -> list[Record]:
         root = self.roots[source]
-        if split == "train" and self.train_lists[source]:
-            return read_list_file(self.train_lists[source], root)
+        list_file = (self.train_lists if split == "train" else self.test_lists)[source]
+        if list_file:
+            return read_list_file(list_file, root)
         try:
             return self._index_official(source, root, split)
         except LayoutError as e:
-            raise LayoutError(f"{e}\n\nThe mixed regime reads:\n{EXPECTED_LAYOUT.rstrip()}") from e
+            raise LayoutError(f"{e}\n\nThe mixed regime reads:\n{EXPECTED_LAYOUT.rstrip()}\n"
+                              f"Or give a V-JEPA style list file instead: data.{source}_{split}_list") from e
 
     def _index_official(self, source: str, root: str, split: Literal["train", "test"]) -> list[Record]:
         if source == "ucf101":
@@ -236,7 +258,7 @@ class MixedDataModule(L.LightningDataModule):
                     else UniformClipSampler(self.num_frames),
                     VideoTrainTransform(self.crop_size) if train else VideoEvalTransform(self.crop_size),
                     self.num_frames,
-                    seed=self.seed,
+                    seed=run_seed(self.seed),
                     on_error=self.on_error,
                     thread_type=self.thread_type,
                     name=f"{source}/{split}",
@@ -249,14 +271,15 @@ class MixedDataModule(L.LightningDataModule):
         return [len(d) if w > 0 else 0 for d, w in zip(dataset.datasets, weights)]
 
     def setup(self, stage: Optional[str] = None) -> None:
+        # The evaluation splits of a fit are read by val_dataloader(), only when the fit validates.
         if stage in (None, "fit") and self.train_set is None:
             self.train_set, self._train_weights = self._build("train")
-        if self.val_samples > 0 and self.val_set is None and stage in (None, "fit", "validate", "test"):
+        if self.val_samples > 0 and self.val_set is None and stage in (None, "validate", "test"):
             self.val_set, self._val_weights = self._build("test")
 
     def train_sampler(self) -> MixtureSampler:
         sizes = self.source_sizes(self.train_set, self._train_weights)
-        sampler = MixtureSampler(sizes, self._train_weights, self.samples_per_epoch or sum(sizes), self.seed)
+        sampler = MixtureSampler(sizes, self._train_weights, self.samples_per_epoch or sum(sizes), run_seed(self.seed))
         sampler.keyed = True
         return sampler
 
@@ -270,13 +293,22 @@ class MixedDataModule(L.LightningDataModule):
         if self.val_samples <= 0:
             return []
         if self.val_set is None:
-            self.setup("validate")
+            try:
+                self.val_set, self._val_weights = self._build("test")
+            except LayoutError as e:
+                # Training from list files needs no official files; validating needs evaluation splits.
+                if not (any(self.train_lists.values()) and fitting(self)):
+                    raise
+                log.warning("mixed: validation skipped: no evaluation split (set data.ucf101_test_list, "
+                            "data.ssv2_test_list and data.imagenet100_test_list, or give the official "
+                            "annotations: %s)", str(e).splitlines()[0])
+                return []
         # A fixed draw, so every validation sees the same clips.
         sampler = MixtureSampler(
             self.source_sizes(self.val_set, self._val_weights),
             self._val_weights,
             self.val_samples,
-            self.seed,
+            run_seed(self.seed),
             fixed_epoch=0,
         )
         return evaluation_loader(self, self.val_set, sampler)

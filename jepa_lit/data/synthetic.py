@@ -5,6 +5,14 @@ The recipe is the study's Synthetic Motion Discrimination benchmark (spec sectio
 background (0-79 per channel) with per-frame grayscale noise (0-29); the label is the direction, one of
 8 (N, NE, E, SE, S, SW, W, NW), ``label = index % 8`` so classes are balanced; the disc centre is
 clipped at the borders. The benchmark uses 200 clips of 32 frames at 160 px and reads the first 8.
+
+Clip ``index`` of ``seed`` draws from ``np.random.default_rng(seed + index)`` in the order of the
+study's release (scripts/generate_eval_synth_videos.py), so with seed 42 the benchmark's clips are
+the released ones as rendered (the release then stores them as H.264, which changes the pixels a
+little). A consequence of that seeding: clip i of seed s is drawn like clip i + 1 of seed s - 1, so
+two sets of clips share none only when their ``seed + index`` ranges are disjoint. The shipped
+pretraining configs train on clips 0-63 of seed 42 (``seed + index`` 42-105); the benchmark tests on
+clips 160-199 (202-241).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
 from jepa_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from jepa_lit.seeds import run_seed
 
 
 # (dx, dy) in px / frame for labels 0..7: N, NE, E, SE, S, SW, W, NW (y grows downwards).
@@ -25,18 +34,25 @@ DIRECTIONS: tuple[tuple[int, int], ...] = ((0, -4), (3, -3), (4, 0), (3, 3), (0,
 DIRECTION_NAMES = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 
 
+def clip_seed(index: int, seed: int) -> int:
+    """The seed of clip ``index``'s generator: ``seed + index``, the study's release seeding."""
+    return seed + index
+
+
 def moving_disc_clip(index: int, seed: int, num_frames: int, size: int) -> tuple[np.ndarray, int]:
     """One clip as uint8 [T, H, W, 3] and its direction label, a pure function of (index, seed)."""
-    rng = np.random.default_rng([seed, index])
+    rng = np.random.default_rng(clip_seed(index, seed))
     label = index % len(DIRECTIONS)
     dx, dy = DIRECTIONS[label]
-    background = rng.integers(0, 80, size=3)
+    # The draws, their order and their dtypes are the release's: a uint8 draw takes other random bits
+    # than an int64 one, so the same values need the same dtype.
+    background = rng.integers(0, 80, size=3, dtype=np.uint8)
     noise = rng.integers(0, 30, size=(num_frames, size, size, 1))
-    frames = np.clip(background + noise, 0, 255).astype(np.uint8)
-    colour = rng.integers(120, 256, size=3).astype(np.uint8)
-    radius = int(rng.integers(10, max(11, size // 4)))
+    frames = (background + noise).astype(np.uint8)  # at most 79 + 29
+    colour = rng.integers(120, 256, size=3, dtype=np.uint8)
+    radius = int(rng.integers(10, max(11, size // 4)))  # >= 11: room for the smallest disc below 44 px
     radius = min(radius, size // 2 - 1)
-    x0, y0 = rng.integers(radius, size - radius, size=2)
+    x0, y0 = rng.integers(radius, size - radius), rng.integers(radius, size - radius)
     yy, xx = np.mgrid[:size, :size]
     for t in range(num_frames):
         cx = np.clip(x0 + dx * t, radius, size - radius - 1)
@@ -85,7 +101,8 @@ class SyntheticMotionDataModule(L.LightningDataModule):
         total_frames: frames generated per clip (the benchmark: 32), so the motion is the same whatever
             ``num_frames`` is.
         crop_size: frame size in px (the benchmark: 160; the study's synthetic pretraining: 128).
-        seed: generation seed (the benchmark: 42).
+        seed: generation seed, which clips the set holds (the benchmark: 42). The training order
+            follows the run's seed_everything (jepa_lit.seeds).
     """
 
     num_classes = len(DIRECTIONS)
@@ -121,7 +138,7 @@ class SyntheticMotionDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         # Order from (seed, epoch) and a checkpointed position: a resumed run sees the same batches.
-        return training_loader(self, self.train_set, EpochSampler(len(self.train_set), seed=self.seed))
+        return training_loader(self, self.train_set, EpochSampler(len(self.train_set), seed=run_seed()))
 
     def val_dataloader(self) -> DataLoader:
         return evaluation_loader(self, self.val_set)

@@ -6,7 +6,8 @@ Records; everything after that (decoding, clip sampling, transforms, skipping ba
 happens here, the same way for all of them.
 
 Every sample is a dict {"video": float32 [3, T, H, W] (ImageNet-normalised), "label": int (-1 when
-unlabeled), "modality": 0 video / 1 image-as-clip, "index": int}.
+unlabeled), "modality": 0 video / 1 image-as-clip, "index": int}; a dataset in drop mode (evaluation)
+returns {"dropped": {"index", "path", "reason"}} for a bad one instead, see collate_dropping_bad.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import lightning as L
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
 from jepa_lit.data.clip_sampling import ClipSampler, MultiSegmentClipSampler, RandomClipSampler, UniformClipSampler
@@ -31,17 +32,21 @@ from jepa_lit.data.decode import (
     DEFAULT_THREAD_TYPE,
     BadInputError,
     ThreadType,
+    clearly_truncated,
     decode_frames,
     estimated_frame_count,
     open_video,
 )
 from jepa_lit.data.transforms import VideoEvalTransform, VideoTrainTransform, transform_image_as_clip
 from jepa_lit.hints import path_hint
+from jepa_lit.seeds import run_seed
 
 log = logging.getLogger("jepa_lit.data")
 
 VIDEO, IMAGE = 0, 1  # the "modality" flag of a sample
-OnError = Literal["skip", "raise"]
+OnError = Literal["skip", "raise"]  # the data.on_error setting
+# What a ClipDataset does with a bad sample: replace it (training), raise, or drop it (evaluation).
+BadSamplePolicy = Literal["skip", "raise", "drop"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +160,21 @@ def load_json(path: Path):
         raise ValueError(f"{path}: not valid JSON ({e})") from e
 
 
+def fitting(datamodule: L.LightningDataModule) -> bool:
+    """Whether the DataModule's trainer is running ``fit`` (False without a trainer)."""
+    trainer = datamodule.trainer
+    return trainer is not None and trainer.state.fn == "fit"
+
+
+def collate_dropping_bad(samples: list[dict]) -> dict:
+    """Collate the samples that loaded; list those a drop-mode dataset marked bad under "dropped"
+    (each {"index", "path", "reason"}). A batch whose samples all failed holds only "dropped"."""
+    good = [s for s in samples if "dropped" not in s]
+    batch = default_collate(good) if good else {}
+    batch["dropped"] = [s["dropped"] for s in samples if "dropped" in s]
+    return batch
+
+
 class ClipDataset(Dataset):
     """Clips from a list of Records, decoded with PyAV (or read as images), sampled and transformed.
 
@@ -164,15 +184,18 @@ class ClipDataset(Dataset):
     integer index draws from torch's global generator instead (seeded per worker by Lightning's
     ``seed_everything(..., workers=True)``).
 
-    Bad samples (missing, zero-byte, corrupt or truncated file, unreadable image): with
-    ``on_error="skip"`` the sample is replaced by another index drawn deterministically from
-    (seed, index, attempt); the skip is counted in ``num_bad`` and the file kept with its reason in
-    ``bad_files`` (per process, so per DataLoader worker) and logged by name and reason (a warning the
-    first time the file fails in the process, debug after). With ``on_error="raise"`` the
-    BadInputError (file name and reason) is raised.
+    Bad samples (missing, zero-byte, corrupt or clearly truncated file, unreadable image) are counted
+    in ``num_bad``, kept with their reason in ``bad_files`` (per process, so per DataLoader worker)
+    and logged by name and reason (a warning the first time the file fails in the process, debug
+    after). Then, by ``on_error``: "skip" (training, whose batches need a fixed size) replaces the
+    sample by another index drawn deterministically from (seed, index, attempt); "drop" (evaluation,
+    which must score each clip once) returns the marker {"dropped": {"index", "path", "reason"}}
+    for ``collate_dropping_bad`` to leave out of the batch; "raise" raises the BadInputError.
 
-    Video length comes from the header when plausible, else from demuxing; when decoding finds the
-    stream ends earlier than that, the true length is kept and the clip is drawn again within it.
+    Video length comes from the header when plausible, else from demuxing. When decoding finds that
+    the stream ends earlier: clearly fewer frames than announced (``clearly_truncated``, the rule of
+    data check) make the file bad ("truncated: decoded N of M announced frames"); a small shortfall
+    (a header that over-counts) keeps the true length and draws the clip again within it.
     """
 
     def __init__(
@@ -182,13 +205,13 @@ class ClipDataset(Dataset):
         transform: Callable,
         num_frames: int,
         seed: int = 0,
-        on_error: OnError = "skip",
+        on_error: BadSamplePolicy = "skip",
         max_retries: int = 20,
         thread_type: ThreadType = DEFAULT_THREAD_TYPE,
         name: str = "dataset",
     ):
-        if on_error not in ("skip", "raise"):
-            raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+        if on_error not in ("skip", "raise", "drop"):
+            raise ValueError(f"on_error must be 'skip', 'raise' or 'drop', got {on_error!r}")
         if not records:
             raise ValueError(f"{name}: no samples")
         self.records = list(records)
@@ -203,6 +226,12 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def with_on_error(self, on_error: BadSamplePolicy) -> "ClipDataset":
+        """The same records, pipeline and seed with another bad-sample policy (fresh counts)."""
+        return ClipDataset(self.records, self.clip_sampler, self.transform, self.num_frames, seed=self.seed,
+                           on_error=on_error, max_retries=self.max_retries, thread_type=self.thread_type,
+                           name=self.name)
+
     def __getitem__(self, key) -> dict:
         index, draw = key if isinstance(key, tuple) else (key, int(torch.randint(0, 2**31 - 1, ()).item()))
         i = index
@@ -213,10 +242,14 @@ class ClipDataset(Dataset):
                 if self.on_error == "raise":
                     raise
                 self.num_bad += 1
-                j = int(np.random.default_rng([self.seed, index, attempt + 1]).integers(len(self)))
                 # A file is named at WARNING the first time it fails in this process, at DEBUG after.
                 level = logging.DEBUG if e.path in self.bad_files else logging.WARNING
                 self.bad_files[e.path] = e.reason
+                if self.on_error == "drop":
+                    log.log(level, "%s: dropped bad sample %s: %s (%d dropped in this process)",
+                            self.name, e.path, e.reason, self.num_bad)
+                    return {"dropped": {"index": int(index), "path": e.path, "reason": e.reason}}
+                j = int(np.random.default_rng([self.seed, index, attempt + 1]).integers(len(self)))
                 log.log(
                     level,
                     "%s: skipped bad sample %s: %s (%d skips, %d bad files in this process); using index %d instead",
@@ -263,10 +296,12 @@ class ClipDataset(Dataset):
                 seen = min((d.num_frames_seen for d in decoded if d.num_frames_seen is not None), default=None)
                 if seen is None or seen >= hi:
                     break
-                if i not in self._over_counted:  # tell once per file: truncated, or a header that over-counts
+                if clearly_truncated(seen, n):
+                    raise BadInputError(record.path, f"truncated: decoded {seen} of {n} announced frames")
+                if i not in self._over_counted:  # tell once per file
                     self._over_counted.add(i)
                     log.warning(
-                        "%s: %s decodes %d frames, its header / duration announces %d (truncated or a wrong header); "
+                        "%s: %s decodes %d frames, its header / duration announces %d (a header that over-counts); "
                         "clips are drawn from the %d",
                         self.name,
                         record.path,
@@ -290,6 +325,15 @@ class ClipDataModule(L.LightningDataModule):
     pipeline on the train split (for frozen-feature extraction). Val and test: the official
     test/validation split, frames spread uniformly over the whole video (or ``eval_num_segments``
     segments at ``frame_step``) and ``eval_num_views`` resize + centre/side crops.
+
+    Each split is indexed when first needed: ``setup("fit")`` reads only the train split, the
+    evaluation split is read for validate / test / predict, or by ``val_dataloader`` when a fit
+    validates. So a DataModule given only ``train_list`` trains without the official files; if such a
+    fit validates and finds no evaluation split (no ``test_list``, no official annotations), it logs
+    that and skips validation.
+
+    ``seed`` seeds the data order, clip windows and crops; None (the default) is the run's
+    seed_everything (jepa_lit.seeds), so another run seed also sees other clips in another order.
     """
 
     num_classes: int = 0
@@ -303,7 +347,7 @@ class ClipDataModule(L.LightningDataModule):
         frame_step: int = 1,
         batch_size: int = 8,
         num_workers: int = 8,
-        seed: int = 0,
+        seed: Optional[int] = None,
         on_error: OnError = "skip",
         train_sampling: Literal["random", "uniform"] = "random",
         train_augment: bool = True,
@@ -335,7 +379,11 @@ class ClipDataModule(L.LightningDataModule):
         root = self.resolve_root(self.root)
         if list_file:
             return read_list_file(list_file, root), []
-        return self.index_official(root, split)
+        try:
+            return self.index_official(root, split)
+        except LayoutError as e:
+            raise LayoutError(f"{e}\nOr give a V-JEPA style list file instead: data.{split}_list "
+                              "('<path> <label>' lines)") from e
 
     # --- what a subclass provides -------------------------------------------------------------
     def index_official(self, root: str, split: Literal["train", "test"]) -> tuple[list[Record], list[IndexProblem]]:
@@ -377,27 +425,37 @@ class ClipDataModule(L.LightningDataModule):
             self.train_clip_sampler() if train else self.eval_clip_sampler(),
             self.train_transform() if train else self.eval_transform(),
             self.num_frames,
-            seed=self.seed,
+            seed=run_seed(self.seed),
             on_error=self.on_error,
             thread_type=self.thread_type,
             name=f"{self.dataset_name}/{split}",
         )
 
     def setup(self, stage: Optional[str] = None) -> None:
+        # The evaluation split of a fit is read by val_dataloader(), only when the fit validates.
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self.make_dataset("train")
-        if self.eval_set is None:
+        if stage != "fit" and self.eval_set is None:
             self.eval_set = self.make_dataset("test")
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             self.setup("fit")
         # Order from (seed, epoch) and a checkpointed position: a resumed run continues the same epoch.
-        return training_loader(self, self.train_set, EpochSampler(len(self.train_set), seed=self.seed, keyed=True))
+        sampler = EpochSampler(len(self.train_set), seed=run_seed(self.seed), keyed=True)
+        return training_loader(self, self.train_set, sampler)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self):
         if self.eval_set is None:
-            self.setup("validate")
+            try:
+                self.eval_set = self.make_dataset("test")
+            except LayoutError as e:
+                # Training from a list file needs no official files; validating needs an evaluation split.
+                if not (self.train_list and fitting(self)):
+                    raise
+                log.warning("%s: validation skipped: no evaluation split (data.test_list is not set and the "
+                            "official annotations are not there: %s)", self.dataset_name, str(e).splitlines()[0])
+                return []
         return evaluation_loader(self, self.eval_set)
 
     def test_dataloader(self) -> DataLoader:

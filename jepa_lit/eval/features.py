@@ -6,6 +6,12 @@ full token set would not fit on disk). A clip with several views (segments x spa
 them: each split is stored as ``features.npy`` float16 [clips, views, L, D] (a NumPy memory map, so
 sets larger than memory work) and ``labels.npy`` int64 [clips].
 
+A clip whose file is bad (missing, zero-byte, corrupt, clearly truncated) is dropped, not replaced by
+another clip as in training: the dataset is read in drop mode, the clip is logged by name, and the
+split keeps ``rows.npy`` (the rows of ``features.npy`` that hold a clip; a dropped clip's row stays
+empty) and ``dropped.json`` (each dropped clip's index, path and reason). Probes train and are scored
+on the kept clips only.
+
 The cache folder is keyed by a hash of everything that decides the features: the encoder's weights
 and config, the pooling, and the data protocol (DataModule class and its arguments, minus loader-only
 ones such as batch size). A second run with the same key reads the files and never runs the encoder.
@@ -33,11 +39,13 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from jepa_lit.data.video_dataset import ClipDataset, collate_dropping_bad
+
 log = logging.getLogger("jepa_lit.eval")
 
 Pooling = Literal["tokens", "mean"]
 SPLITS = ("train", "test")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: bad clips dropped (rows.npy, dropped.json); format 1 held substitutes in their place
 # DataModule arguments that change how clips are loaded, not which pixels they hold.
 LOADER_ONLY_ARGS = frozenset({"batch_size", "num_workers", "pin_memory", "thread_type", "persistent_workers"})
 
@@ -61,20 +69,26 @@ def encode_clips(encoder: nn.Module, video: Tensor, pooling: Pooling) -> Tensor:
 
 
 class FeatureExtractor(L.LightningModule):
-    """Wraps a frozen encoder for ``Trainer.predict``: batch -> {"features": fp16 [B, V, L, D], "label"}."""
+    """Wraps a frozen encoder for ``Trainer.predict``: batch -> {"features": fp16 [B, V, L, D], "label",
+    "dropped"}; the clips a drop-mode dataset left out of the batch are passed on under "dropped"
+    (features and label are None when the whole batch was dropped)."""
 
     def __init__(self, encoder: nn.Module, pooling: Pooling = "tokens"):
         super().__init__()
         self.encoder = encoder.eval().requires_grad_(False)
         self.pooling = pooling
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        dropped = batch.get("dropped", [])
+        if "video" not in batch:
+            return {"features": None, "label": None, "dropped": dropped}
         features = encode_clips(self.encoder, batch["video"], self.pooling)
-        return {"features": features.to(torch.float16), "label": torch.as_tensor(batch["label"])}
+        return {"features": features.to(torch.float16), "label": torch.as_tensor(batch["label"]), "dropped": dropped}
 
 
 class FeatureWriter(BasePredictionWriter):
-    """Writes each predicted batch into memory-mapped .npy files at the samples' dataset indices."""
+    """Writes each predicted batch into memory-mapped .npy files at the samples' dataset indices, and
+    records the clips the batch dropped."""
 
     def __init__(self, directory: Union[str, os.PathLike], num_samples: int):
         super().__init__(write_interval="batch")
@@ -82,52 +96,86 @@ class FeatureWriter(BasePredictionWriter):
         self.features: Optional[np.memmap] = None
         self.labels = np.full(num_samples, -1, dtype=np.int64)
         self.written = np.zeros(num_samples, dtype=bool)
+        self.dropped: dict[int, dict[str, Any]] = {}  # dataset index -> {"index", "path", "reason"}
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         if batch_indices is None:
             raise RuntimeError("FeatureWriter needs the samples' dataset indices (Lightning did not track them)")
+        for clip in prediction["dropped"]:
+            self.dropped[int(clip["index"])] = clip
+        if prediction["features"] is None:  # every clip of the batch was dropped
+            return
+        # The batch holds the clips that loaded, in order: the batch's indices less the dropped ones.
+        index = np.asarray([i for i in batch_indices if int(i) not in self.dropped], dtype=np.int64)
         features = prediction["features"].cpu().numpy()
+        if len(index) != len(features):
+            raise RuntimeError(f"a batch of {len(batch_indices)} indices, {len(prediction['dropped'])} dropped, "
+                               f"holds {len(features)} clips")
         if self.features is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             shape = (self.num_samples, *features.shape[1:])
             self.features = np.lib.format.open_memmap(self.directory / "features.npy", mode="w+",
                                                       dtype=np.float16, shape=shape)
-        index = np.asarray(batch_indices, dtype=np.int64)
         self.features[index] = features
         self.labels[index] = prediction["label"].cpu().numpy()
         self.written[index] = True
 
     def finish(self) -> None:
-        """Flush to disk; every sample must have been written."""
-        if self.features is None or not self.written.all():
-            raise RuntimeError(f"feature extraction wrote {int(self.written.sum())} of {self.num_samples} clips")
+        """Flush to disk; every sample must have been written or dropped, and at least one written."""
+        done = int(self.written.sum()) + len(self.dropped)
+        if done != self.num_samples:
+            raise RuntimeError(f"feature extraction wrote {int(self.written.sum())} and dropped {len(self.dropped)} "
+                               f"of {self.num_samples} clips")
+        if self.features is None:
+            reasons = "; ".join(f"{c['path']}: {c['reason']}" for c in list(self.dropped.values())[:5])
+            raise RuntimeError(f"feature extraction: none of the {self.num_samples} clips could be loaded ({reasons})")
         self.features.flush()
         np.save(self.directory / "labels.npy", self.labels)
+        np.save(self.directory / "rows.npy", np.flatnonzero(self.written))
+        dropped = [self.dropped[i] for i in sorted(self.dropped)]
+        (self.directory / "dropped.json").write_text(json.dumps(dropped, indent=1))
         self.features = None
 
 
 class FeatureSet(Dataset):
-    """Cached features [clips, V, L, D] (array or memory map) and labels [clips], as a Dataset of dicts."""
+    """Cached features [clips, V, L, D] (array or memory map) and labels [clips], as a Dataset of dicts.
 
-    def __init__(self, features: Union[np.ndarray, Tensor], labels: Union[np.ndarray, Tensor]):
-        if len(features) != len(labels):
-            raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
+    rows: the rows of ``features`` that hold a clip (None: all), when dropped clips left rows empty;
+    clip i of the set is row ``rows[i]``, and ``labels`` has one entry per kept clip.
+    dropped: the clips left out ({"index", "path", "reason"} each).
+    """
+
+    def __init__(self, features: Union[np.ndarray, Tensor], labels: Union[np.ndarray, Tensor],
+                 rows: Optional[np.ndarray] = None, dropped: Optional[list[dict[str, Any]]] = None):
+        self.rows = rows
+        if len(labels) != (len(features) if rows is None else len(rows)):
+            raise ValueError(f"{len(features) if rows is None else len(rows)} feature rows but {len(labels)} labels")
         self.features, self.labels = features, labels
+        self.dropped = dropped or []
 
     @classmethod
     def load(cls, directory: Union[str, os.PathLike]) -> "FeatureSet":
         directory = Path(directory)
-        return cls(np.load(directory / "features.npy", mmap_mode="r"), np.load(directory / "labels.npy"))
+        rows = np.load(directory / "rows.npy")
+        labels = np.load(directory / "labels.npy")[rows]
+        dropped = json.loads((directory / "dropped.json").read_text())
+        return cls(np.load(directory / "features.npy", mmap_mode="r"), labels, rows, dropped)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"features": torch.as_tensor(np.array(self.features[i])), "label": int(self.labels[i])}
+        row = i if self.rows is None else int(self.rows[i])
+        return {"features": torch.as_tensor(np.array(self.features[row])), "label": int(self.labels[i])}
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.features.shape)
+        return (len(self), *self.features.shape[1:])
+
+    def clip_counts(self) -> dict[str, Any]:
+        """Clips used and dropped, and the dropped files with their reasons (for the results JSON)."""
+        return {"used": len(self), "dropped": len(self.dropped),
+                "bad_files": [{"path": c["path"], "reason": c["reason"]} for c in self.dropped]}
 
 
 def cache_key(encoder_sha256: str, encoder_config: dict, pooling: Pooling, data_class: str,
@@ -147,13 +195,21 @@ def cache_key(encoder_sha256: str, encoder_config: dict, pooling: Pooling, data_
 
 
 def ordered_loader(loader: DataLoader) -> DataLoader:
-    """The same dataset and batching as ``loader``, in dataset order, without dropping a last partial batch."""
-    return DataLoader(loader.dataset, batch_size=loader.batch_size or 1, shuffle=False, drop_last=False,
-                      num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory)
+    """The same dataset and batching as ``loader``, in dataset order, without dropping a last partial batch.
+
+    A ClipDataset that would replace a bad clip by another (training's "skip") drops it instead: each
+    clip is scored once, so a feature set must not hold substitutes.
+    """
+    dataset, collate_fn = loader.dataset, loader.collate_fn
+    if isinstance(dataset, ClipDataset) and dataset.on_error == "skip":
+        dataset, collate_fn = dataset.with_on_error("drop"), collate_dropping_bad
+    return DataLoader(dataset, batch_size=loader.batch_size or 1, shuffle=False, drop_last=False,
+                      num_workers=loader.num_workers, collate_fn=collate_fn, pin_memory=loader.pin_memory)
 
 
 def split_loaders(datamodule: L.LightningDataModule) -> dict[str, DataLoader]:
-    """The train split (through the DataModule's train pipeline) and the test split, in dataset order."""
+    """The train split (through the DataModule's train pipeline) and the test split, in dataset order,
+    bad clips dropped (see ordered_loader)."""
     datamodule.setup("fit")
     return {"train": ordered_loader(datamodule.train_dataloader()), "test": ordered_loader(datamodule.test_dataloader())}
 
@@ -184,6 +240,9 @@ def extract_split(encoder: nn.Module, loader: DataLoader, directory: Path, pooli
         trainer = L.Trainer(**kwargs, callbacks=[writer])
     trainer.predict(FeatureExtractor(encoder, pooling), dataloaders=loader, return_predictions=False)
     writer.finish()
+    if writer.dropped:
+        log.warning("features: %s: %d of %d clips dropped (bad files): %s", directory.name, len(writer.dropped),
+                    len(loader.dataset), "; ".join(f"{c['path']}: {c['reason']}" for c in writer.dropped.values()))
 
 
 def extract_or_load(
@@ -209,7 +268,7 @@ def extract_or_load(
             log.info("features: extracting %s (%d clips) into %s", split, len(loader.dataset), entry)
             extract_split(encoder, loader, tmp / split, pooling, trainer_kwargs or {})
         sets = {split: FeatureSet.load(tmp / split) for split in SPLITS}
-        meta = {**description, "splits": {s: {"shape": list(sets[s].shape)} for s in SPLITS}}
+        meta = {**description, "splits": {s: {"shape": list(sets[s].shape), **sets[s].clip_counts()} for s in SPLITS}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
         del sets
         if entry.exists():  # written meanwhile by another run with the same key: theirs is as good
@@ -228,6 +287,8 @@ def extract_in_memory(encoder: nn.Module, loader: DataLoader, pooling: Pooling, 
     """Features of ``loader`` held in memory (fp16, on the CPU), for quick probes during pretraining."""
     features, labels, seen = [], [], 0
     for batch in loader:
+        if "video" not in batch:  # every clip of the batch was dropped (bad files, logged by the dataset)
+            continue
         video = batch["video"].to(device, non_blocking=True)
         features.append(encode_clips(encoder, video, pooling).to(torch.float16).cpu())
         labels.append(torch.as_tensor(batch["label"]))
