@@ -23,6 +23,10 @@ e.g. 50 vs 100 probe epochs), a variant result without a baseline result of the 
 and seeds of one variant pretrained with different configs (config hash). ``--allow-mismatch``
 tabulates them anyway, marked, and lists each mismatch under the table; deltas without a same-seed
 baseline are then unpaired (difference of the means, Welch interval).
+
+Runs that no longer match the sweep's spec (it is expanded again from ``sweep.json``: a config hash
+that changed, as ``--dry-run``'s "config changed", other probe settings, or a run the spec dropped)
+are tabulated but marked ※, listed, and warned about on stderr.
 """
 
 from __future__ import annotations
@@ -103,19 +107,39 @@ RELEASED: dict[str, dict[str, dict[str, float]]] = {
         motion_future     6.45  -      -     -
     """),
 }
-# Released results the release itself got wrong (OBJECTIVES.md section 5), marked in the reference column.
-RELEASED_MARKS: dict[tuple[str, str, str], str] = {
-    **{("mixed", v, b): "†" for v in ("fwm_ld", "hw_ld", "fwm_hw_ld") for b in ("diving48", "ssv2")},
-    **{("ucf101", v, b): "‡" for v in ("kinematic_l1", "kinematic_l1_0_1", "kinematic_huber", "kinematic_accel",
-                                        "kinematic_split", "kinematic_anneal", "sigreg_no_ema")
-       for b in ("diving48", "imagenet100", "ssv2", "synthetic")},
-}
-RELEASED_NOTES = {
+# Released results the release itself got wrong (OBJECTIVES.md section 5), marked in the reference column;
+# a number may carry several marks (FWM-HW-LD's SSv2: 50 probe epochs and a constant LD term).
+_ALL_BENCHMARKS = ("diving48", "imagenet100", "ssv2", "synthetic")
+_MARKED = [  # (mark, regime, variants, benchmarks)
+    ("†", "mixed", ("fwm_ld", "hw_ld", "fwm_hw_ld"), ("diving48", "ssv2")),
+    ("¶", "mixed", ("hw_ld", "fwm_hw_ld"), _ALL_BENCHMARKS),
+    ("‡", "ucf101", ("kinematic_l1", "kinematic_l1_0_1", "kinematic_huber", "kinematic_accel", "kinematic_split",
+                     "kinematic_anneal", "sigreg_no_ema"), _ALL_BENCHMARKS),
+]
+
+
+def _released_marks() -> dict[tuple[str, str, str], str]:
+    """(regime, variant, benchmark) -> its marks, in the order of _MARKED."""
+    marks: dict[tuple[str, str, str], str] = {}
+    for mark, regime, variants, benchmarks in _MARKED:
+        for variant in variants:
+            for bench in benchmarks:
+                marks[(regime, variant, bench)] = marks.get((regime, variant, bench), "") + mark
+    return marks
+
+
+RELEASED_MARKS = _released_marks()
+RELEASED_NOTES = {  # a note that starts with a mark is shown only under a table that uses the mark
     "mixed": ["Released mixed baseline: seed 239, the seed of every released variant (the paper's reference "
               "baseline, seed 42, had 8.68 / 24.86 / 8.39; a seed alone moved IN-100 by 3.6 points).",
-              "† released Diving-48 / SSv2 probes trained 50 epochs instead of 100."],
+              "† released Diving-48 / SSv2 probes trained 50 epochs instead of 100.",
+              "¶ released HW-LD and FWM-HW-LD computed their hard-weighted LD term under no_grad: a constant whose "
+              "head never trained, so those runs were effectively base + HW (+ FWM) (OBJECTIVES.md section 5.1); "
+              "jepa-lit's runs of these variants train the term."],
     "ucf101": ["‡ released no-EMA runs were evaluated on their never-updated EMA copy, i.e. random weights."],
 }
+MARKS = "†‡¶"
+STALE = "※"  # a cell with a run whose config is no longer what the spec expands to
 
 
 class Refused(ValueError):
@@ -315,6 +339,43 @@ def find_mismatches(results: list[Result], registries: list[dict[str, Any]]) -> 
     return problems
 
 
+def find_stale(registries: list[dict[str, Any]], sweep: dict[str, Any]) -> tuple[dict[tuple[str, str], str], list[str]]:
+    """Finished runs whose results no longer match what the sweep's spec (``sweep.json``: spec and scale)
+    expands to today: ({(run_id, benchmark): why}, notes). A run is stale when its config hash differs
+    (the hash with which ``python -m jepa_lit.sweep --dry-run`` says "config changed"), when a probe's
+    settings changed (its results file is not the one the spec now writes), or when the spec no longer
+    has the run. Without a spec in sweep.json (registries made by hand) nothing is checked."""
+    spec_path, scale = sweep.get("spec"), sweep.get("scale")
+    if not spec_path or not scale:
+        return {}, []
+    from jepa_lit.sweep import expand, load_spec
+
+    try:
+        current = {run.run_id: run for run in expand(load_spec(spec_path, scale))}
+    except Exception as error:  # noqa: BLE001 - a spec that no longer loads must not stop the report
+        return {}, [f"runs not checked against the spec: {spec_path} (scale {scale}) does not expand: {error}"]
+    stale = {}
+    for reg in registries:
+        if reg.get("status") != "done":
+            continue
+        run, benches = current.get(reg["run_id"]), list(reg.get("metrics") or {})
+        if run is None:
+            stale.update({(reg["run_id"], b): f"not a run of {spec_path} at scale {scale} any more" for b in benches})
+        elif reg.get("config_hash") != run.config_hash:
+            stale.update({(reg["run_id"], b): f"config changed since it ran (config hash {reg.get('config_hash')} -> "
+                                             f"{run.config_hash})" for b in benches})
+        else:
+            wanted = {p.benchmark: f"probes/{p.output_name}" for p in run.probes}
+            for bench in benches:
+                had = reg["metrics"][bench].get("results")
+                if bench not in wanted:
+                    stale[(reg["run_id"], bench)] = f"{bench} is no longer a probe of regime {reg['regime']}"
+                elif had != wanted[bench]:
+                    stale[(reg["run_id"], bench)] = (f"{bench} probe settings changed since it ran ({had}; the spec "
+                                                     f"now writes {wanted[bench]})")
+    return stale, []
+
+
 # ----- the tables ---------------------------------------------------------------------------------
 @dataclass
 class Cell:
@@ -325,6 +386,8 @@ class Cell:
     released: Optional[float] = None
     released_mark: str = ""
     flagged: bool = False  # tabulated despite a mismatch (--allow-mismatch)
+    stale: bool = False  # a run of the cell (or of its same-seed baseline, for the delta) is stale
+    stale_delta: bool = False
 
 
 @dataclass
@@ -345,8 +408,10 @@ def _order(items: list[str], preferred: list[str]) -> list[str]:
     return [x for x in dict.fromkeys(preferred) if x in items] + sorted(x for x in items if x not in preferred)
 
 
-def build_tables(results: list[Result], problems: list[dict[str, Any]], sweep: Optional[dict[str, Any]] = None) -> list[Table]:
+def build_tables(results: list[Result], problems: list[dict[str, Any]], sweep: Optional[dict[str, Any]] = None,
+                 stale: Optional[dict[tuple[str, str], str]] = None) -> list[Table]:
     flagged = {cell for p in problems for cell in p["cells"]}
+    stale_cells = {(r.regime, r.variant, r.benchmark) for r in results if (r.run_id, r.benchmark) in (stale or {})}
     sweep_regimes = (sweep or {}).get("regimes") or {}
     tables = []
     for regime in _order(sorted({r.regime for r in results}), list(sweep_regimes)):
@@ -361,7 +426,9 @@ def build_tables(results: list[Result], problems: list[dict[str, Any]], sweep: O
             seeds[variant] = sorted({r.seed for r in rows if r.variant == variant})
             for bench in benchmarks:
                 values = {r.seed: r.top1 for r in rows if r.variant == variant and r.benchmark == bench}
-                cell = Cell(values, flagged=(regime, variant, bench) in flagged)
+                cell = Cell(values, flagged=(regime, variant, bench) in flagged,
+                            stale=(regime, variant, bench) in stale_cells)
+                cell.stale_delta = cell.stale or (regime, baseline, bench) in stale_cells
                 if values:
                     cell.mean, cell.std = mean_std(list(values.values()))
                     base = {r.seed: r.top1 for r in rows if r.is_baseline and r.benchmark == bench}
@@ -399,7 +466,7 @@ def fmt_value(cell: Cell) -> str:
     if cell.mean is None:
         return "—"
     text = _f(cell.mean) + (f" ± {_f(cell.std)}" if cell.std is not None else "")
-    return text + (" §" if cell.flagged else "")
+    return text + (" §" if cell.flagged else "") + (f" {STALE}" if cell.stale else "")
 
 
 def fmt_delta(cell: Cell) -> str:
@@ -409,15 +476,27 @@ def fmt_delta(cell: Cell) -> str:
     text = _f(d.mean, sign=True) + (f" [{_f(d.lo, sign=True)}, {_f(d.hi, sign=True)}]" if d.lo is not None else " (n=1)")
     if d.excludes_zero:
         text = f"**{text}**"
-    return text + (" ‡u" if d.method != "paired-t" else "") + (" §" if cell.flagged else "")
+    return (text + (" ‡u" if d.method != "paired-t" else "") + (" §" if cell.flagged else "")
+            + (f" {STALE}" if cell.stale_delta else ""))
 
 
 def fmt_released(cell: Cell) -> str:
     return "—" if cell.released is None else f"{cell.released:.2f}{cell.released_mark}"
 
 
+def stale_warning(stale: dict[tuple[str, str], str], sweep: dict[str, Any]) -> str:
+    """One paragraph: how many runs are stale, and the command that reruns them."""
+    runs = sorted({run_id for run_id, _ in stale})
+    return (f"{len(runs)} finished run(s) no longer match what {sweep.get('spec')} expands to at scale "
+            f"{sweep.get('scale')} ({_names(runs, 4)}): their cells are marked {STALE} and the runs are listed "
+            f"under \"Stale runs\". `python -m jepa_lit.sweep {sweep.get('spec')} --scale {sweep.get('scale')} "
+            "--rerun-changed` reruns them with the current config.")
+
+
 def markdown(tables: list[Table], problems: list[dict[str, Any]], registries: list[dict[str, Any]],
-             results: list[Result], root: Path) -> str:
+             results: list[Result], root: Path, stale: Optional[dict[tuple[str, str], str]] = None,
+             sweep: Optional[dict[str, Any]] = None, extra_notes: Optional[list[str]] = None) -> str:
+    stale, sweep = stale or {}, sweep or {}
     status = Counter(reg.get("status") for reg in registries)
     commits = Counter((reg.get("package") or {}).get("git_commit") for reg in registries if reg.get("status") == "done")
     scales = sorted({str(reg.get("scale")) for reg in registries})
@@ -429,6 +508,10 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], registries: li
              "Δ: variant − baseline **of the same seed**, mean over seeds, with a 95% paired-t interval "
              "(t(0.975, n−1)·sd/√n over the per-seed differences; none from one seed; bold when it excludes 0). "
              "Released: the study's single-seed number (OBJECTIVES.md section 6), for reference only."]
+    if stale:
+        lines += ["", f"**Warning.** {stale_warning(stale, sweep)}"]
+    for note in extra_notes or []:
+        lines += ["", f"Note: {note}"]
     if any(s != "full" for s in scales):
         lines += ["", f"Scale {', '.join(s for s in scales if s != 'full')}: the released numbers come from the "
                   "study's full-scale runs (ViT-B, 30,000 steps, real data) and are shown for orientation, not "
@@ -450,8 +533,8 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], registries: li
             f"{s['batch_size']}, {'/'.join(map(str, s['test_clips']))} test clips ({s['data']}), comparison key "
             f"{'/'.join(s['keys'])}" for b, s in table.settings.items()) + "."]
         notes = RELEASED_NOTES.get(table.reference or "", [])
-        used = {c.released_mark for c in table.cells.values() if c.released_mark}
-        lines += [f"- {n}" for n in notes if not n[0] in "†‡" or n[0] in used]
+        used = {mark for c in table.cells.values() for mark in c.released_mark}
+        lines += [f"- {n}" for n in notes if n[0] not in MARKS or n[0] in used]
     if any(c.delta is not None and c.delta.method != "paired-t" for t in tables for c in t.cells.values()):
         lines += ["", "‡u: no same-seed baseline for every seed: difference of the means with a Welch interval "
                   "(tabulated because of --allow-mismatch; not a same-seed comparison)."]
@@ -463,24 +546,30 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], registries: li
         lines += ["", "## Runs not in the tables", ""]
         lines += [f"- {reg['run_id']}: {reg.get('status')}" + (f" ({reg['error']})" if reg.get("error") else "")
                   for reg in sorted(incomplete, key=lambda g: g["run_id"])]
+    if stale:
+        lines += ["", f"## Stale runs (marked {STALE})", ""]
+        lines += [f"- {run_id}: {why}" for run_id, why in sorted({(r, w) for (r, _), w in stale.items()})]
     lines += ["", "## Every run", "", "| Run | Benchmark | Top-1 | 95% CI (bootstrap over test clips) | Checkpoint step | Config hash |",
               "|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r.regime, r.variant, r.seed, r.benchmark)):
         ci = r.ci95 or [None, None]
         step = r.registry["metrics"][r.benchmark].get("checkpoint_step")
+        mark = f" {STALE}" if (r.run_id, r.benchmark) in stale else ""
         lines.append(f"| {r.run_id} | {r.benchmark} | {_f(r.top1)} | {_f(ci[0])}–{_f(ci[1])} | {step} | "
-                     f"{r.registry.get('config_hash')} |")
+                     f"{r.registry.get('config_hash')}{mark} |")
     return "\n".join(lines) + "\n"
 
 
-def write_csvs(tables: list[Table], results: list[Result], out: Path) -> list[Path]:
+def write_csvs(tables: list[Table], results: list[Result], out: Path,
+               stale: Optional[dict[tuple[str, str], str]] = None) -> list[Path]:
+    stale = stale or {}
     paths = []
     for table in tables:
         path = out / f"table_{table.regime}.csv"
         header = ["variant", "name", "seeds"]
         for b in table.benchmarks:
             header += [f"{b}_mean", f"{b}_std", f"{b}_n", f"{b}_delta", f"{b}_delta_ci_lo", f"{b}_delta_ci_hi",
-                       f"{b}_delta_n", f"{b}_delta_method", f"{b}_released", f"{b}_mismatch"]
+                       f"{b}_delta_n", f"{b}_delta_method", f"{b}_released", f"{b}_mismatch", f"{b}_stale"]
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
@@ -490,18 +579,20 @@ def write_csvs(tables: list[Table], results: list[Result], out: Path) -> list[Pa
                     c = table.cells[(variant, b)]
                     d = c.delta
                     row += [c.mean, c.std, len(c.values), d.mean if d else None, d.lo if d else None,
-                            d.hi if d else None, d.n if d else None, d.method if d else None, c.released, int(c.flagged)]
+                            d.hi if d else None, d.n if d else None, d.method if d else None, c.released, int(c.flagged),
+                            int(c.stale)]
                 writer.writerow(["" if v is None else (round(v, 4) if isinstance(v, float) else v) for v in row])
         paths.append(path)
     path = out / "runs.csv"
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["run_id", "regime", "variant", "seed", "benchmark", "top1", "top1_ci_lo", "top1_ci_hi",
-                         "comparison_key", "config_hash", "git_commit"])
+                         "comparison_key", "config_hash", "git_commit", "stale"])
         for r in sorted(results, key=lambda r: (r.regime, r.variant, r.seed, r.benchmark)):
             ci = r.ci95 or ["", ""]
             writer.writerow([r.run_id, r.regime, r.variant, r.seed, r.benchmark, r.top1, ci[0], ci[1], r.key,
-                             r.registry.get("config_hash"), (r.registry.get("package") or {}).get("git_commit")])
+                             r.registry.get("config_hash"), (r.registry.get("package") or {}).get("git_commit"),
+                             stale.get((r.run_id, r.benchmark), "")])
     return paths + [path]
 
 
@@ -606,10 +697,16 @@ def tensorboard_hparams(registries: list[dict[str, Any]], results: list[Result],
 # ----- the whole report ---------------------------------------------------------------------------
 def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismatch: bool = False,
                 plots: bool = True, appearance: Optional[str] = None, motion: Optional[list[str]] = None) -> dict[str, Any]:
-    """Write the report; returns {"markdown", "files", "tables", "problems"}. Raises Refused on mismatches
-    unless ``allow_mismatch``, and FileNotFoundError when there is nothing to report."""
+    """Write the report; returns {"markdown", "files", "tables", "problems", "stale", "warnings", "skipped"}.
+    Raises Refused on mismatches unless ``allow_mismatch``, and FileNotFoundError when there is nothing to
+    report. Stale runs (``find_stale``) are tabulated, marked, and named in ``warnings``."""
     root = Path(root)
     out = Path(out) if out else root / "report"
+    if not root.is_dir():  # a typo in the folder: say what is near
+        from jepa_lit.hints import path_hint
+
+        hint = path_hint(str(root))
+        raise FileNotFoundError(f"sweep folder not found: {root}" + (f"\n{hint}" if hint else ""))
     registries = load_registries(root)
     if not registries:
         raise FileNotFoundError(f"no run registry (run.json) under {root}; run the sweep first")
@@ -628,12 +725,14 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
     if problems and not allow_mismatch:
         raise Refused(f"report refused: {len(problems)} mismatch(es); pass --allow-mismatch to tabulate them "
                       "anyway, marked:\n" + "\n".join(f"  - {p['kind']}: {p['message']}" for p in problems))
-    tables = build_tables(results, problems, sweep)
+    stale, notes = find_stale(registries, sweep)
+    tables = build_tables(results, problems, sweep, stale)
     out.mkdir(parents=True, exist_ok=True)
-    text = markdown(tables, problems, registries, results, root)
+    text = markdown(tables, problems, registries, results, root, stale, sweep, notes)
     files = [out / "report.md"]
     files[0].write_text(text)
-    files += write_csvs(tables, results, out)
+    files += write_csvs(tables, results, out, stale)
+    warnings = ([stale_warning(stale, sweep)] if stale else []) + notes
     skipped = []
     if plots:
         for table in tables:
@@ -645,7 +744,8 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
             if appearance not in table.benchmarks:
                 skipped.append(f"tradeoff_{table.regime}: no {appearance} (appearance) probe in this regime")
         files.append(tensorboard_hparams(registries, results, out / "tensorboard"))
-    return {"markdown": text, "files": files, "tables": tables, "problems": problems, "skipped": skipped}
+    return {"markdown": text, "files": files, "tables": tables, "problems": problems, "skipped": skipped,
+            "stale": stale, "warnings": warnings}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -668,6 +768,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     for note in report["skipped"]:
         print(f"skipped {note}")
     print("written: " + ", ".join(str(f) for f in report["files"]))
+    for warning in report["warnings"]:  # last, where a reader of a long report still sees them
+        print(f"report: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -57,7 +57,7 @@ import yaml
 
 import jepa_lit
 from jepa_lit.cli import config_files, expand_config_stack
-from jepa_lit.hints import format_duration
+from jepa_lit.hints import format_duration, nearest
 
 SCHEMA = "jepa_lit.sweep_run/1"
 REGISTRY = "run.json"
@@ -658,7 +658,8 @@ def run_local(runs: list[Run], executor: Executor, jobs: int = 1, gpu_groups: Op
 
 
 def sbatch_script(runs: list[Run], spec: dict[str, Any], python: str = sys.executable) -> str:
-    """An sbatch array script: task i runs run i of the expanded sweep (``--index i``)."""
+    """An sbatch array script: task i runs ``runs[i]``, named by its id in the script (``--run-id``), so a
+    task runs the run it was written for whatever the selection (``--only``) or later edits of the spec."""
     slurm = {**SLURM_DEFAULTS, **(spec.get("slurm") or {})}
     root = Path(spec["output"]).resolve() / spec["scale"]
     array = f"0-{len(runs) - 1}" + (f"%{slurm['max_parallel']}" if slurm.get("max_parallel") else "")
@@ -679,14 +680,18 @@ def sbatch_script(runs: list[Run], spec: dict[str, Any], python: str = sys.execu
             lines.append(f"#SBATCH --{key}={slurm[key]}")
     lines += [f"#SBATCH {extra}" for extra in slurm.get("extra") or []]
     lines += ["",
-              f"# {len(runs)} runs of sweep {spec['name']!r}, scale {spec['scale']!r}; task i = run i:",
+              f"# {len(runs)} runs of sweep {spec['name']!r}, scale {spec['scale']!r}; task i runs RUNS[i]:",
               *[f"#   {i}: {run.run_id}" for i, run in enumerate(runs)],
               "# Pretraining runs under srun (one task per GPU, as Lightning's SLURM environment expects); the",
               "# probes run in this batch step. A task that ran out of time resumes from last.ckpt when resubmitted.",
+              "# Each task selects its run by id (--run-id), not by position: a position would shift with --only",
+              "# or with an edit of the spec while the array waits in the queue.",
+              "RUNS=(" + " ".join(shlex.quote(run.run_id) for run in runs) + ")",
+              "RUN_ID=${RUNS[$SLURM_ARRAY_TASK_ID]}",
               f"cd {shlex.quote(os.getcwd())}",
               "export NO_ALBUMENTATIONS_UPDATE=1",
               f"exec {shlex.quote(python)} -m jepa_lit.sweep {shlex.quote(spec['spec_path'])} --scale {spec['scale']} "
-              "--index \"$SLURM_ARRAY_TASK_ID\" --fit-prefix 'srun --kill-on-bad-exit=1'",
+              "--run-id \"$RUN_ID\" --fit-prefix 'srun --kill-on-bad-exit=1'",
               ""]
     return "\n".join(lines)
 
@@ -708,6 +713,14 @@ def submit_slurm(runs: list[Run], spec: dict[str, Any], submit: bool = True) -> 
 
 
 # ----- command line -------------------------------------------------------------------------------
+def did_you_mean(name: str, runs: list[Run], limit: int = 4) -> str:
+    """``; did you mean X?`` for the nearest run id, then a few valid ids."""
+    ids = [run.run_id for run in runs]
+    near = nearest(name, ids, cutoff=0.5)
+    shown = ", ".join(ids[:limit]) + (f", ... ({len(ids)} in all)" if len(ids) > limit else "")
+    return (f"; did you mean {near!r}?" if near else "") + f"\nrun ids (regime/variant/seed_S): {shown}"
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m jepa_lit.sweep", description=__doc__.split("\n\n")[0],
@@ -719,7 +732,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--gpu-groups", default=None,
                         help='local: CUDA_VISIBLE_DEVICES of each concurrent run, ";"-separated, e.g. "0,1,2,3;4,5,6,7"')
     parser.add_argument("--only", default=None, help="only the runs whose id (regime/variant/seed_S) matches this regex")
-    parser.add_argument("--index", type=int, default=None, help="only run number INDEX of the expansion (SLURM array task)")
+    parser.add_argument("--index", type=int, default=None, help="only run number INDEX of the expansion")
+    parser.add_argument("--run-id", default=None, help="only the run with exactly this id (regime/variant/seed_S); "
+                        "what each SLURM array task runs")
     parser.add_argument("--fit-prefix", default="", help="a command put before each pretraining (e.g. 'srun')")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and what each would do; run nothing")
     parser.add_argument("--rerun-changed", action="store_true",
@@ -738,8 +753,25 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"sweep: error: --index {args.index} outside 0-{len(runs) - 1}", file=sys.stderr)
             return 2
         runs = [runs[args.index]]
+    if args.run_id is not None:
+        chosen = [r for r in runs if r.run_id == args.run_id]
+        if not chosen:
+            print(f"sweep: error: --run-id {args.run_id!r} is not a run of {spec['spec_path']} at scale "
+                  f"{spec['scale']!r}{did_you_mean(args.run_id, runs)}", file=sys.stderr)
+            return 2
+        runs = chosen
     if args.only:
-        runs = [r for r in runs if re.search(args.only, r.run_id)]
+        try:
+            pattern = re.compile(args.only)
+        except re.error as error:
+            print(f"sweep: error: --only {args.only!r} is not a regular expression: {error}", file=sys.stderr)
+            return 2
+        matched = [r for r in runs if pattern.search(r.run_id)]
+        if not matched:  # a typo would otherwise "finish" a sweep of nothing
+            print(f"sweep: error: --only {args.only!r} matches none of the {len(runs)} runs"
+                  f"{did_you_mean(args.only, runs)}", file=sys.stderr)
+            return 2
+        runs = matched
     root = Path(spec["output"]).resolve() / spec["scale"]
     print(f"sweep {spec['name']!r}, scale {spec['scale']!r}: {len(runs)} runs in {root}")
     if args.dry_run:

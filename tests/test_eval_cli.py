@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from jepa_lit.cli import ProbeCLI, expand_config_stack, find_probe_name, main, run_cli
-from jepa_lit.data.fixtures import make_ucf101
+from jepa_lit.data.fixtures import make_diving48, make_ucf101
 from jepa_lit.eval.benchmarks import BENCHMARKS
 from jepa_lit.eval.results import check_comparable, compare
 
@@ -71,7 +71,9 @@ def test_probe_synthetic_end_to_end_through_the_cli(pretrained, capsys):
     clip = results["clip_protocol"]
     assert clip["datamodule"] == "jepa_lit.data.synthetic.SyntheticMotionDataModule"
     assert clip["init_args"]["num_frames"] == 8 and clip["init_args"]["seed"] == 42 and clip["test_views"] == 1
-    assert results["splits"] == {"train": 19, "val": 0, "test": 5, "num_classes": 8}
+    assert results["splits"] == {"train": 19, "val": 0, "test": 5, "num_classes": 8,
+                                 "clips": {"train": {"used": 19, "dropped": 0, "bad_files": []},
+                                           "test": {"used": 5, "dropped": 0, "bad_files": []}}}
     metrics = results["metrics"]
     assert set(metrics) >= {"top1", "top1_ci95", "top5", "mean_class_acc", "num_test_clips"}
     lo, hi = metrics["top1_ci95"]
@@ -111,10 +113,39 @@ def test_a_real_benchmark_from_its_fixture_tree_with_multi_view_test_clips(pretr
           "--data.crop_size", "32", "--data.num_workers", "0", "--data.eval_num_views", "2",
           "--features.batch_size", "4", "--trainer.max_epochs", "2", "--output", str(out), *QUIET])
     results = json.loads(out.read_text())
-    assert results["splits"] == {"train": 6, "val": 0, "test": 3, "num_classes": 101}
+    assert {k: results["splits"][k] for k in ("train", "val", "test", "num_classes")} == {
+        "train": 6, "val": 0, "test": 3, "num_classes": 101}
+    assert results["splits"]["clips"]["test"] == {"used": 3, "dropped": 0, "bad_files": []}
     assert results["clip_protocol"]["train_views"] == 1 and results["clip_protocol"]["test_views"] == 2
     assert "averaged" in results["clip_protocol"]["multi_view"]
     assert results["probe"]["lrs"] == [3e-4] and results["training"]["epochs"] == 2  # ucf101 default lr, overridden epochs
+
+
+def test_bad_clips_are_dropped_counted_and_reported_not_substituted(pretrained, tmp_path, capsys):
+    """Diving-48's fixture: 3 good test videos and one missing; 6 good train videos, one zero-byte and
+    one truncated. Each bad clip is left out of its split (a training-style substitute would score a
+    good clip twice), and the results say which and why."""
+    _, ckpt = pretrained
+    root = tmp_path / "diving48"
+    make_diving48(root)
+    out = tmp_path / "diving48.json"
+    main(["test", "--probe", "diving48", "--ckpt_path", str(ckpt), "--data.root", str(root), "--data.num_frames", "4",
+          "--data.crop_size", "32", "--data.num_workers", "0", "--features.batch_size", "4",
+          "--trainer.max_epochs", "2", "--output", str(out), *QUIET])
+    assert "bad clips dropped: train 2, test 1" in capsys.readouterr().out
+    results = json.loads(out.read_text())
+    splits, metrics = results["splits"], results["metrics"]
+    assert splits["test"] == 3 and metrics["num_test_clips"] == 3  # the 3 valid test videos, each scored once
+    assert splits["train"] + splits["val"] == 6
+    rgb = root / "rgb"
+    assert splits["clips"]["test"] == {"used": 3, "dropped": 1, "bad_files": [
+        {"path": str(rgb / "notOnDisk__00000.mp4"), "reason": "file not found (listed in the annotations but missing on disk)"}]}
+    train = splits["clips"]["train"]
+    assert train["used"] == 6 and train["dropped"] == 2
+    assert [(Path(b["path"]).name, b["reason"].split(":")[0]) for b in train["bad_files"]] == [
+        ("zeroBytes___00000.mp4", "zero-byte file"), ("truncated__00000.mp4", "cannot open container")]
+    # the metrics count the valid clips only: the confusion matrix and the bootstrap see 3 test clips
+    assert sum(map(sum, metrics["confusion_matrix"])) == 3
 
 
 def test_unknown_benchmark_lists_the_valid_ones_and_bad_checkpoints_are_refused(tmp_path, capsys):
@@ -152,7 +183,8 @@ def test_each_probe_yaml_writes_out_the_benchmark_defaults(name, capsys):
 
 def test_official_weights_are_probed_through_the_cli(pretrained, tmp_path):
     """An official-layout file (target_encoder / encoder entries, module.backbone. prefixes, no jepa_lit
-    metadata) is probed with --encoder official; its target_encoder weights are the ones used."""
+    metadata) is probed with --encoder official; its target_encoder weights are the ones used, and the
+    results JSON says so."""
     from jepa_lit.eval.checkpoint import load_eval_encoder
     from jepa_lit.models.official import export_official
 
@@ -169,6 +201,10 @@ def test_official_weights_are_probed_through_the_cli(pretrained, tmp_path):
     results = json.loads(out.read_text())
     assert results["encoder"]["used"] == "official"
     assert results["encoder"]["weights_sha256"] == trained.weights_sha256  # the very same weights
+    report = results["encoder"]["load_report"]  # which entry was read, and how the load went
+    assert report["entry"] == "target_encoder" and report["layout"] == "V-JEPA 2.1"
+    assert report["kept_initial"] == [] and report["ignored"] == [] and report["num_loaded"] > 0
+    assert report["rope_check"].startswith("consistent with a jepa-lit export")  # the recorded settings
     with pytest.raises(SystemExit):  # the size does not fit the weights: strict loading refuses
         main(["test", "--probe", "synthetic", "--ckpt_path", str(official), "--encoder", "official",
               "--official_encoder", '{size: small, depth: 2}', "--output", str(out), *TINY_SYNTHETIC])

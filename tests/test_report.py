@@ -9,10 +9,13 @@ import json
 import math
 from pathlib import Path
 
+from typing import Optional
+
 import pytest
+import yaml
 
 from jepa_lit.eval.results import comparison_key
-from jepa_lit.report import Refused, make_report, paired_delta, t_quantile, unpaired_delta
+from jepa_lit.report import RELEASED_MARKS, Refused, make_report, paired_delta, t_quantile, unpaired_delta
 from jepa_lit.report import main as report_main
 
 
@@ -35,16 +38,19 @@ def results_json(benchmark: str, top1: float, epochs: int) -> dict:
 
 
 def make_run(root: Path, regime: str, variant: str, seed: int, top1: dict[str, float], epochs: int = 100,
-             status: str = "done", config_hash: str = "", reference: str = "mixed") -> None:
+             status: str = "done", config_hash: str = "", reference: str = "mixed",
+             result_names: Optional[dict[str, str]] = None) -> None:
+    """A registry entry and its results JSONs; ``result_names``: benchmark -> file name under probes/."""
     run_dir = root / regime / variant / f"seed_{seed}"
     (run_dir / "probes").mkdir(parents=True)
     metrics = {}
     for bench, value in top1.items():
         results = results_json(bench, value, epochs)
-        (run_dir / "probes" / f"{bench}.json").write_text(json.dumps(results))
+        name = (result_names or {}).get(bench, f"{bench}.json")
+        (run_dir / "probes" / name).write_text(json.dumps(results))
         metrics[bench] = {"top1": value, "top1_ci95": results["metrics"]["top1_ci95"], "num_test_clips": 500,
                           "comparison_key": results["comparison_key"], "epochs": epochs, "checkpoint_step": 100,
-                          "results": f"probes/{bench}.json"}
+                          "results": f"probes/{name}"}
     (run_dir / "run.json").write_text(json.dumps({
         "schema": "jepa_lit.sweep_run/1", "run_id": f"{regime}/{variant}/seed_{seed}", "sweep": "t", "scale": "full",
         "regime": regime, "variant": variant, "seed": seed, "baseline": "baseline", "reference": reference,
@@ -112,7 +118,7 @@ def test_report_numbers_layout_and_files(study):
     assert header == ("| Variant | Seeds | SSv2 | IN-100 | Δ SSv2 [95% CI] | Δ IN-100 [95% CI] | Released SSv2 | "
                       "Released IN-100 |")
     row = next(line for line in md.splitlines() if line.startswith("| FWM-HW-LD"))
-    assert row == "| FWM-HW-LD | 0, 1, 2 | 8.00 ± 1.00 | 25.00 ± 2.65 | **+1.00 [+1.00, +1.00]** | **+3.00 [+0.52, +5.48]** | 11.60† | 30.78 |"
+    assert row == "| FWM-HW-LD | 0, 1, 2 | 8.00 ± 1.00 | 25.00 ± 2.65 | **+1.00 [+1.00, +1.00]** | **+3.00 [+0.52, +5.48]** | 11.60†¶ | 30.78¶ |"
     assert md.count("| Baseline |") == 1 and "| Baseline | 0, 1, 2 | 7.00 ± 1.00 | 22.00 ± 2.00 | — | — | 6.62 | 21.26 |" in md
     assert "mixed/hw/seed_0: failed" in md  # runs not tabulated are listed
     assert "50 epochs instead of 100" in md and "seed 42" in md
@@ -180,3 +186,92 @@ def test_refuses_seeds_of_one_variant_with_different_configs(tmp_path):
 def test_nothing_to_report(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run registry"):
         make_report(tmp_path)
+
+
+def test_the_released_runs_without_an_ld_gradient_are_marked_on_every_benchmark(study):
+    """OBJECTIVES.md 5.1: released HW-LD and FWM-HW-LD trained no LD head (effectively base + HW (+ FWM))."""
+    for variant in ("hw_ld", "fwm_hw_ld"):
+        for bench in ("diving48", "imagenet100", "ssv2"):
+            assert "¶" in RELEASED_MARKS[("mixed", variant, bench)]
+    assert RELEASED_MARKS[("mixed", "hw_ld", "diving48")] == "†¶"  # 50 probe epochs as well
+    assert all("¶" not in RELEASED_MARKS.get(("mixed", v, "imagenet100"), "") for v in ("ld", "fwm_ld", "hw", "fwm"))
+    md = make_report(study, plots=False)["markdown"]
+    assert "| 11.60†¶ | 30.78¶ |" in md
+    assert "¶ released HW-LD and FWM-HW-LD computed their hard-weighted LD term under no_grad" in md
+    assert "base + HW (+ FWM)" in md
+
+    root = study.parent / "no_hw_ld"  # a table without those rows: no ¶ note
+    for seed in (0, 1, 2):
+        make_run(root, "mixed", "baseline", seed, BASE[seed])
+        make_run(root, "mixed", "ld", seed, LD[seed])
+    md = make_report(root, plots=False)["markdown"]
+    assert "¶" not in md and "† released" not in md
+
+
+def write_sweep_spec(tmp_path: Path, max_steps: int = 10) -> Path:
+    """A sweep spec over two mixed variants (the experiment files of the repository)."""
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "t", "output": str(tmp_path / "out"), "seeds": [0, 1],
+        "regimes": {"mixed": {"config": str(experiments / "mixed_{variant}.yaml"), "reference": "mixed",
+                              "probes": ["imagenet100", "ssv2"], "variants": ["baseline", "ld"]}},
+        "probes": {b: str(experiments / "probes" / f"{b}.yaml") for b in ("imagenet100", "ssv2")},
+        "fit": {"trainer": {"max_steps": max_steps}}}))
+    return spec
+
+
+def test_stale_runs_are_marked_and_warned_about(tmp_path, capsys):
+    """A run whose config hash is not what the spec now expands to (the sweep's "config changed"), or whose
+    probe results are not the file the spec now writes, is tabulated with a mark, listed, and warned about."""
+    from jepa_lit.sweep import expand
+
+    spec = write_sweep_spec(tmp_path)
+    current = {r.run_id: r for r in expand(spec)}
+    root = tmp_path / "out" / "full"
+
+    def names(run_id):
+        return {p.benchmark: p.output_name for p in current[run_id].probes}
+
+    for seed in (0, 1):
+        base_names = names(f"mixed/baseline/seed_{seed}")
+        if seed == 1:  # its imagenet100 probe ran with settings the spec no longer has
+            base_names["imagenet100"] = "imagenet100-0ld0ld0l.json"
+        make_run(root, "mixed", "baseline", seed, BASE[seed], result_names=base_names,
+                 config_hash=current[f"mixed/baseline/seed_{seed}"].config_hash)
+        make_run(root, "mixed", "ld", seed, LD[seed], result_names=names(f"mixed/ld/seed_{seed}"),
+                 config_hash="0123456789abcdef")  # pretrained with an older config
+    (root / "sweep.json").write_text(json.dumps({"spec": str(spec), "scale": "full"}))
+
+    report = make_report(root, plots=False)
+    assert set(report["stale"]) == {("mixed/ld/seed_0", "imagenet100"), ("mixed/ld/seed_0", "ssv2"),
+                                    ("mixed/ld/seed_1", "imagenet100"), ("mixed/ld/seed_1", "ssv2"),
+                                    ("mixed/baseline/seed_1", "imagenet100")}
+    lines = report["markdown"].splitlines()
+    baseline = next(line for line in lines if line.startswith("| Baseline |"))
+    ld = next(line for line in lines if line.startswith("| LD |"))
+    assert baseline.startswith("| Baseline | 0, 1 | 21.00 ± 1.41 ※ | 6.50 ± 0.71 | — | — |")  # ssv2 fresh
+    assert ld.count("※") == 4  # both values and both deltas
+    ld_hash = current["mixed/ld/seed_0"].config_hash
+    assert f"- mixed/ld/seed_0: config changed since it ran (config hash 0123456789abcdef -> {ld_hash})" in lines
+    assert any(line.startswith("- mixed/baseline/seed_1: imagenet100 probe settings changed since it ran "
+                               "(probes/imagenet100-0ld0ld0l.json; the spec now writes") for line in lines)
+    with open(root / "report" / "table_mixed.csv") as handle:
+        rows = {r["variant"]: r for r in csv.DictReader(handle)}
+    assert (rows["baseline"]["ssv2_stale"], rows["baseline"]["imagenet100_stale"], rows["ld"]["ssv2_stale"]) == ("0", "1", "1")
+
+    assert report_main([str(root), "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "report: warning: 3 finished run(s) no longer match" in err and "--rerun-changed" in err
+
+    (root / "sweep.json").write_text(json.dumps({"spec": str(tmp_path / "gone.yaml"), "scale": "full"}))
+    report = make_report(root, plots=False)  # the spec is gone: the report says it could not check
+    assert report["stale"] == {} and "runs not checked against the spec" in report["warnings"][0]
+
+
+def test_a_mistyped_sweep_folder_names_the_nearest_one(tmp_path, capsys):
+    (tmp_path / "sweep" / "smoke").mkdir(parents=True)
+    assert report_main([str(tmp_path / "sweep" / "smok")]) == 1
+    err = capsys.readouterr().err
+    assert f"sweep folder not found: {tmp_path / 'sweep' / 'smok'}" in err
+    assert f"did you mean {tmp_path / 'sweep' / 'smoke'}?" in err

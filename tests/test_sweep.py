@@ -3,8 +3,13 @@ from last.ckpt), the SLURM script, and one tiny real run through `python -m jepa
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import statistics
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -257,8 +262,64 @@ def test_sbatch_array_script(tmp_path):
     assert "#SBATCH --gres=gpu:4" in script and "#SBATCH --partition=gpu" in script
     command = script.strip().splitlines()[-1]
     assert shlex.split(command)[:4] == ["exec", "/venv/bin/python", "-m", "jepa_lit.sweep"]
-    assert '--index "$SLURM_ARRAY_TASK_ID"' in command and "--fit-prefix 'srun --kill-on-bad-exit=1'" in command
+    assert '--run-id "$RUN_ID"' in command and "--fit-prefix 'srun --kill-on-bad-exit=1'" in command
     assert f"#   9: {runs[9].run_id}" in script
+    assert script_runs(script) == [r.run_id for r in runs]
+
+
+def script_runs(script: str) -> list[str]:
+    """The RUNS=(...) array of an sbatch script, as bash reads it."""
+    (line,) = [line for line in script.splitlines() if line.startswith("RUNS=(")]
+    return shlex.split(line[len("RUNS=("):-1])
+
+
+def task_arguments(script: Path, task: int) -> list[str]:
+    """The arguments task ``task`` passes to ``python -m jepa_lit.sweep``: the script run by bash with
+    ``python -m jepa_lit.sweep`` replaced by printf, so bash itself resolves ${RUNS[$SLURM_ARRAY_TASK_ID]}."""
+    text = script.read_text().replace(f"exec {shlex.quote(sys.executable)} -m jepa_lit.sweep", "exec printf '%s\\0'")
+    assert "exec printf" in text
+    out = subprocess.run(["bash", "-c", text], capture_output=True, text=True, check=True,
+                         env={**os.environ, "SLURM_ARRAY_TASK_ID": str(task)})
+    return out.stdout.split("\0")[:-1]
+
+
+def test_slurm_tasks_of_an_only_selection_run_their_own_run_by_id(tmp_path, capsys):
+    """With --only, task i must run the i-th *selected* run (not run i of the whole expansion), and keep
+    doing so when the spec is edited while the array waits in the queue."""
+    spec = write_spec(tmp_path)
+    assert sweep.main([str(spec), "--only", "mixed/.*", "--launcher", "slurm", "--no-submit"]) == 0
+    script = tmp_path / "out" / "full" / "slurm" / "sweep.sbatch"
+    text = script.read_text()
+    selected = ["mixed/baseline/seed_0", "mixed/fwm_hw_ld/seed_0", "mixed/baseline/seed_1", "mixed/fwm_hw_ld/seed_1"]
+    assert "#SBATCH --array=0-3\n" in text and script_runs(text) == selected
+    assert all(f"#   {i}: {run_id}\n" in text for i, run_id in enumerate(selected))
+    assert [r.run_id for r in expand(spec)][0] == "ucf101/baseline/seed_0"  # what --index 0 would have run
+
+    # the spec edited while queued: the ucf101 runs before the mixed ones change, the selected ids do not
+    write_spec(tmp_path, seeds=[1, 0])
+    for task in (0, 3):
+        args = task_arguments(script, task)
+        assert args[0] == str(spec.resolve()) and args[args.index("--run-id") + 1] == selected[task]
+        capsys.readouterr()
+        assert sweep.main([*args, "--dry-run"]) == 0  # the task's own selection, without running it
+        listed = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+        assert listed == [selected[task]]
+
+
+def test_a_selection_that_matches_nothing_is_an_error(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    assert sweep.main([str(spec), "--only", "ucf101/kinematic_l2"]) == 2
+    err = capsys.readouterr().err
+    assert "--only 'ucf101/kinematic_l2' matches none of the 10 runs" in err
+    assert "did you mean 'ucf101/kinematic_l1/seed_" in err and "run ids (regime/variant/seed_S): ucf101/baseline/seed_0" in err
+    assert not (tmp_path / "out").exists()  # nothing registered, nothing run
+    assert sweep.main([str(spec), "--only", "mixed/(", "--dry-run"]) == 2
+    assert "is not a regular expression" in capsys.readouterr().err
+    assert sweep.main([str(spec), "--run-id", "mixed/fwm_hw_ld/seed_7", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "--run-id 'mixed/fwm_hw_ld/seed_7' is not a run of" in err and "did you mean 'mixed/fwm_hw_ld/seed_" in err
+    assert sweep.main([str(spec), "--run-id", "mixed/fwm_hw_ld/seed_1", "--dry-run"]) == 0
+    assert "1 runs" in capsys.readouterr().out
 
 
 def test_probe_commands_do_not_inherit_the_slurm_task_layout(tmp_path, monkeypatch):
@@ -328,3 +389,111 @@ def test_tiny_real_run_end_to_end_and_resumed(tmp_path):
     registry = json.loads(run.registry_path.read_text())
     assert registry["attempts"][-1]["resumed_from_step"] == 2 and registry["pretraining"]["global_step"] == 4
     assert "Restored all states from the checkpoint" in sweep.tail(run.run_dir / "logs" / "fit.log", 15)
+
+
+# ----- the sweep and the report together: 2 variants x 2 seeds, real commands, real registries ----
+def tensorboard_image_tags(log_dir: Path) -> dict[str, int]:
+    """{tag: number of image events} of the TensorBoard event files in ``log_dir``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"images": 0})
+    events.Reload()
+    return {tag: len(events.Images(tag)) for tag in events.Tags()["images"]}
+
+
+def test_sweep_then_report_two_variants_two_seeds(tmp_path, capsys):
+    """The smoke scale of experiments/sweep.yaml made tinier (2 blocks, 4 steps, 8 clips; probe on 24 clips
+    at 32 px for 2 epochs), baseline and Kin-L1 x seeds 0 and 1, two runs at a time, through the sweep's
+    own main (each run: `jepa-lit fit`, then `jepa-lit test --probe` without a logger flag); then
+    jepa_lit.report's make_report on the registries it wrote."""
+    from jepa_lit.report import make_report
+
+    smoke = yaml.safe_load((EXPERIMENTS / "sweep.yaml").read_text())["scales"]["smoke"]
+    fit = sweep.deep_merge(smoke["fit"], {
+        "trainer": {"max_steps": 4, "log_every_n_steps": 1},
+        "model": {"init_args": {"encoder": {"init_args": {"depth": 2}}, "predictor_width": 32, "predictor_depth": 1,
+                                "predictor_heads": 2}},
+        "data": {"init_args": {"num_clips": 8}}})
+    callbacks = {c["class_path"].rsplit(".", 1)[1]: c["init_args"] for c in fit["trainer"]["callbacks"]}
+    callbacks["RunCheckpoint"]["every_n_train_steps"] = 2  # every callback acts within the 4 steps
+    callbacks["RepresentationHealth"]["every_n_steps"] = 2
+    spec = write_spec(
+        tmp_path, seeds=[0, 1], jobs=2, env=smoke["env"], keep_feature_cache=False, fit=fit,
+        objective_embed_dim=smoke["objective_embed_dim"], report={"appearance": "imagenet100", "motion": ["synthetic"]},
+        regimes={"synthetic": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"), "reference": "ucf101",
+                               "probes": ["synthetic"], "variants": ["baseline", "kinematic_l1"]}},
+        probes={"synthetic": str(EXPERIMENTS / "probes" / "synthetic_demo.yaml")},
+        probe={"synthetic": {"data": {"init_args": {"num_clips": 24, "crop_size": 32}}, "trainer": {"max_epochs": 2}}})
+    runs = expand(spec)
+    assert [r.run_id for r in runs] == ["synthetic/baseline/seed_0", "synthetic/kinematic_l1/seed_0",
+                                        "synthetic/baseline/seed_1", "synthetic/kinematic_l1/seed_1"]
+
+    code = sweep.main([str(spec)])
+    out = capsys.readouterr().out
+    logs = "\n".join(sweep.tail(r.run_dir / "logs" / name, 20) for r in runs for name in ("fit.log", "probe-synthetic.log"))
+    assert code == 0, out + logs
+    assert "4/4 runs finished" in out and "sweep finished" in out and "4 done" in out
+
+    # the registries are complete
+    top1 = {}
+    for run in runs:
+        registry = json.loads(run.registry_path.read_text())
+        assert registry["status"] == "done" and registry["error"] is None
+        assert (registry["run_id"], registry["seed"], registry["config_hash"]) == (run.run_id, run.seed, run.config_hash)
+        assert registry["pretraining"]["complete"] and registry["pretraining"]["global_step"] == 4
+        assert registry["package"]["version"] and len(registry["attempts"]) == 1
+        attempt = registry["attempts"][0]
+        assert attempt["action"] == "start" and attempt["fit_rc"] == 0 and attempt["probe_synthetic_rc"] == 0
+        metric = registry["metrics"]["synthetic"]
+        results = json.loads((run.run_dir / metric["results"]).read_text())
+        assert metric["top1"] == results["metrics"]["top1"] and metric["checkpoint_step"] == 4
+        assert results["training"]["epochs"] == 2 and results["splits"]["test"] == 5
+        top1[(run.variant, run.seed)] = metric["top1"]
+        # the probe ran without a logger flag: its default logger drew the confusion matrix next to the JSON
+        assert Path(results["tensorboard"]) == run.run_dir / "probes" / "tb" / "synthetic" / "version_0"
+        assert tensorboard_image_tags(Path(results["tensorboard"])) == {"test/confusion_matrix": 1}
+        assert not (run.run_dir / "feature_cache").exists()
+
+    # the report on those registries
+    root = runs[0].run_dir.parents[2]  # <output>/<scale>
+    report = make_report(root)
+    assert report["problems"] == [] and report["stale"] == {} and report["warnings"] == []
+    (table,) = report["tables"]
+    assert (table.regime, table.variants, table.benchmarks) == ("synthetic", ["baseline", "kinematic_l1"], ["synthetic"])
+    assert table.seeds == {"baseline": [0, 1], "kinematic_l1": [0, 1]}
+    base = [top1[("baseline", s)] for s in (0, 1)]
+    kin = [top1[("kinematic_l1", s)] for s in (0, 1)]
+    diffs = [k - b for k, b in zip(kin, base)]
+    half = 12.7062 * statistics.stdev(diffs) / 2 ** 0.5  # t(0.975, 1) * sd / sqrt(n)
+    cell = table.cells[("kinematic_l1", "synthetic")]
+    assert cell.mean == pytest.approx(statistics.fmean(kin)) and cell.std == pytest.approx(statistics.stdev(kin))
+    assert cell.delta.per_seed == pytest.approx({0: diffs[0], 1: diffs[1]}) and cell.delta.method == "paired-t"
+    assert cell.delta.lo == pytest.approx(statistics.fmean(diffs) - half, abs=1e-3)
+    assert cell.delta.hi == pytest.approx(statistics.fmean(diffs) + half, abs=1e-3)
+
+    lines = report["markdown"].splitlines()
+    assert f"| Baseline | 0, 1 | {statistics.fmean(base):.2f} ± {statistics.stdev(base):.2f} | — | 27.50 |" in lines
+    (row,) = [line for line in lines if line.startswith("| Kin-L1 1.0 |")]
+    delta = (f"{statistics.fmean(diffs):+.2f} [{statistics.fmean(diffs) - half:+.2f}, "
+             f"{statistics.fmean(diffs) + half:+.2f}]")
+    assert row.startswith(f"| Kin-L1 1.0 | 0, 1 | {statistics.fmean(kin):.2f} ± {statistics.stdev(kin):.2f} | ")
+    assert delta in row and row.endswith("| 67.50‡ |")  # the paired delta, then the released reference
+    folder = root / "report"
+    with open(folder / "table_synthetic.csv") as handle:
+        rows = {r["variant"]: r for r in csv.DictReader(handle)}
+    assert float(rows["kinematic_l1"]["synthetic_mean"]) == pytest.approx(statistics.fmean(kin), abs=1e-4)
+    assert float(rows["kinematic_l1"]["synthetic_delta"]) == pytest.approx(statistics.fmean(diffs), abs=1e-4)
+    assert (rows["kinematic_l1"]["synthetic_n"], rows["kinematic_l1"]["synthetic_delta_method"]) == ("2", "paired-t")
+    assert rows["baseline"]["synthetic_delta"] == "" and rows["kinematic_l1"]["synthetic_stale"] == "0"
+    assert (folder / "heatmap_synthetic.png").read_bytes()[:4] == b"\x89PNG"
+    with open(folder / "runs.csv") as handle:
+        assert sorted(r["run_id"] for r in csv.DictReader(handle)) == sorted(r.run_id for r in runs)
+
+    # the spec edited afterwards: the sweep would refuse the runs as changed, and the report marks them stale
+    edited = yaml.safe_load(spec.read_text())
+    edited["fit"]["trainer"]["max_steps"] = 5
+    spec.write_text(yaml.safe_dump(edited))
+    assert {plan(r)[0] for r in expand(spec)} == {"changed"}
+    stale = make_report(root, plots=False)
+    assert {run_id for run_id, _ in stale["stale"]} == {r.run_id for r in runs}
+    assert "--rerun-changed" in stale["warnings"][0] and "## Stale runs (marked ※)" in stale["markdown"]

@@ -21,10 +21,48 @@ are cached once, so the probe never sees augmented clips, as in the study.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from lightning.pytorch.loggers import TensorBoardLogger
 
 # The study's eval pipeline on the train split: uniform frames, no augmentation.
 _EVAL_TRAIN = {"train_sampling": "uniform", "train_augment": False}
+
+
+class ProbeLogger(TensorBoardLogger):
+    """The probe Trainer's default logger: TensorBoard (the confusion matrix image ``test/confusion_matrix``
+    and the probe's losses) next to the results JSON, in ``<results folder>/tb/<benchmark>/version_N``
+    (``RUN/probes/tb/<benchmark>/...`` by default).
+
+    That folder follows ``--output`` and the checkpoint, so it is known only when the probe runs:
+    ``place_probe_logger`` then swaps this placeholder for a TensorBoardLogger there. A ``save_dir`` or
+    ``name`` given here is kept. ``trainer.logger: false`` turns logging off; any other logger is used as given.
+    """
+
+    def __init__(self, save_dir: Optional[str] = None, name: Optional[str] = None,
+                 version: Optional[Union[int, str]] = None):
+        self.placement = {"save_dir": save_dir, "name": name, "version": version}
+        # a usable logger even outside jepa-lit test --probe (nothing is written until it logs)
+        super().__init__(save_dir=save_dir or "probe_logs", name=name or "probe", version=version,
+                         default_hp_metric=False)
+
+
+def place_probe_logger(trainer, results_dir: Path, benchmark: str) -> Optional[str]:
+    """Swap a ProbeLogger of ``trainer`` for a TensorBoardLogger in ``results_dir/tb/<benchmark>`` (its own
+    save_dir / name when it was given them); returns the log folder of the Trainer's first TensorBoard
+    logger, for the results JSON (None when it has none, e.g. ``trainer.logger: false``)."""
+    loggers = []
+    for logger in trainer.loggers:
+        if isinstance(logger, ProbeLogger):
+            where = logger.placement
+            logger = TensorBoardLogger(save_dir=where["save_dir"] or str(Path(results_dir) / "tb"),
+                                       name=where["name"] or benchmark, version=where["version"],
+                                       default_hp_metric=False)
+        loggers.append(logger)
+    trainer.loggers = loggers
+    folders = [logger.log_dir for logger in loggers if isinstance(logger, TensorBoardLogger)]
+    return folders[0] if folders else None
 
 
 @dataclass(frozen=True)
@@ -56,7 +94,8 @@ class Benchmark:
                 "accelerator": "auto",
                 "devices": 1,
                 "precision": "32-true",
-                "logger": False,
+                # TensorBoard next to the results JSON, placed when the probe runs (ProbeLogger); false: none
+                "logger": {"class_path": "jepa_lit.eval.benchmarks.ProbeLogger"},
                 "enable_checkpointing": False,
                 "enable_model_summary": False,
             },

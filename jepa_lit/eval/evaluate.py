@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional
 
 import lightning as L
 
-from jepa_lit.eval.benchmarks import Benchmark
+from jepa_lit.eval.benchmarks import Benchmark, place_probe_logger
 from jepa_lit.eval.checkpoint import load_eval_encoder, load_official_eval_encoder
 from jepa_lit.eval.feature_data import FeatureDataModule
 from jepa_lit.eval.features import cache_key, extract_or_load
@@ -88,8 +88,12 @@ def evaluate_checkpoint(
 
     if seed is not None:  # the probe's init and data order do not depend on whether the cache was hit
         L.seed_everything(seed, workers=True, verbose=False)
+    # the default logger (ProbeLogger) writes TensorBoard next to the results JSON: RUN/probes/tb/<benchmark>
+    results_dir = Path(output).resolve().parent if output else run_dir_of(ckpt_path) / "probes"
+    tensorboard = place_probe_logger(trainer, results_dir, benchmark.name)
     with warnings.catch_warnings():  # no validation split is the default, not a mistake
         warnings.filterwarnings("ignore", message=".*Total length of .* across ranks is zero.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")  # short probe epochs
         trainer.fit(model, datamodule=features)
         trainer.test(model, datamodule=features, verbose=False)
     done = time.perf_counter()
@@ -118,13 +122,18 @@ def evaluate_checkpoint(
                        "multi_view": "softmax probabilities averaged over the test views" if views["test"] > 1 else None},
         probe=probe,
         training=training,
-        splits={**features.sizes(), "num_classes": datamodule.num_classes},
+        # clips: per extracted split, the clips used and those dropped as bad files (with their reasons)
+        splits={**features.sizes(), "num_classes": datamodule.num_classes,
+                "clips": {split: sets[split].clip_counts() for split in sets}},
         outcome=model.results,
         seed=seed,
         timing={"features": round(extracted - start, 2), "probe": round(done - extracted, 2),
                 "total": round(done - start, 2)},
     )
+    results["tensorboard"] = tensorboard  # the probe's TensorBoard log folder (None without a logger)
     path = write_results(results, output) if trainer.is_global_zero else Path(output or "")
     if verbose and trainer.is_global_zero:
-        print(summary(results) + f"\n  results: {path}", flush=True)
+        dropped = ", ".join(f"{split} {len(sets[split].dropped)}" for split in sets if sets[split].dropped)
+        note = f"\n  bad clips dropped: {dropped} (listed under splits.clips in the results)" if dropped else ""
+        print(summary(results) + note + f"\n  results: {path}", flush=True)
     return results, path

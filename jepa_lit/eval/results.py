@@ -161,6 +161,8 @@ def summary(results: dict[str, Any]) -> str:
     lines.append(f"  top-1 {m['top1']:.2f} % (95% CI {lo:.2f}-{hi:.2f}, {m['num_test_clips']} test clips; "
                  f"chance {results['benchmark_info']['chance']:.2f} %), top-{m['top_k']} {m['top5']:.2f} %, "
                  f"mean per-class {m['mean_class_acc']:.2f} %")
+    if results.get("tensorboard"):  # the confusion matrix image and the probe's losses
+        lines.append(f"  TensorBoard: tensorboard --logdir {results['tensorboard']}")
     return "\n".join(lines)
 
 
@@ -187,8 +189,30 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not paths:
         print("usage: python -m jepa_lit.eval.results RESULT.json [RESULT.json ...]", file=sys.stderr)
         return 2
+    loaded = []
+    for p in paths:  # a wrong path or a file that is not a results JSON: say which, not a traceback
+        try:
+            results = json.loads(Path(p).read_text())
+        except FileNotFoundError:
+            from jepa_lit.hints import path_hint
+
+            hint = path_hint(str(Path(p).absolute()), suffixes=[".json"])  # absolute: the listing of "." too
+            print(f"error: results file not found: {p}" + (f"\n{hint}" if hint else ""), file=sys.stderr)
+            return 2
+        except OSError as error:
+            print(f"error: cannot read {p}: {error.strerror or error}", file=sys.stderr)
+            return 2
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            print(f"error: {p} is not JSON ({error}); expected a probe results JSON written by "
+                  "jepa-lit test --probe", file=sys.stderr)
+            return 2
+        if not isinstance(results, dict) or not str(results.get("schema", "")).startswith(SCHEMA.split("/")[0]):
+            print(f"error: {p} is not a probe results JSON (no \"schema\": \"{SCHEMA}\"); expected a file "
+                  "written by jepa-lit test --probe (RUN/probes/*.json)", file=sys.stderr)
+            return 2
+        loaded.append(results)
     try:
-        print(compare([json.loads(Path(p).read_text()) for p in paths]))
+        print(compare(loaded))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
