@@ -83,6 +83,7 @@ class JEPAModule(L.LightningModule):
             num_levels=encoder.num_levels,
             rope_interleave=encoder.rope_interleave,
             interpolate_rope=encoder.interpolate_rope,
+            patch_size=encoder.patch_size,
             activation_checkpointing=encoder.activation_checkpointing,
         )
         self.target_mode = target_encoder

@@ -162,6 +162,8 @@ def test_interpolated_rope_positions_span_the_pretraining_grid():
     assert rope_coordinates(last, grid, interpolate=True).tolist() == [[1.0, 15.0, 15.0]]
     middle_row = torch.tensor([3 * 5])  # t 0, row 3 of 0..6 -> 7.5
     assert rope_coordinates(middle_row, grid, interpolate=True).tolist() == [[0.0, 7.5, 0.0]]
+    # patch 14: V-JEPA 2.1 pretrained at 252 px, an 18 x 18 grid
+    assert rope_coordinates(last, grid, interpolate=True, patch_size=14).tolist() == [[1.0, 17.0, 17.0]]
 
 
 def test_predictor_takes_the_encoders_rope_settings():

@@ -24,12 +24,21 @@ def token_coordinates(index: Tensor, grid: tuple[int, int, int]) -> Tensor:
     return torch.stack([t, h, w], dim=-1).float()
 
 
-def rope_coordinates(index: Tensor, grid: tuple[int, int, int], interpolate: bool = False) -> Tensor:
+def rope_pretrained_grid(patch_size: int) -> int:
+    """The row / column count V-JEPA 2.1 interpolates RoPE positions to: its pretraining grid (256 px,
+    or 252 px for patch 14)."""
+    return (252 if patch_size == 14 else 256) // patch_size
+
+
+def rope_coordinates(index: Tensor, grid: tuple[int, int, int], interpolate: bool = False,
+                     patch_size: int = 16) -> Tensor:
     """The (t, h, w) positions RoPE rotates by. ``interpolate`` (V-JEPA 2.1's ``interpolate_rope``, in
-    the encoder and the predictor alike) maps rows and columns onto the 16 x 16 grid of pretraining."""
+    the encoder and the predictor alike) maps rows and columns onto the pretraining grid
+    (``rope_pretrained_grid``: 16 x 16 for patch 16)."""
     coords = token_coordinates(index, grid)
     if interpolate:
-        scale = [1.0, 15.0 / max(grid[1] - 1, 1), 15.0 / max(grid[2] - 1, 1)]
+        last = rope_pretrained_grid(patch_size) - 1
+        scale = [1.0, last / max(grid[1] - 1, 1), last / max(grid[2] - 1, 1)]
         coords = coords * torch.tensor(scale, device=coords.device)
     return coords
 

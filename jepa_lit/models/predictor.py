@@ -24,7 +24,8 @@ class Predictor(nn.Module):
         width, depth, num_heads: the predictor ViT (the study: 256, 8, 8).
         num_mask_tokens: one learned token per mask generator.
         num_levels: hierarchical levels of the encoder output.
-        rope_interleave, interpolate_rope: as in the encoder (V-JEPA 2.1 passes both to the predictor).
+        rope_interleave, interpolate_rope: as in the encoder (V-JEPA 2.1 passes both to the predictor);
+        patch_size: the encoder's (the grid ``interpolate_rope`` maps to depends on it).
         modality_embedding: learned video / image vectors added to every token.
         activation_checkpointing: recompute block activations in backward.
     """
@@ -40,12 +41,13 @@ class Predictor(nn.Module):
         mlp_ratio: float = 4.0,
         rope_interleave: bool = True,
         interpolate_rope: bool = False,
+        patch_size: int = 16,
         modality_embedding: bool = True,
         activation_checkpointing: bool = False,
     ):
         super().__init__()
         self.width, self.num_heads = width, num_heads
-        self.rope_interleave, self.interpolate_rope = rope_interleave, interpolate_rope
+        self.rope_interleave, self.interpolate_rope, self.patch_size = rope_interleave, interpolate_rope, patch_size
         self.activation_checkpointing = activation_checkpointing
         in_dim = encoder_dim * num_levels
         if num_levels > 1:
@@ -93,7 +95,8 @@ class Predictor(nn.Module):
         if self.video_mod_embed is not None:
             x = x + modality_vector(self.video_mod_embed, self.img_mod_embed, image)
         # Attention is permutation-equivariant given the positions, so no sorting is needed.
-        coords = rope_coordinates(torch.cat([context_idx, target_idx], dim=1), grid, self.interpolate_rope)
+        coords = rope_coordinates(torch.cat([context_idx, target_idx], dim=1), grid, self.interpolate_rope,
+                                   self.patch_size)
         rope = head_axis(rope_rotation(coords, self.width // self.num_heads, self.rope_interleave))
         for block in self.predictor_blocks:
             if self.activation_checkpointing and self.training and torch.is_grad_enabled():

@@ -187,7 +187,7 @@ class VisionTransformer(nn.Module):
 
     def _rope(self, grid, token_idx: Optional[Tensor], device) -> Rotation:
         index = token_idx if token_idx is not None else torch.arange(grid[0] * grid[1] * grid[2], device=device)
-        coords = rope_coordinates(index, grid, self.interpolate_rope)
+        coords = rope_coordinates(index, grid, self.interpolate_rope, self.patch_size)
         rotation = rope_rotation(coords, self.embed_dim // self.num_heads, self.rope_interleave)
         return head_axis(rotation)
 
