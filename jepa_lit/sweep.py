@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as _dt
-import hashlib
 import inspect
 import importlib
 import json
@@ -57,6 +56,7 @@ import yaml
 
 import jepa_lit
 from jepa_lit.cli import config_files, expand_config_stack
+from jepa_lit.hashing import json_sha256
 from jepa_lit.hints import format_duration, nearest
 
 SCHEMA = "jepa_lit.sweep_run/1"
@@ -88,8 +88,7 @@ def deep_merge(base: Any, over: Any) -> Any:
 
 
 def stable_hash(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()
+    return json_sha256(parts)
 
 
 def load_spec(path: str | os.PathLike, scale: str = "full") -> dict[str, Any]:

@@ -22,7 +22,6 @@ leaves nothing that looks valid.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -40,6 +39,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from jepa_lit.data.video_dataset import ClipDataset, collate_dropping_bad
+from jepa_lit.hashing import json_sha256
 
 log = logging.getLogger("jepa_lit.eval")
 
@@ -190,8 +190,7 @@ def cache_key(encoder_sha256: str, encoder_config: dict, pooling: Pooling, data_
         "data_class": data_class,
         "data_args": {k: v for k, v in sorted(data_args.items()) if k not in LOADER_ONLY_ARGS},
     }
-    blob = json.dumps(description, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:24], description
+    return json_sha256(description)[:24], description
 
 
 def ordered_loader(loader: DataLoader) -> DataLoader:

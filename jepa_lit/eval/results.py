@@ -13,7 +13,6 @@ differ (the study's release compared probes trained for 50 and 100 epochs; OBJEC
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import platform
 from pathlib import Path
@@ -25,6 +24,7 @@ import torchmetrics
 
 import jepa_lit
 from jepa_lit.eval.features import LOADER_ONLY_ARGS
+from jepa_lit.hashing import json_sha256
 
 SCHEMA = "jepa_lit.probe_result/1"
 # Probe-module arguments that do not change what is measured.
@@ -55,8 +55,7 @@ def comparison_settings(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def comparison_key(results: dict[str, Any]) -> str:
-    blob = json.dumps(comparison_settings(results), sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return json_sha256(comparison_settings(results))[:16]
 
 
 def check_comparable(results: Iterable[dict[str, Any]]) -> str:
