@@ -13,16 +13,14 @@ from __future__ import annotations
 import bisect
 
 import logging
-import math
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 import lightning as L
 import numpy as np
-import torch.distributed as dist
-from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
+from torch.utils.data import ConcatDataset, DataLoader
 
-from jepa_lit.data.resumable import evaluation_loader, training_loader, with_draw_keys
+from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
 from jepa_lit.data.clip_sampling import RandomClipSampler, UniformClipSampler
 from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
 from jepa_lit.data.imagenet100 import index_imagenet100
@@ -52,15 +50,11 @@ DIR/                 (data.root; each sub-folder overridable: data.ucf101_root, 
 """
 
 
-class MixtureSampler(DistributedSampler):
+class MixtureSampler(EpochSampler):
     """Draws `num_samples` indices per epoch into a ConcatDataset: source d with probability
     weights[d], then uniformly inside it. Deterministic per (seed, epoch); call set_epoch() each
     epoch (Lightning does), or pass `fixed_epoch` for the same draws every time. Each rank yields
-    its share (draws rank, rank + world, ...).
-
-    It subclasses DistributedSampler so that Lightning keeps it as it is under DDP instead of
-    wrapping it in a second distributed sampler. Rank and world size default to torch.distributed's
-    when it is initialised, else 0 and 1.
+    its share (draws rank, rank + world, ...); sharding, resuming and draw keys are EpochSampler's.
     """
 
     def __init__(
@@ -72,6 +66,7 @@ class MixtureSampler(DistributedSampler):
         num_replicas: Optional[int] = None,
         rank: Optional[int] = None,
         fixed_epoch: Optional[int] = None,
+        keyed: bool = False,
     ):
         if len(sizes) != len(weights):
             raise ValueError(f"{len(sizes)} datasets but {len(weights)} weights")
@@ -81,43 +76,27 @@ class MixtureSampler(DistributedSampler):
         for size, weight in zip(sizes, w):
             if weight > 0 and size == 0:
                 raise ValueError("a dataset with a positive weight has no samples")
-        if num_replicas is None:
-            num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        if rank is None:
-            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        # DistributedSampler only keeps these fields; it needs a sized "dataset".
-        super().__init__(range(int(sum(sizes))), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        super().__init__(int(num_samples), shuffle=True, seed=seed, num_replicas=num_replicas, rank=rank, keyed=keyed)
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         self.weights = w / w.sum()
-        self.total = int(num_samples)
-        self.num_samples = math.ceil(self.total / self.num_replicas)  # per rank
-        self.total_size = self.num_samples * self.num_replicas
         self.fixed_epoch = fixed_epoch  # when set, set_epoch() changes nothing (a fixed validation draw)
+        if fixed_epoch is not None:
+            self.epoch = fixed_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.fixed_epoch is None:
+            super().set_epoch(epoch)
 
     def draws(self, epoch: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
         """All ranks' draws of an epoch: (source of each draw, global index into the ConcatDataset)."""
-        if epoch is None:
-            epoch = self.epoch if self.fixed_epoch is None else self.fixed_epoch
-        rng = np.random.default_rng([self.seed, epoch])
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch])
         source = rng.choice(len(self.sizes), size=self.total_size, p=self.weights)
         within = np.floor(rng.random(self.total_size) * self.sizes[source]).astype(np.int64)
         return source, self.offsets[source] + within
 
-    skip = 0  # draws of this rank to skip at the next __iter__ (resume mid-epoch, see ResumableDataLoader)
-    keyed = False  # yield (index, draw) keys, see jepa_lit.data.resumable.with_draw_keys
-
-    def __iter__(self):
-        _, index = self.draws()
-        epoch = self.epoch if self.fixed_epoch is None else self.fixed_epoch
-        mine = index[self.rank :: self.num_replicas].tolist()
-        if self.keyed:
-            mine = with_draw_keys(mine, epoch, self.total_size, self.rank, self.num_replicas)
-        skip, self.skip = self.skip, 0
-        return iter(mine[skip:])
-
-    def __len__(self) -> int:
-        return self.num_samples
+    def epoch_indices(self) -> list[int]:
+        return self.draws()[1].tolist()
 
 
 class MixedDataset(ConcatDataset):
@@ -279,9 +258,8 @@ class MixedDataModule(L.LightningDataModule):
 
     def train_sampler(self) -> MixtureSampler:
         sizes = self.source_sizes(self.train_set, self._train_weights)
-        sampler = MixtureSampler(sizes, self._train_weights, self.samples_per_epoch or sum(sizes), run_seed(self.seed))
-        sampler.keyed = True
-        return sampler
+        return MixtureSampler(sizes, self._train_weights, self.samples_per_epoch or sum(sizes), run_seed(self.seed),
+                              keyed=True)
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
