@@ -45,3 +45,26 @@ class RunCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         else:
             super().on_train_end(trainer, pl_module)
+
+
+class EpochEndCheckpoint(ModelCheckpoint):
+    """Epoch checkpoints (``every_n_epochs``, ``filename``, ``save_top_k`` as ModelCheckpoint), written
+    right after the epoch's last training batch.
+
+    ModelCheckpoint writes them in ``on_train_epoch_end``; resumed from such a file, Lightning 2.6 runs
+    one more batch under the finished epoch's number and then starts the next epoch from the order of
+    the one after, so the run no longer matches an uninterrupted one. Saved at the last batch's end,
+    the checkpoint resumes exactly, like a step checkpoint (tests/test_resume.py).
+    """
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        every = self._every_n_epochs
+        if (trainer.is_last_batch and every >= 1 and (trainer.current_epoch + 1) % every == 0
+                and not self._should_skip_saving_checkpoint(trainer)):
+            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        pass  # saved at the epoch's last batch instead
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        pass

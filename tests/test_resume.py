@@ -55,7 +55,7 @@ def trainer(tmp_path, max_steps, *callbacks):
                                                                              every_n_train_steps=1)])
 
 
-@pytest.mark.parametrize("interrupt_at", [3, 6])  # mid-epoch (5 batches per epoch), and in the 2nd epoch
+@pytest.mark.parametrize("interrupt_at", [3, 5, 6])  # mid-epoch (5 batches per epoch), at its end, in the 2nd
 def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, interrupt_at):
     total = 9
     straight = RecordLosses()
@@ -85,8 +85,14 @@ def test_epoch_sampler_shards_and_skips():
     sampler.set_epoch(1)
     other_epoch = list(sampler)
     assert other_epoch != full
-    sampler.skip = 4
+    sampler.resume_at(1, consumed=4)
     assert list(sampler) == other_epoch[4:] and list(sampler) == other_epoch  # skip applies once
+    sampler.resume_at(1, consumed=4)
+    sampler.set_epoch(2)  # the skip belongs to epoch 1: epoch 2 starts from its beginning
+    assert len(list(sampler)) == 10
+    sampler.resume_at(1, consumed=10)  # a finished epoch: nothing left to skip in the next
+    sampler.set_epoch(2)
+    assert len(list(sampler)) == 10
 
 
 def test_atomic_checkpoint_leaves_no_partial_file(tmp_path):
@@ -104,7 +110,7 @@ def test_mixture_sampler_skips_once_for_resume():
     sampler = MixtureSampler([5, 7, 3], [0.2, 0.6, 0.2], num_samples=12, seed=1, num_replicas=2, rank=1)
     sampler.set_epoch(2)
     full = list(sampler)
-    sampler.skip = 2
+    sampler.resume_at(2, consumed=2)
     assert list(sampler) == full[2:] and list(sampler) == full
 
 
@@ -166,4 +172,14 @@ def test_base_config_checkpoints_every_n_steps_and_at_each_epoch_end(tmp_path):
     step = {name: torch.load(tmp_path / name, weights_only=False)["global_step"] for name in names}
     assert [step[n] for n in names if "-step=" in n] == [4, 8, 12] and step["last.ckpt"] == 13
     # the latest epoch end only: epochs 0 and 1 ended at steps 5 and 10; the run stops in epoch 2 at 13
-    assert [n for n in names if n.startswith("epoch0")] == ["epoch0002.ckpt"] and step["epoch0002.ckpt"] == 13
+    assert [n for n in names if n.startswith("epoch0")] == ["epoch0001.ckpt"] and step["epoch0001.ckpt"] == 10
+
+    # resuming from the epoch end continues exactly as the run did
+    straight, resumed = RecordLosses(), RecordLosses()
+    module, data = build()
+    trainer(tmp_path / "straight", 13, straight).fit(module, datamodule=data)
+    module, data = build()
+    trainer(tmp_path / "resumed", 13, resumed).fit(module, datamodule=data, ckpt_path=str(tmp_path / "epoch0001.ckpt"))
+    assert sorted(resumed.losses) == [11, 12, 13]
+    for step_number, loss in resumed.losses.items():
+        assert loss == pytest.approx(straight.losses[step_number], abs=1e-6), step_number

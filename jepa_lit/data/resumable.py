@@ -33,7 +33,8 @@ class EpochSampler(DistributedSampler):
         self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
         self.size, self.shuffle, self.seed, self.keyed = size, shuffle, seed, keyed
         self.epoch = 0
-        self.skip = 0  # indices of this rank to skip at the next __iter__ (resume mid-epoch)
+        self.skip = 0  # indices of this rank to skip when iterating epoch ``skip_epoch`` (resume mid-epoch)
+        self.skip_epoch = 0
         self.num_samples = -(-size // self.num_replicas)
         self.total_size = self.num_samples * self.num_replicas
 
@@ -49,11 +50,19 @@ class EpochSampler(DistributedSampler):
         mine = indices[self.rank : self.total_size : self.num_replicas]
         if self.keyed:
             mine = with_draw_keys(mine, self.epoch, self.total_size, self.rank, self.num_replicas)
-        skip, self.skip = self.skip, 0
+        skip = self.skip if self.epoch == self.skip_epoch else 0  # the saved epoch only, not the next
+        self.skip = 0
         return iter(mine[skip:])
 
     def __len__(self) -> int:
         return self.num_samples
+
+    def resume_at(self, epoch: int, consumed: int) -> None:
+        """Continue epoch ``epoch`` after the ``consumed`` indices this rank has already yielded. A
+        finished epoch (a checkpoint at its last batch, or at its end) skips nothing: Lightning moves on
+        to the next epoch, whose order must start from its beginning."""
+        self.set_epoch(epoch)
+        self.skip_epoch, self.skip = epoch, (consumed if consumed < len(self) else 0)
 
 
 def with_draw_keys(indices: list[int], epoch: int, total_size: int, rank: int, num_replicas: int) -> list:
@@ -84,8 +93,7 @@ class ResumableDataLoader(DataLoader):
                 f"cannot resume mid-epoch: the checkpoint was written with batch_size {state['batch_size']}, "
                 f"this run uses {self.batch_size}"
             )
-        self.sampler.set_epoch(state["epoch"])
-        self.sampler.skip = state["batches"] * self.batch_size
+        self.sampler.resume_at(state["epoch"], state["batches"] * self.batch_size)
 
 
 def training_progress(datamodule) -> Callable[[], int]:
