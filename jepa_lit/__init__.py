@@ -6,4 +6,10 @@ import os
 # before any submodule imports it.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# Bumped whenever a change alters what a run trains, or what a probe measures, for the same config
+# (2: the predictor follows interpolate_rope; masks and data order follow the run's seed; synthetic clips
+# seeded as the study's release; bad evaluation clips dropped). Checkpoints, sweep run hashes and probe
+# comparison keys carry it, so runs and results from either side of a change are never mixed silently.
+BEHAVIOUR_VERSION = 2

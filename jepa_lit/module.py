@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+import jepa_lit
 from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError
 from jepa_lit.losses import context_loss, prediction_loss
 from jepa_lit.masks import MaskSampler, MultiBlock3D
@@ -52,7 +53,7 @@ class JEPAModule(L.LightningModule):
     def __init__(
         self,
         encoder: VisionTransformer,
-        mask_sampler: MaskSampler = STUDY_MASKS,
+        mask_sampler: Optional[MaskSampler] = STUDY_MASKS,
         objectives: Optional[list[Objective]] = None,
         predictor_width: int = 256,
         predictor_depth: int = 8,
@@ -63,15 +64,15 @@ class JEPAModule(L.LightningModule):
         context_loss_weight: float = 0.5,
         context_loss_start: float = 0.5,
         context_loss_end: float = 1.0,
-        optimizer: OptimizerConfig = OptimizerConfig(),
-        guard: GuardConfig = GuardConfig(),
+        optimizer: Optional[OptimizerConfig] = OptimizerConfig(),
+        guard: Optional[GuardConfig] = GuardConfig(),
         compile_model: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "mask_sampler", "objectives"])
         self.encoder = encoder
         # The default object is shared by every module built without one; the sampler holds its rank.
-        self.mask_sampler = MultiBlock3D() if mask_sampler is STUDY_MASKS else mask_sampler
+        self.mask_sampler = MultiBlock3D() if mask_sampler is STUDY_MASKS or mask_sampler is None else mask_sampler
         self.objectives = nn.ModuleList(objectives or [])
         self._check_objective_names()
         self.predictor = Predictor(
@@ -95,11 +96,11 @@ class JEPAModule(L.LightningModule):
         self.ema_momentum, self.ema_final_momentum = ema_momentum, ema_final_momentum
         self.context_loss_weight = context_loss_weight
         self.context_loss_start, self.context_loss_end = context_loss_start, context_loss_end
-        self.optim = optimizer
+        self.optim = optimizer or OptimizerConfig()  # None (configs saved before 0.2): the defaults
         self.last_terms: dict[str, Tensor] = {}
         self.last_outputs: Optional[StepOutputs] = None
         self.last_clip: Optional[Tensor] = None
-        self.guard = LossGuard(guard)
+        self.guard = LossGuard(guard or GuardConfig())
         self.compile_model = compile_model
 
     # ----- what gets evaluated -----------------------------------------------------------------
@@ -294,11 +295,16 @@ class JEPAModule(L.LightningModule):
             "encoder_config": dict(self.encoder.config),
             "eval_encoder": "target_encoder" if self.target_encoder is not None else "encoder",
             "target_mode": self.target_mode,
+            "behaviour_version": jepa_lit.BEHAVIOUR_VERSION,
         }
         checkpoint["jepa_lit_guard"] = self.guard.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.guard.load_state_dict(checkpoint.get("jepa_lit_guard", {}))
+        written_by = checkpoint.get("jepa_lit", {}).get("behaviour_version", 1)
+        if written_by != jepa_lit.BEHAVIOUR_VERSION:
+            rank_zero_warn(f"this checkpoint was written by jepa-lit behaviour version {written_by}, this is "
+                           f"{jepa_lit.BEHAVIOUR_VERSION}: a resumed run mixes both (see jepa_lit.BEHAVIOUR_VERSION)")
 
     def configure_model(self) -> None:
         if self.compile_model:  # in place: parameter names and checkpoints stay the same

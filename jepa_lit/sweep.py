@@ -306,13 +306,14 @@ def expand(spec: dict[str, Any] | str | os.PathLike, scale: str = "full") -> lis
                     if not probe_config.is_file():
                         raise FileNotFoundError(f"{spec['spec_path']}: probes.{bench}: {probe_config} not found")
                     over = deep_merge((spec["probe"] or {}).get("all") or {}, (spec["probe"] or {}).get(bench) or {})
-                    probes.append(ProbeSpec(bench, str(probe_config), over,
-                                            stable_hash(bench, load(str(probe_config)), over)))
+                    probe_hash = stable_hash(bench, load(str(probe_config)), over, jepa_lit.BEHAVIOUR_VERSION)
+                    probes.append(ProbeSpec(bench, str(probe_config), over, probe_hash))
                 runs.append(Run(
                     sweep=spec["name"], scale=spec["scale"], regime=regime, variant=variant, seed=seed,
                     baseline=spec["baseline"], reference=body.get("reference"), config=str(config),
                     config_stack=stack, run_dir=root / regime / variant / f"seed_{seed}", fit_overrides=fit,
-                    probes=probes, config_hash=stable_hash(merged)[:16], scale_hash=scale_hash[:16],
+                    probes=probes, config_hash=stable_hash(merged, jepa_lit.BEHAVIOUR_VERSION)[:16],
+                    scale_hash=scale_hash[:16],
                     keep_feature_cache=bool(spec["keep_feature_cache"]), env=dict(spec["env"]),
                 ))
     return runs

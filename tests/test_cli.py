@@ -113,3 +113,14 @@ def test_mixed_precision_falls_back_to_fp32_on_a_cpu_only_when_the_accelerator_i
     assert cli.trainer.precision == "32-true"
     cli = run_cli([*args, "--trainer.accelerator", "cpu"], run=False)  # named: kept, e.g. to test bf16
     assert cli.trainer.precision == "bf16-mixed"
+
+
+def test_configs_saved_with_null_defaults_still_load():
+    """Configs saved before the defaults were concrete hold guard / optimizer / mask_sampler: null."""
+    cli = run_cli(["--config", SMOKE, *TINY, "--trainer.logger", "false", "--model.init_args.guard", "null",
+                   "--model.init_args.optimizer", "null", "--model.init_args.mask_sampler", "null"], run=False)
+    from jepa_lit.guard import GuardConfig
+    from jepa_lit.masks import MultiBlock3D
+
+    assert cli.model.guard.config == GuardConfig() and isinstance(cli.model.mask_sampler, MultiBlock3D)
+    assert cli.model.optim.lr > 0

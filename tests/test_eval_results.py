@@ -62,3 +62,15 @@ def test_probe_cli_defaults_to_the_probe_logger_and_false_turns_it_off():
     assert ProbeCLI(BENCHMARKS["synthetic"], [*args, "--trainer.logger", "false"]).trainer.loggers == []
     demo = Path(__file__).resolve().parents[1] / "experiments" / "probes" / "synthetic_demo.yaml"
     assert isinstance(ProbeCLI(BENCHMARKS["synthetic"], [*args, "--config", str(demo)]).trainer.logger, ProbeLogger)
+
+
+def test_results_of_another_behaviour_version_are_not_comparable():
+    from jepa_lit.eval.results import comparison_key
+
+    results = {"benchmark": "synthetic", "probe": {"probe": "attentive"}, "training": {"epochs": 2, "batch_size": 4},
+               "encoder": {"feature_layer": "final"}, "features": {"pooling": "tokens"},
+               "clip_protocol": {"datamodule": "x.Y", "init_args": {"num_frames": 8}},
+               "versions": {"jepa_lit_behaviour": 2}}
+    older = {**results, "versions": {}}  # written before the behaviour version existed: 1
+    assert comparison_key(results) != comparison_key(older)
+    assert comparison_key(results) == comparison_key({**results, "versions": {"jepa_lit_behaviour": 2, "torch": "x"}})

@@ -145,3 +145,16 @@ def test_validation_loss_weights_follow_the_run_schedule():
     with torch.no_grad():
         module.validation_step(batch, batch_idx=0)
     assert logged["val/context"] > 0
+
+
+def test_checkpoints_carry_the_behaviour_version_and_resuming_across_it_warns():
+    import jepa_lit
+
+    module = tiny_module()
+    checkpoint = {}
+    module.on_save_checkpoint(checkpoint)
+    assert checkpoint["jepa_lit"]["behaviour_version"] == jepa_lit.BEHAVIOUR_VERSION
+    module.on_load_checkpoint(checkpoint)  # same version: silent
+    del checkpoint["jepa_lit"]["behaviour_version"]  # written before the version existed
+    with pytest.warns(UserWarning, match=f"behaviour version 1, this is {jepa_lit.BEHAVIOUR_VERSION}"):
+        module.on_load_checkpoint(checkpoint)

@@ -51,6 +51,8 @@ def comparison_settings(results: dict[str, Any]) -> dict[str, Any]:
         "pooling": results["features"]["pooling"],
         "data_class": clip["datamodule"],
         "data_args": {k: v for k, v in clip["init_args"].items() if k not in _NOT_PROTOCOL},
+        # what the code measures for these settings (results written before it existed: 1)
+        "behaviour_version": results.get("versions", {}).get("jepa_lit_behaviour", 1),
     }
 
 
@@ -119,7 +121,7 @@ def build_results(
         "metrics": outcome["metrics"],
         "heads": outcome["heads"],
         "wall_time_s": timing,
-        "versions": {"jepa_lit": jepa_lit.__version__, "torch": torch.__version__, "lightning": lightning.__version__,
+        "versions": {"jepa_lit": jepa_lit.__version__, "jepa_lit_behaviour": jepa_lit.BEHAVIOUR_VERSION, "torch": torch.__version__, "lightning": lightning.__version__,
                      "torchmetrics": torchmetrics.__version__, "python": platform.python_version()},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
