@@ -279,3 +279,15 @@ def test_official_eval_encoder_records_the_entry_and_the_load_report(tmp_path):
     frozen = load_official_eval_encoder(str(path), {**V21_TINY, "interpolate_rope": False, "allow_rope_mismatch": True})
     assert frozen.describe()["load_report"]["rope_check"] == "not checked (allow_rope_mismatch)"
     assert "allow_rope_mismatch" not in frozen.encoder_config
+
+
+def test_pretrained_in_a_fit_config_can_opt_out_of_the_rope_check(tmp_path):
+    """encoder.init_args.pretrained loads through the same check; allow_rope_mismatch (an encoder
+    argument, so reachable from YAML) lets e.g. a pre-0.2 jepa-lit export trained without interpolation load."""
+    source = tiny(interpolate_rope=False)  # what an older export of a smoke run looks like: 2.1 layout, no record
+    path = tmp_path / "old_export.pt"
+    torch.save(official_v21_checkpoint(source), path)
+    with pytest.raises(CheckpointMismatch, match="written before 0.2.0 .* does not record its settings"):
+        tiny(interpolate_rope=False, pretrained=str(path))
+    loaded = tiny(interpolate_rope=False, pretrained=str(path), allow_rope_mismatch=True)
+    assert torch.equal(loaded.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)

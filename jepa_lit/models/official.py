@@ -34,7 +34,8 @@ ENTRIES = ("ema_encoder", "target_encoder", "encoder")
 
 # The RoPE settings each checkpoint version was trained with. V-JEPA 2 expands its frequency tables with
 # `repeat` (a bug upstream keeps for checkpoint compatibility) and rotates by integer token positions;
-# 2.1 uses `repeat_interleave` and rescales row / column positions to its 16 x 16 pretraining grid.
+# 2.1 uses `repeat_interleave` and rescales row / column positions to its pretraining grid (16 x 16 at
+# patch 16).
 ROPE_SETTINGS = {
     "V-JEPA 2": {"rope_interleave": False, "interpolate_rope": False},
     "V-JEPA 2.1": {"rope_interleave": True, "interpolate_rope": True},
@@ -144,10 +145,13 @@ def check_rope_settings(encoder: nn.Module, layout: str, recorded: Optional[dict
     if wrong:
         wanted = ", ".join(f"{k}: {str(expected[k]).lower()}" for k in wrong)
         found = ", ".join(f"{k}: {str(getattr(encoder, k)).lower()}" for k in wrong)
+        older_export = ("" if recorded else " A jepa-lit export written before 0.2.0 has this layout but does not "
+                        "record its settings: give the encoder the settings it trained with and allow the mismatch.")
         raise CheckpointMismatch(
             f"this is {what}: set {wanted} in the encoder's arguments (it has {found}). RoPE has no weights, "
-            "so this mismatch would load without a key error and give wrong features. To load anyway: "
-            "allow_rope_mismatch: true in --official_encoder, or check_rope=False."
+            "so this mismatch would load without a key error and give wrong features." + older_export +
+            " To load anyway: allow_rope_mismatch: true (in --official_encoder, or the encoder's arguments "
+            "next to pretrained), or check_rope=False."
         )
     return "consistent with " + what
 

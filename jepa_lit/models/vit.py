@@ -63,8 +63,9 @@ class VisionTransformer(nn.Module):
         activation_checkpointing: recompute block activations in backward to save memory.
         embed_dim, depth, num_heads: override the preset (tests, custom sizes).
         pretrained: path of an official V-JEPA 2 / 2.1 checkpoint (or an export of jepa-lit's) to load,
-            with strict key and shape checks; ``pretrained_entry`` picks its entry ("auto": the
-            ``target_encoder``, else the ``encoder``).
+            with strict key and shape checks; ``pretrained_entry`` picks its entry ("auto": the EMA
+            weights, ``ema_encoder`` else ``target_encoder``, else the ``encoder``). The RoPE settings are
+            checked against the checkpoint's version; ``allow_rope_mismatch`` skips that check.
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class VisionTransformer(nn.Module):
         num_heads: Optional[int] = None,
         pretrained: Optional[str] = None,
         pretrained_entry: str = "auto",
+        allow_rope_mismatch: bool = False,
     ):
         super().__init__()
         # Everything needed to rebuild this encoder (stored in checkpoints for evaluation).
@@ -132,7 +134,7 @@ class VisionTransformer(nn.Module):
         if pretrained:
             from jepa_lit.models.official import load_official_encoder
 
-            report = load_official_encoder(self, pretrained, pretrained_entry)
+            report = load_official_encoder(self, pretrained, pretrained_entry, check_rope=not allow_rope_mismatch)
             rank_zero_info(f"encoder weights from {pretrained}: {report.summary()}")
 
     @property
