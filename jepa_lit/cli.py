@@ -264,6 +264,9 @@ def run_cli(args: Optional[list[str]] = None, run: bool = True) -> JepaCLI:
         args=args,
         run=run,
         auto_configure_optimizers=False,
+        # A fixed seed when a config sets none (LightningCLI's default draws one per process): under
+        # torchrun / srun every rank must derive the same masks and data order from it.
+        seed_everything_default=0,
     )
 
 

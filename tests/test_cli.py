@@ -124,3 +124,13 @@ def test_configs_saved_with_null_defaults_still_load():
 
     assert cli.model.guard.config == GuardConfig() and isinstance(cli.model.mask_sampler, MultiBlock3D)
     assert cli.model.optim.lr > 0
+
+
+def test_a_config_without_a_seed_gets_a_fixed_one(tmp_path):
+    """Every process derives the same seed (under torchrun / srun each rank parses the config alone)."""
+    config = tmp_path / "no_seed.yaml"
+    config.write_text(yaml.safe_dump({k: v for k, v in yaml.safe_load(Path(SMOKE).read_text()).items()
+                                      if k != "seed_everything"}))
+    seeds = {run_cli(["--config", str(config), *TINY, "--trainer.logger", "false"], run=False).config.seed_everything
+             for _ in range(2)}
+    assert seeds == {0}
