@@ -27,7 +27,9 @@ class SaveStep(L.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         grads = {n: p.grad.clone() for n, p in pl_module.named_parameters() if p.grad is not None}
         terms = {k: v.item() for k, v in pl_module.last_terms.items()}
-        torch.save({"grads": grads, "terms": terms}, f"{self.out_dir}/rank{trainer.global_rank}.pt")
+        outputs = pl_module.last_outputs
+        pairs = [int(outputs.valid_pairs(g).sum()) for g in range(len(outputs.generators))]  # this rank's
+        torch.save({"grads": grads, "terms": terms, "pairs": pairs}, f"{self.out_dir}/rank{trainer.global_rank}.pt")
 
 
 def objective(spec: str):
@@ -43,7 +45,9 @@ def objective(spec: str):
 def main(out_dir: str, devices: int, batch: int, *objectives: str) -> None:
     L.seed_everything(0)
     encoder = VisionTransformer(size="tiny", depth=2, num_frames=8, img_size=64)
-    masks = MultiBlock3D(generators=[BlockGenerator(3, (0.2, 0.2)), BlockGenerator(1, (0.5, 0.5))])
+    # Blocks over half the clip's time: samples differ in how many valid pairs (t, t+1) they keep.
+    masks = MultiBlock3D(generators=[BlockGenerator(3, (0.2, 0.2), temporal_scale=(0.5, 0.5)),
+                                     BlockGenerator(1, (0.5, 0.5))])
     module = JEPAModule(encoder, masks, objectives=[objective(p) for p in objectives], predictor_width=32,
                         predictor_depth=1, predictor_heads=2, context_loss_start=0.0, context_loss_end=0.0)
     data = SyntheticMotionDataModule(num_clips=10, num_frames=8, crop_size=64, batch_size=batch, val_fraction=0.5)

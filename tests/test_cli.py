@@ -106,7 +106,9 @@ def test_test_without_a_probe_says_how_to_probe(capsys):
     assert "--probe synthetic" in err and "diving48" in err and "ssv2" in err
 
 
-def test_mixed_precision_falls_back_to_fp32_on_a_cpu_only_when_the_accelerator_is_auto():
+def test_mixed_precision_falls_back_to_fp32_on_a_cpu_only_when_the_accelerator_is_auto(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without a GPU
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     args = ["--config", SMOKE, *TINY, "--trainer.logger", "false", "--trainer.precision", "bf16-mixed"]
     with pytest.warns(UserWarning, match=r"no GPU: trainer.precision bf16-mixed -> 32-true"):
         cli = run_cli([*args, "--trainer.accelerator", "auto"], run=False)

@@ -205,3 +205,20 @@ def test_list_files_alone_train_without_the_official_files(tree, tmp_path, caplo
     module = Tiny()
     trainer(tmp_path).fit(module, datamodule=dm)
     assert [len(d) for d in dm.val_set.datasets] == [6, 3, 3] and module.validation_batches > 0
+
+
+def test_an_unset_seed_follows_the_runs_seed(tree, monkeypatch):
+    """seed: None draws the mixture and the clips from seed_everything's seed; a set seed keeps them."""
+
+    def first_batch(**kw):
+        dm = MixedDataModule(root=str(tree), num_frames=8, crop_size=32, batch_size=4, num_workers=0,
+                             samples_per_epoch=8, val_samples=0, **kw)
+        dm.setup("fit")
+        return next(iter(dm.train_dataloader()))
+
+    monkeypatch.setenv("PL_GLOBAL_SEED", "1")
+    follows_1, fixed_1 = first_batch(), first_batch(seed=7)
+    assert torch.equal(follows_1["video"], first_batch(seed=1)["video"])
+    monkeypatch.setenv("PL_GLOBAL_SEED", "2")
+    assert not torch.equal(follows_1["index"], first_batch()["index"])
+    assert torch.equal(fixed_1["video"], first_batch(seed=7)["video"])

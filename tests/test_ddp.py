@@ -43,6 +43,8 @@ def test_two_ranks_equal_one_process(tmp_path, objectives):
     for term, value in single["terms"].items():
         mean_over_ranks = sum(rank["terms"][term] for rank in ranks) / 2
         assert mean_over_ranks == pytest.approx(value, rel=1e-5, abs=1e-7), term
+    # a rank-local mean would differ from the batch mean only where the ranks' pair counts differ
+    assert ranks[0]["pairs"] != ranks[1]["pairs"]
 
 
 def test_a_rank_without_valid_pairs_joins_the_collectives(tmp_path):

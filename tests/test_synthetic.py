@@ -114,3 +114,19 @@ def test_bad_split_is_refused_with_the_key():
         SyntheticMotionDataModule(val_fraction=1.5)
     with pytest.raises(ValueError, match="num_clips"):
         SyntheticMotionDataModule(num_clips=1)
+
+
+def test_training_order_follows_the_runs_seed_and_the_clips_do_not(monkeypatch):
+    """``seed`` picks the clips (the dataset); the order they train in follows seed_everything's seed."""
+
+    def epoch(run_seed):
+        monkeypatch.setenv("PL_GLOBAL_SEED", str(run_seed))
+        dm = SyntheticMotionDataModule(num_clips=20, num_frames=4, crop_size=32, batch_size=16, val_fraction=0.2)
+        dm.setup("fit")
+        batch = next(iter(dm.train_dataloader()))
+        return batch["label"].tolist(), sorted(map(tuple, batch["video"].flatten(1)[:, :8].tolist()))
+
+    order_1, clips_1 = epoch(1)
+    order_2, clips_2 = epoch(2)
+    assert order_1 != order_2 and clips_1 == clips_2
+    assert epoch(1)[0] == order_1

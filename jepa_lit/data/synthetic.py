@@ -137,7 +137,7 @@ class SyntheticMotionDataModule(L.LightningDataModule):
             self.val_set = MovingDiscDataset(self.num_clips - self.num_train, start=self.num_train, **make)
 
     def train_dataloader(self) -> DataLoader:
-        # Order from (seed, epoch) and a checkpointed position: a resumed run sees the same batches.
+        # Order from (the run's seed, epoch) and a checkpointed position: a resumed run sees the same batches.
         return training_loader(self, self.train_set, EpochSampler(len(self.train_set), seed=run_seed()))
 
     def val_dataloader(self) -> DataLoader:
