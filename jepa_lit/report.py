@@ -184,8 +184,14 @@ class Delta:
     per_seed: dict[int, float] = field(default_factory=dict)
 
     @property
+    def degenerate(self) -> bool:
+        """Every seed gave the same difference: sd 0, an interval of width 0 that says nothing (with a
+        few seeds and a test set of a few dozen clips, differences come in steps and can coincide)."""
+        return self.lo is not None and self.lo == self.hi
+
+    @property
     def excludes_zero(self) -> bool:
-        return self.lo is not None and (self.lo > 0 or self.hi < 0)
+        return self.lo is not None and not self.degenerate and (self.lo > 0 or self.hi < 0)
 
 
 def paired_delta(variant: dict[int, float], baseline: dict[int, float], level: float = 0.95) -> Delta:
@@ -476,6 +482,8 @@ def fmt_delta(cell: Cell) -> str:
     text = _f(d.mean, sign=True) + (f" [{_f(d.lo, sign=True)}, {_f(d.hi, sign=True)}]" if d.lo is not None else " (n=1)")
     if d.excludes_zero:
         text = f"**{text}**"
+    elif d.degenerate:
+        text += " (sd 0)"
     return (text + (" ‡u" if d.method != "paired-t" else "") + (" §" if cell.flagged else "")
             + (f" {STALE}" if cell.stale_delta else ""))
 
@@ -506,7 +514,8 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], registries: li
              + ", ".join(f"{(c or 'unknown')[:10]} ({n})" for c, n in commits.items()) + ".", "",
              "Top-1 % of the frozen encoder. Cells: mean ± sample std over seeds. "
              "Δ: variant − baseline **of the same seed**, mean over seeds, with a 95% paired-t interval "
-             "(t(0.975, n−1)·sd/√n over the per-seed differences; none from one seed; bold when it excludes 0). "
+             "(t(0.975, n−1)·sd/√n over the per-seed differences; none from one seed; bold when it excludes 0; "
+             "\"sd 0\" when every seed gave the same difference, an interval of width 0 that is no evidence). "
              "Released: the study's single-seed number (OBJECTIVES.md section 6), for reference only."]
     if stale:
         lines += ["", f"**Warning.** {stale_warning(stale, sweep)}"]

@@ -95,6 +95,9 @@ def test_delta_arithmetic():
     assert (one.mean, one.lo, one.n) == (5.0, None, 1)
     u = unpaired_delta([23.0, 24.0, 28.0], [20.0, 22.0])
     assert u.mean == pytest.approx(25.0 - 21.0) and u.method == "unpaired-welch" and u.lo < 4.0 < u.hi
+    # every seed -7.5: sd 0, an interval of width 0, which is no evidence and is not shown as significant
+    same = paired_delta({0: 22.5, 1: 10.0}, {0: 30.0, 1: 17.5})
+    assert (same.mean, same.lo, same.hi) == (-7.5, -7.5, -7.5) and same.degenerate and not same.excludes_zero
 
 
 def test_report_numbers_layout_and_files(study):
@@ -118,7 +121,7 @@ def test_report_numbers_layout_and_files(study):
     assert header == ("| Variant | Seeds | SSv2 | IN-100 | Δ SSv2 [95% CI] | Δ IN-100 [95% CI] | Released SSv2 | "
                       "Released IN-100 |")
     row = next(line for line in md.splitlines() if line.startswith("| FWM-HW-LD"))
-    assert row == "| FWM-HW-LD | 0, 1, 2 | 8.00 ± 1.00 | 25.00 ± 2.65 | **+1.00 [+1.00, +1.00]** | **+3.00 [+0.52, +5.48]** | 11.60†¶ | 30.78¶ |"
+    assert row == "| FWM-HW-LD | 0, 1, 2 | 8.00 ± 1.00 | 25.00 ± 2.65 | +1.00 [+1.00, +1.00] (sd 0) | **+3.00 [+0.52, +5.48]** | 11.60†¶ | 30.78¶ |"
     assert md.count("| Baseline |") == 1 and "| Baseline | 0, 1, 2 | 7.00 ± 1.00 | 22.00 ± 2.00 | — | — | 6.62 | 21.26 |" in md
     assert "mixed/hw/seed_0: failed" in md  # runs not tabulated are listed
     assert "50 epochs instead of 100" in md and "seed 42" in md
