@@ -77,3 +77,24 @@ def test_image_as_static_clip_equals_repeat_then_transform():
     torch.testing.assert_close(fast, slow)
     with pytest.raises(ValueError):
         tf(np.zeros((4, 10, 10), np.uint8))
+
+
+def test_eval_interpolation_bicubic_for_imagenet100():
+    """The study resizes ImageNet-100 bicubically; the video benchmarks bilinearly (albumentations' default)."""
+    import cv2
+
+    from jepa_lit.data.imagenet100 import ImageNet100DataModule
+    from jepa_lit.data.ucf101 import UCF101DataModule
+
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, size=(2, 20, 30, 3), dtype=np.uint8)  # upscaled to 32: the kernels differ
+    bilinear = VideoEvalTransform(32)(clip)
+    bicubic = VideoEvalTransform(32, interpolation="bicubic")(clip)
+    assert not torch.allclose(bilinear, bicubic)
+    expected = cv2.resize(clip[0], (48, 32), interpolation=cv2.INTER_CUBIC)[:, 8:40].astype(np.float32) / 255
+    mean, std = np.array((0.485, 0.456, 0.406)), np.array((0.229, 0.224, 0.225))
+    assert np.allclose(bicubic[:, 0].permute(1, 2, 0).numpy(), (expected - mean) / std, atol=1e-4)
+    assert ImageNet100DataModule().eval_transform().resize.interpolation == cv2.INTER_CUBIC
+    assert UCF101DataModule().eval_transform().resize.interpolation == cv2.INTER_LINEAR
+    with pytest.raises(ValueError, match="interpolation='nearest'"):
+        VideoEvalTransform(32, interpolation="nearest")

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Literal, Optional
 
+from jepa_lit.data.transforms import Interpolation
 from jepa_lit.data.video_dataset import (
     IMAGE,
     IMAGE_EXTENSIONS,
@@ -102,11 +103,12 @@ class ImageNet100DataModule(ClipDataModule):
         test_list: Optional[str] = None,
         class_list: Optional[str] = None,
         frame_step: int = 1,
+        eval_interpolation: Interpolation = "bicubic",  # the study's ImageNet-100 evaluation resize
         **kwargs,
     ):
         # The shared arguments (num_frames, crop_size, batch_size, ...) are ClipDataModule's;
         # LightningCLI follows **kwargs to its signature, so --print_config still shows them all.
-        super().__init__(frame_step=frame_step, **kwargs)
+        super().__init__(frame_step=frame_step, eval_interpolation=eval_interpolation, **kwargs)
         self.root, self.train_list, self.test_list, self.class_list = root, train_list, test_list, class_list
         self.save_hyperparameters()
 

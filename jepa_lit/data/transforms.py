@@ -10,15 +10,19 @@ them first, which is how the datasets make each sample reproducible from (seed, 
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 import albumentations as A
+import cv2
 import numpy as np
 import torch
 from einops import rearrange
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Interpolation = Literal["bilinear", "bicubic"]
+INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 
 # The study's random resized crop (OBJECTIVES.md section 1, augmentation).
 TRAIN_SCALE = (0.3, 1.0)
@@ -67,20 +71,24 @@ class VideoTrainTransform:
 
 class VideoEvalTransform:
     """Resize the short side to `resize_size` (default: crop_size), centre crop, ImageNet mean/std.
+    `interpolation`: of the resize (the study's ImageNet-100 evaluation: bicubic; its videos: bilinear).
 
     With num_views > 1 the crops are taken at evenly spaced positions along the long side (for 3:
     start, centre, end) and the result is [num_views, 3, T, crop, crop]; with 1 view, [3, T, crop, crop].
     Deterministic: `seed` is accepted for a uniform interface and ignored.
     """
 
-    def __init__(self, crop_size: int = 224, resize_size: Optional[int] = None, num_views: int = 1):
+    def __init__(self, crop_size: int = 224, resize_size: Optional[int] = None, num_views: int = 1,
+                 interpolation: Interpolation = "bilinear"):
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation={interpolation!r}; expected one of {sorted(INTERPOLATIONS)}")
         self.crop_size, self.num_views = crop_size, num_views
         self.resize_size = resize_size or crop_size
         if self.resize_size < crop_size:
             raise ValueError(f"resize_size {self.resize_size} is smaller than crop_size {crop_size}")
-        self.resize = A.SmallestMaxSize(max_size=self.resize_size)
+        self.resize = A.SmallestMaxSize(max_size=self.resize_size, interpolation=INTERPOLATIONS[interpolation])
         self.normalize = A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
     def _offsets(self, length: int) -> list[int]:

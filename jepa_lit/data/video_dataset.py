@@ -37,7 +37,7 @@ from jepa_lit.data.decode import (
     estimated_frame_count,
     open_video,
 )
-from jepa_lit.data.transforms import VideoEvalTransform, VideoTrainTransform, transform_image_as_clip
+from jepa_lit.data.transforms import Interpolation, VideoEvalTransform, VideoTrainTransform, transform_image_as_clip
 from jepa_lit.hints import path_hint
 from jepa_lit.seeds import run_seed
 
@@ -332,6 +332,8 @@ class ClipDataModule(L.LightningDataModule):
     fit validates and finds no evaluation split (no ``test_list``, no official annotations), it logs
     that and skips validation.
 
+    ``eval_interpolation``: of the evaluation resize (ImageNet-100: bicubic, as the study).
+
     ``seed`` seeds the data order, clip windows and crops; None (the default) is the run's
     seed_everything (jepa_lit.seeds), so another run seed also sees other clips in another order.
     """
@@ -355,6 +357,7 @@ class ClipDataModule(L.LightningDataModule):
         eval_num_views: int = 1,
         thread_type: ThreadType = DEFAULT_THREAD_TYPE,
         pin_memory: bool = False,
+        eval_interpolation: Interpolation = "bilinear",
     ):
         super().__init__()
         if on_error not in ("skip", "raise"):
@@ -364,6 +367,7 @@ class ClipDataModule(L.LightningDataModule):
         self.train_sampling, self.train_augment = train_sampling, train_augment
         self.eval_num_segments, self.eval_num_views = eval_num_segments, eval_num_views
         self.thread_type, self.pin_memory = thread_type, pin_memory
+        self.eval_interpolation = eval_interpolation
         self.train_set: Optional[ClipDataset] = None
         self.eval_set: Optional[ClipDataset] = None
         self.index_problems: list[IndexProblem] = []
@@ -402,10 +406,12 @@ class ClipDataModule(L.LightningDataModule):
         return UniformClipSampler(self.num_frames)
 
     def train_transform(self) -> Callable:
-        return VideoTrainTransform(self.crop_size) if self.train_augment else VideoEvalTransform(self.crop_size)
+        if self.train_augment:
+            return VideoTrainTransform(self.crop_size)
+        return VideoEvalTransform(self.crop_size, interpolation=self.eval_interpolation)
 
     def eval_transform(self) -> Callable:
-        return VideoEvalTransform(self.crop_size, num_views=self.eval_num_views)
+        return VideoEvalTransform(self.crop_size, num_views=self.eval_num_views, interpolation=self.eval_interpolation)
 
     def _records(self, split: Literal["train", "test"]) -> list[Record]:
         records, problems = self.index(split)

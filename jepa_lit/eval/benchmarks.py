@@ -12,8 +12,8 @@ overridden from a YAML (experiments/probes/<name>.yaml holds these defaults writ
 | ucf101      | attentive                  | all tokens       | 9,537 / 3,783     | 3e-4 / 0.01, 16, 100         |
 | synthetic   | attentive                  | all tokens       | 160 / 40          | 3e-4 / 0.01, 32, 100         |
 
-Clips: 16 frames spread uniformly over the whole video, short side resized to 224, centre crop (the
-ImageNet-100 image repeated to 16 frames); synthetic: the first 8 of 32 frames at 160 px, no resize.
+Clips: 16 frames spread uniformly over the whole video, short side resized to 224 (bilinear; bicubic
+for ImageNet-100, as the study), centre crop (the ImageNet-100 image repeated to 16 frames); synthetic: the first 8 of 32 frames at 160 px, no resize.
 The train split is read through the evaluation pipeline (uniform frames, no augmentation): features
 are cached once, so the probe never sees augmented clips, as in the study.
 """
@@ -126,7 +126,8 @@ BENCHMARKS: dict[str, Benchmark] = {
             name="imagenet100",
             title="ImageNet-100 (100 classes)",
             datamodule="jepa_lit.data.imagenet100.ImageNet100DataModule",
-            data_args={"root": "data/imagenet100", "num_frames": 16, "crop_size": 224, **_EVAL_TRAIN},
+            data_args={"root": "data/imagenet100", "num_frames": 16, "crop_size": 224, "eval_interpolation": "bicubic",
+                       **_EVAL_TRAIN},
             probe="linear", pooling="mean", lr=1e-3, weight_decay=0.01, batch_size=256, epochs=50,
             chance=1.0, study_split="~126,689 train / 5,000 validation",
             notes="each image repeated to 16 frames; linear probe on the mean token",
