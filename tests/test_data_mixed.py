@@ -11,6 +11,7 @@ import torch
 
 from jepa_lit.data.fixtures import make_fixture_tree
 from jepa_lit.data.mixed import MixedDataModule, MixtureSampler
+from jepa_lit.data.transforms import INTERPOLATIONS
 from jepa_lit.data.video_dataset import LayoutError
 
 
@@ -143,6 +144,29 @@ def test_roots_overridable_and_zero_weight_not_read(tree, tmp_path):
     )
     dm.setup("fit")  # imagenet100 has weight 0: its (missing) folder is not read
     assert len(dm.train_set.datasets[0]) == 9
+
+
+def test_a_leading_zero_weight_source_is_skipped_by_the_draws(tree):
+    """A weight-0 source before the others (here UCF-101) holds no index: draws land only in the rest."""
+    dm = MixedDataModule(root=str(tree), weights=(0.0, 1.0, 1.0), num_frames=4, crop_size=32, batch_size=4,
+                         num_workers=0, samples_per_epoch=8, val_samples=0, seed=0)
+    dm.setup("fit")
+    assert [len(d) for d in dm.train_set.datasets] == [0, 7, 10]
+    batches = list(dm.train_dataloader())
+    assert sum(len(b["index"]) for b in batches) == 8
+    assert all(b["video"].shape[1:] == (3, 4, 32, 32) for b in batches)
+    # the sources' skipped annotation entries are collected (the fixture's SSv2 train.json has one)
+    assert [p.where for p in dm.index_problems] == ["train.json[7] id 8"]
+
+
+def test_sources_keep_the_mixed_pipeline(tree):
+    """Each source reads with the mixed settings: frame_step for all, bilinear evaluation for ImageNet-100."""
+    dm = MixedDataModule(root=str(tree), num_frames=4, crop_size=32, num_workers=0, val_samples=4, seed=0)
+    dm.setup("validate")
+    assert [d.name for d in dm.val_set.datasets] == ["ucf101/test", "ssv2/test", "imagenet100/test"]
+    assert {d.transform.resize.interpolation for d in dm.val_set.datasets} == {INTERPOLATIONS["bilinear"]}
+    dm.setup("fit")
+    assert {d.clip_sampler.frame_step for d in dm.train_set.datasets} == {2}
 
 
 def test_missing_source_shows_both_layouts(tmp_path):

@@ -21,21 +21,11 @@ import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader
 
 from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
-from jepa_lit.data.clip_sampling import RandomClipSampler, UniformClipSampler
 from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
-from jepa_lit.data.imagenet100 import index_imagenet100
-from jepa_lit.data.ssv2 import index_ssv2
-from jepa_lit.data.transforms import VideoEvalTransform, VideoTrainTransform
-from jepa_lit.data.ucf101 import index_ucf101
-from jepa_lit.data.video_dataset import (
-    ClipDataset,
-    IndexProblem,
-    LayoutError,
-    OnError,
-    Record,
-    fitting,
-    read_list_file,
-)
+from jepa_lit.data.imagenet100 import ImageNet100DataModule
+from jepa_lit.data.ssv2 import SSv2DataModule
+from jepa_lit.data.ucf101 import UCF101DataModule
+from jepa_lit.data.video_dataset import ClipDataModule, ClipDataset, IndexProblem, LayoutError, OnError, fitting
 from jepa_lit.seeds import run_seed
 
 log = logging.getLogger("jepa_lit.data")
@@ -126,7 +116,9 @@ class MixedDataModule(L.LightningDataModule):
     ``setup("fit")`` reads only the train splits; the evaluation splits are read for validate / test,
     or by ``val_dataloader`` when a fit validates. A fit from train list files that finds no
     evaluation split (no test list and no official annotations for a source) logs that and skips
-    validation, so training needs only the list files.
+    validation, so training needs only the list files. Each source is read by its dataset's
+    DataModule (``sources``: UCF101DataModule, SSv2DataModule, ImageNet100DataModule) built from these
+    arguments; its skipped annotation entries are in ``index_problems``.
 
     Args:
         root: folder holding ucf101/, ssv2/ and imagenet100/ in their official layouts.
@@ -172,124 +164,80 @@ class MixedDataModule(L.LightningDataModule):
         super().__init__()
         if len(weights) != len(SOURCES):
             raise ValueError(f"data.weights needs {len(SOURCES)} values for {SOURCES}, got {list(weights)}")
-        if on_error not in ("skip", "raise"):
-            raise ValueError(f"data.on_error={on_error!r}; expected 'skip' or 'raise'")
-        self.root = root
-        self.roots = {
-            "ucf101": ucf101_root or str(Path(root) / "ucf101"),
-            "ssv2": ssv2_root or str(Path(root) / "ssv2"),
-            "imagenet100": imagenet100_root or str(Path(root) / "imagenet100"),
+        self.root, self.weights = root, tuple(float(w) for w in weights)
+        # Each source is its dataset's DataModule with the mixed regime's pipeline: `frame_step` for every
+        # source, and the bilinear evaluation resize for ImageNet-100 too. It checks on_error.
+        shared = dict(num_frames=num_frames, crop_size=crop_size, frame_step=frame_step, seed=seed, on_error=on_error,
+                      thread_type=thread_type)
+        self.sources: dict[str, ClipDataModule] = {
+            "ucf101": UCF101DataModule(ucf101_root or str(Path(root) / "ucf101"), ucf101_train_list,
+                                       ucf101_test_list, split=ucf101_split, **shared),
+            "ssv2": SSv2DataModule(ssv2_root or str(Path(root) / "ssv2"), ssv2_train_list, ssv2_test_list,
+                                   video_ext=ssv2_video_ext, **shared),
+            "imagenet100": ImageNet100DataModule(imagenet100_root or str(Path(root) / "imagenet100"),
+                                                 imagenet100_train_list, imagenet100_test_list,
+                                                 eval_interpolation="bilinear", **shared),
         }
-        self.train_lists = {"ucf101": ucf101_train_list, "ssv2": ssv2_train_list, "imagenet100": imagenet100_train_list}
-        self.test_lists = {"ucf101": ucf101_test_list, "ssv2": ssv2_test_list, "imagenet100": imagenet100_test_list}
-        self.weights = tuple(float(w) for w in weights)
-        self.samples_per_epoch, self.ucf101_split, self.ssv2_video_ext = samples_per_epoch, ucf101_split, ssv2_video_ext
-        self.num_frames, self.crop_size, self.frame_step = num_frames, crop_size, frame_step
+        self.samples_per_epoch, self.num_frames, self.crop_size, self.frame_step = (samples_per_epoch, num_frames,
+                                                                                    crop_size, frame_step)
         self.batch_size, self.num_workers, self.seed, self.on_error = batch_size, num_workers, seed, on_error
         self.val_samples, self.thread_type, self.pin_memory = val_samples, thread_type, pin_memory
         self.train_set: Optional[MixedDataset] = None
         self.val_set: Optional[MixedDataset] = None
-        self.index_problems: list[IndexProblem] = []
         self.save_hyperparameters()
 
-    def _index(self, source: str, split: Literal["train", "test"]) -> list[Record]:
-        root = self.roots[source]
-        list_file = (self.train_lists if split == "train" else self.test_lists)[source]
-        if list_file:
-            return read_list_file(list_file, root)
+    def _build(self, split: Literal["train", "test"]) -> MixedDataset:
+        # A source with weight 0 is never indexed nor read: an empty stand-in keeps the offsets right.
+        return MixedDataset([self._dataset(name, split) if weight > 0 else []
+                             for name, weight in zip(SOURCES, self.weights)])
+
+    def _dataset(self, name: str, split: Literal["train", "test"]) -> ClipDataset:
         try:
-            return self._index_official(source, root, split)
+            return self.sources[name].make_dataset(split)
         except LayoutError as e:
-            raise LayoutError(f"{e}\n\nThe mixed regime reads:\n{EXPECTED_LAYOUT.rstrip()}\n"
-                              f"Or give a V-JEPA style list file instead: data.{source}_{split}_list") from e
+            official = e.__cause__ or e  # without the per-dataset hint (data.{split}_list): the mixed keys
+            raise LayoutError(f"{official}\n\nThe mixed regime reads:\n{EXPECTED_LAYOUT.rstrip()}\n"
+                              f"Or give a V-JEPA style list file instead: data.{name}_{split}_list") from official
 
-    def _index_official(self, source: str, root: str, split: Literal["train", "test"]) -> list[Record]:
-        if source == "ucf101":
-            records, problems = index_ucf101(root, self.ucf101_split, split)
-        elif source == "ssv2":
-            records, problems = index_ssv2(root, split, self.ssv2_video_ext)
-        else:
-            records, problems = index_imagenet100(root, split)
-            if problems:  # missing class folders: labels are list positions, so only warn
-                log.warning(
-                    "imagenet100 %s: %d class folders missing, e.g. %s", split, len(problems), problems[0].where
-                )
-                problems = []
-        for p in problems:
-            if self.on_error == "raise":
-                raise ValueError(f"{source} {split}: {p.where}: {p.reason}")
-            log.warning("%s %s: skipped annotation entry %s: %s", source, split, p.where, p.reason)
-        self.index_problems.extend(problems)
-        return records
+    @property
+    def index_problems(self) -> list[IndexProblem]:
+        """The annotation entries the sources skipped."""
+        return [p for source in self.sources.values() for p in source.index_problems]
 
-    def _build(self, split: Literal["train", "test"]) -> tuple[MixedDataset, list[float]]:
-        train = split == "train"
-        datasets, weights = [], []
-        for source, weight in zip(SOURCES, self.weights):
-            records = self._index(source, split) if weight > 0 else []
-            if weight > 0 and not records:
-                raise ValueError(f"mixed: {source} at {self.roots[source]} has no {split} samples")
-            datasets.append(
-                ClipDataset(
-                    records or [Record("", -1)],  # a placeholder that weight 0 never draws
-                    RandomClipSampler(self.num_frames, self.frame_step)
-                    if train
-                    else UniformClipSampler(self.num_frames),
-                    VideoTrainTransform(self.crop_size) if train else VideoEvalTransform(self.crop_size),
-                    self.num_frames,
-                    seed=run_seed(self.seed),
-                    on_error=self.on_error,
-                    thread_type=self.thread_type,
-                    name=f"{source}/{split}",
-                )
-            )
-            weights.append(weight if records else 0.0)
-        return MixedDataset(datasets), weights
-
-    def source_sizes(self, dataset: MixedDataset, weights: Sequence[float]) -> list[int]:
-        return [len(d) if w > 0 else 0 for d, w in zip(dataset.datasets, weights)]
+    def sampler(self, dataset: MixedDataset, num_samples: int, **kwargs) -> MixtureSampler:
+        return MixtureSampler([len(d) for d in dataset.datasets], self.weights, num_samples, run_seed(self.seed),
+                              **kwargs)
 
     def setup(self, stage: Optional[str] = None) -> None:
         # The evaluation splits of a fit are read by val_dataloader(), only when the fit validates.
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set, self._train_weights = self._build("train")
+            self.train_set = self._build("train")
         if self.val_samples > 0 and self.val_set is None and stage in (None, "validate", "test"):
-            self.val_set, self._val_weights = self._build("test")
-
-    def train_sampler(self) -> MixtureSampler:
-        sizes = self.source_sizes(self.train_set, self._train_weights)
-        return MixtureSampler(sizes, self._train_weights, self.samples_per_epoch or sum(sizes), run_seed(self.seed),
-                              keyed=True)
+            self.val_set = self._build("test")
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             self.setup("fit")
         # A checkpointed position in the epoch's draws: a resumed run continues the same epoch.
-        return training_loader(self, self.train_set, self.train_sampler())
+        sampler = self.sampler(self.train_set, self.samples_per_epoch or len(self.train_set), keyed=True)
+        return training_loader(self, self.train_set, sampler)
 
     def val_dataloader(self):
         if self.val_samples <= 0:
             return []
         if self.val_set is None:
             try:
-                self.val_set, self._val_weights = self._build("test")
+                self.val_set = self._build("test")
             except LayoutError as e:
                 # Training from list files needs no official files; validating needs evaluation splits.
-                if not (any(self.train_lists.values()) and fitting(self)):
+                if not (any(s.train_list for s in self.sources.values()) and fitting(self)):
                     raise
                 log.warning("mixed: validation skipped: no evaluation split (set data.ucf101_test_list, "
                             "data.ssv2_test_list and data.imagenet100_test_list, or give the official "
                             "annotations: %s)", str(e).splitlines()[0])
                 return []
         # A fixed draw, so every validation sees the same clips.
-        sampler = MixtureSampler(
-            self.source_sizes(self.val_set, self._val_weights),
-            self._val_weights,
-            self.val_samples,
-            run_seed(self.seed),
-            fixed_epoch=0,
-        )
-        return evaluation_loader(self, self.val_set, sampler)
+        return evaluation_loader(self, self.val_set, self.sampler(self.val_set, self.val_samples, fixed_epoch=0))
 
     def test_dataloader(self):
         return self.val_dataloader()
