@@ -13,9 +13,9 @@ from typing import Any, Literal, Optional
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from jsonargparse import lazy_instance
 from lightning.pytorch.utilities import rank_zero_warn
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 import jepa_lit
@@ -149,7 +149,6 @@ class JEPAModule(L.LightningModule):
             context = self.encoder(clip, token_idx=pair.context, hierarchical=True)
             predictions, context_predictions = self.predictor(context, pair.context, pair.target, grid, index)
             generators.append(GeneratorOutputs(pair, context, predictions, context_predictions))
-        trainer = self._trainer
         return StepOutputs(
             clip=clip,
             target=target,
@@ -159,8 +158,6 @@ class JEPAModule(L.LightningModule):
             num_levels=self.encoder.num_levels,
             step=step,
             max_steps=self.total_steps,
-            epoch=self.current_epoch if trainer else 0,
-            max_epochs=max(1, trainer.max_epochs or 1) if trainer else 1,
         )
 
     def loss_terms(self, outputs: StepOutputs) -> dict[str, Tensor]:

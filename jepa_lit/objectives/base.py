@@ -46,8 +46,6 @@ class StepOutputs:
     num_levels: int = 4
     step: int = 0
     max_steps: int = 1
-    epoch: int = 0
-    max_epochs: int = 1
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -87,6 +85,29 @@ class StepOutputs:
         if key not in self._cache:
             v = self.visible(g)
             self._cache[key] = v[:, 1:] & v[:, :-1]
+        return self._cache[key]
+
+    def pair_count(self, g: int) -> Tensor:
+        """|P| of generator ``g`` over the whole batch (``global_count``, a collective): counted once a
+        step, whichever objectives read it."""
+        key = ("pair_count", g)
+        if key not in self._cache:
+            self._cache[key] = global_count(self.valid_pairs(g))
+        return self._cache[key]
+
+    def pair_mean(self, g: int, values: Tensor) -> Optional[Tensor]:
+        """Mean of ``values`` [B, T'-1, H', W', C] over the valid pairs of generator ``g`` and all channels,
+        over the whole batch under DDP; None when the batch has no valid pair."""
+        count = self.pair_count(g)
+        if count == 0:
+            return None
+        return (values * self.valid_pairs(g).unsqueeze(-1)).sum() / (count * values.shape[-1])
+
+    def student_diff(self, g: int) -> Tensor:
+        """dZ_t = Z_{t+1} - Z_t of generator ``g``: [B, T'-1, H', W', 4D] (read at valid pairs)."""
+        key = ("student_diff", g)
+        if key not in self._cache:
+            self._cache[key] = temporal_diff(self.student_grid(g))
         return self._cache[key]
 
     def prediction_error(self, g: int) -> Tensor:
@@ -131,15 +152,6 @@ def global_mean(values: Tensor, count: Tensor) -> Tensor:
     """Mean of ``values`` [N, ...] (this rank's N selected positions; N may be 0) over the ``count``
     positions of the whole batch (``global_count``) and all trailing elements."""
     return values.sum() / (count * values.shape[1:].numel())
-
-
-def masked_mean(values: Tensor, mask: Tensor) -> Optional[Tensor]:
-    """Mean of ``values`` [B, T, H, W, C] over positions where ``mask`` [B, T, H, W] and all channels,
-    over the whole batch under DDP; None when no position of the batch is valid."""
-    count = global_count(mask)
-    if count == 0:
-        return None
-    return (values * mask.unsqueeze(-1)).sum() / (count * values.shape[-1])
 
 
 def mean_over_generators(outputs: StepOutputs, term: Callable[[int], Optional[Tensor]]) -> Tensor:

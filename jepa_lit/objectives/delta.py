@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, masked_mean, mean_over_generators, temporal_diff
+from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
 
 
 class Delta(Objective):
@@ -24,7 +24,6 @@ class Delta(Objective):
         target_diff = outputs.target_diff()
 
         def per_generator(g: int):
-            student_diff = temporal_diff(outputs.student_grid(g))
-            return masked_mean((student_diff - target_diff).abs(), outputs.valid_pairs(g))
+            return outputs.pair_mean(g, (outputs.student_diff(g) - target_diff).abs())
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator)}

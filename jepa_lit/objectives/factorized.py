@@ -21,7 +21,7 @@ from einops import rearrange
 from torch import Tensor
 
 from jepa_lit.distributed import gather
-from jepa_lit.objectives.base import Objective, StepOutputs, masked_mean, mean_over_generators, temporal_diff
+from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
 from jepa_lit.objectives.heads import app_channels
 
 def cross_covariance_penalty(app: Tensor, dyn: Tensor) -> Optional[Tensor]:
@@ -49,8 +49,7 @@ class FactorizedWorldModel(Objective):
         split = app_channels(outputs.width, self.app_ratio)
 
         def static(g: int) -> Optional[Tensor]:
-            app_diff = temporal_diff(outputs.student_grid(g)[..., :split])
-            return masked_mean(app_diff.abs(), outputs.valid_pairs(g))
+            return outputs.pair_mean(g, outputs.student_diff(g)[..., :split].abs())
 
         def orth(g: int) -> Optional[Tensor]:
             # All ranks' visible tokens (DDP): the statistic does not depend on how the batch is split.

@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from jepa_lit.objectives.base import Objective, StepOutputs, global_count, global_mean, mean_over_generators
+from jepa_lit.objectives.base import Objective, StepOutputs, global_mean, mean_over_generators
 from jepa_lit.objectives.heads import check_width, zero_on
 
 
@@ -62,13 +62,14 @@ class Hamiltonian(Objective):
         half = outputs.width // 2
 
         def per_generator(g: int) -> Optional[Tensor]:
-            pairs = outputs.valid_pairs(g)
-            count = global_count(pairs)
+            pairs, count = outputs.valid_pairs(g), outputs.pair_count(g)
             if count == 0:
                 return None
             z = outputs.student_grid(g)[:, :-1][pairs]  # [N, 4D]; N = 0 on a rank without pairs
             q_next, p_next = self.step(z[:, :half], z[:, half:])
             target = target_next[pairs]
-            return global_mean((q_next - target[:, :half]).abs(), count) + global_mean((p_next - target[:, half:]).abs(), count)
+            q_error = global_mean((q_next - target[:, :half]).abs(), count)
+            p_error = global_mean((p_next - target[:, half:]).abs(), count)
+            return q_error + p_error
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator) + zero_on(self.energy)}

@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 from torch import Tensor, nn
 
-from jepa_lit.objectives.base import Objective, StepOutputs, global_count
+from jepa_lit.objectives.base import Objective, StepOutputs
 
 Reads = Literal["all", "dynamics"]
 
@@ -63,8 +63,7 @@ def pair_inputs(outputs: StepOutputs, g: int, reads: Reads, app_ratio: float) ->
     """(P_t [B, T'-1, H', W'], the head's input Z_t at this rank's pairs [N, C_in], the batch's pair
     count for ``global_mean``) of generator ``g``; None when the batch has no valid pair. Under DDP a
     rank with no pair of its own still returns (N = 0), so every rank runs the same collectives."""
-    pairs = outputs.valid_pairs(g)
-    count = global_count(pairs)
+    pairs, count = outputs.valid_pairs(g), outputs.pair_count(g)
     if count == 0:
         return None
     return pairs, head_input(outputs.student_grid(g)[:, :-1][pairs], reads, app_ratio), count

@@ -17,7 +17,7 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, global_count, global_mean, mean_over_generators
+from jepa_lit.objectives.base import Objective, StepOutputs, global_mean, mean_over_generators
 
 
 class LatentTemporalContrastive(Objective):
@@ -31,8 +31,7 @@ class LatentTemporalContrastive(Objective):
         target = outputs.target_grid().detach()
 
         def per_generator(g: int) -> Optional[Tensor]:
-            pairs = outputs.valid_pairs(g)
-            count = global_count(pairs)
+            pairs, count = outputs.valid_pairs(g), outputs.pair_count(g)
             if count == 0:
                 return None
             z = outputs.student_grid(g)[:, :-1][pairs]

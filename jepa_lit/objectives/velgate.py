@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, masked_mean, mean_over_generators, temporal_diff
+from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
 
 
 class VelocityGate(Objective):
@@ -34,7 +34,6 @@ class VelocityGate(Objective):
             gate = (speed <= threshold[..., None, None]).unsqueeze(-1)
 
         def per_generator(g: int) -> Optional[Tensor]:
-            student_diff = temporal_diff(outputs.student_grid(g))
-            return masked_mean(gate * student_diff.abs(), outputs.valid_pairs(g))
+            return outputs.pair_mean(g, gate * outputs.student_diff(g).abs())
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator)}
