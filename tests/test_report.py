@@ -1,4 +1,4 @@
-"""jepa_lit.report on hand-made registries: the numbers (means, std, same-seed deltas, paired-t interval),
+"""jepa_lit.study's report on hand-made registries: the numbers (means, std, same-seed deltas, paired-t interval),
 the released reference column, the refusals (different probe settings, no same-seed baseline), the plots
 and the TensorBoard HParams entries."""
 
@@ -15,8 +15,13 @@ import pytest
 import yaml
 
 from jepa_lit.eval.results import comparison_key
-from jepa_lit.report import RELEASED_MARKS, Refused, make_report, paired_delta, t_quantile, unpaired_delta
-from jepa_lit.report import main as report_main
+from jepa_lit.study.checks import Refused
+from jepa_lit.study.released import released
+from jepa_lit.study.report import main as report_main
+from jepa_lit.study.report import make_report
+from jepa_lit.study.stats import paired_delta, t_quantile, unpaired_delta
+
+RELEASED_MARKS = released().marks
 
 
 def results_json(benchmark: str, top1: float, epochs: int) -> dict:
@@ -227,7 +232,7 @@ def write_sweep_spec(tmp_path: Path, max_steps: int = 10) -> Path:
 def test_stale_runs_are_marked_and_warned_about(tmp_path, capsys):
     """A run whose config hash is not what the spec now expands to (the sweep's "config changed"), or whose
     probe results are not the file the spec now writes, is tabulated with a mark, listed, and warned about."""
-    from jepa_lit.sweep import expand
+    from jepa_lit.study.runs import expand
 
     spec = write_sweep_spec(tmp_path)
     current = {r.run_id: r for r in expand(spec)}

@@ -1,0 +1,129 @@
+"""Config files as jepa-lit reads them: ``config:`` stacks, merging, class paths.
+
+Used by the CLI, the study tooling and the tests, so that all three see a config the same way. Layer 1:
+imports nothing from jepa_lit but the hint helpers, and neither torch nor Lightning.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+
+def load_yaml(path: str | os.PathLike) -> Any:
+    """A YAML file's content; a syntax error names the file."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML: {error}") from None
+
+
+def expand_config_stack(args: list[str]) -> list[str]:
+    """Put the files a YAML names under ``config:`` (paths relative to it, recursively) before it as
+    ``--config`` flags, so they are read first and the file's own keys override them (jsonargparse
+    itself ignores a ``config:`` list inside a config file)."""
+
+    def parents(path: str) -> list[str]:
+        with open(path) as handle:
+            names = (yaml.safe_load(handle) or {}).get("config") or []
+        names = [names] if isinstance(names, str) else names
+        base = os.path.dirname(path)
+        return [f for name in names for f in [*parents(os.path.join(base, name)), os.path.join(base, name)]]
+
+    expanded, i = [], 0
+    while i < len(args):
+        flag, path = args[i], None
+        if flag in ("--config", "-c") and i + 1 < len(args):
+            path, i = args[i + 1], i + 1
+        elif flag.startswith("--config="):
+            path = flag.split("=", 1)[1]
+        if path is not None and os.path.isfile(path):
+            expanded += [x for parent in parents(path) for x in ("--config", parent)]
+        expanded += [flag] if path is None else ["--config", path]
+        i += 1
+    return expanded
+
+
+def config_files(args: list[str]) -> list[str]:
+    """The files given with ``--config FILE``, ``-c FILE`` or ``--config=FILE``, in order."""
+    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config", "-c")]
+    return files + [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+
+
+def stack_of(path: str | os.PathLike) -> list[str]:
+    """The files a config is read from, parents first, the file itself last."""
+    return config_files(expand_config_stack(["--config", str(path)]))
+
+
+def deep_merge(base: Any, over: Any) -> Any:
+    """``over`` merged into a copy of ``base`` as LightningCLI stacks configs: dicts recursively, anything
+    else replaced (lists too), and a ``class_path`` naming another class replaces the whole entry."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        if "class_path" in base and "class_path" in over and base["class_path"] != over["class_path"]:
+            return copy.deepcopy(over)
+        merged = copy.deepcopy(base)
+        for key, value in over.items():
+            merged[key] = deep_merge(merged[key], value) if key in merged else copy.deepcopy(value)
+        return merged
+    return copy.deepcopy(over)
+
+
+def merge_stack(contents: list[Any]) -> dict[str, Any]:
+    """Config contents merged in order, their ``config:`` lists left out (already expanded)."""
+    merged: dict[str, Any] = {}
+    for data in contents:
+        merged = deep_merge(merged, {k: v for k, v in (data or {}).items() if k != "config"})
+    return merged
+
+
+def import_class(class_path: str) -> Any:
+    """The object a dotted ``module.Name`` path names."""
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def class_paths(node: Any) -> Iterator[str]:
+    """Every ``class_path`` value in a config's content, depth first."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "class_path" and isinstance(value, str):
+                yield value
+            else:
+                yield from class_paths(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from class_paths(value)
+
+
+def unknown_class_path(class_path: str) -> str | None:
+    """None when a jepa_lit class path exists; otherwise what is wrong and the nearest valid one."""
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        if hasattr(importlib.import_module(module_name), name):
+            return None
+        choices = [f"{module_name}.{n}" for n in getattr(importlib.import_module(module_name), "__all__", [])]
+    except ImportError:
+        choices = []
+    nearest = difflib.get_close_matches(class_path, choices, n=1)
+    hint = f"; did you mean {nearest[0]}?" if nearest else ""
+    listing = f" Valid: {', '.join(sorted(choices))}." if choices else ""
+    return f"names {class_path}, which jepa-lit does not have{hint}{listing}"
+
+
+def check_class_paths(args: list[str]) -> None:
+    """Fail early and clearly on a jepa_lit class path that does not exist in a config file, listing
+    the valid ones of its kind and the nearest match (jsonargparse's own message is long and vague)."""
+    for path in config_files(args):
+        if not os.path.isfile(path):
+            continue
+        for class_path in class_paths(load_yaml(path) or {}):
+            if class_path.startswith("jepa_lit."):
+                problem = unknown_class_path(class_path)
+                if problem is not None:
+                    raise SystemExit(f"error: {path} {problem}")

@@ -1,0 +1,196 @@
+"""Runs one sweep run to completion in subprocesses, resuming whatever is already on disk.
+
+Why subprocesses (``python -m jepa_lit.cli``) and not the CLI in this process: Lightning's DDP launcher
+starts the other ranks by re-running the current command line, which must be the CLI's, not the
+sweep's; under SLURM the pretraining is started with ``srun`` (one task per GPU) while the probe runs as
+one process; a crash, an out-of-memory kill or leftover global state (seeds, process groups, CUDA) stays
+inside one run; and N runs at a time are N processes. The price is a few seconds of start-up per command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import yaml
+
+from jepa_lit.config import deep_merge
+from jepa_lit.study.lock import RunLock
+from jepa_lit.study.plan import checkpoint_step, plan, target_steps
+from jepa_lit.study.registry import REPO, ProbeMetrics, RunRecord, now, package_info, read_record, write_record
+from jepa_lit.study.runs import FIT_OVERRIDES, Run
+
+Launch = Callable[[list[str], Path, dict[str, str]], int]
+
+
+def subprocess_launch(cmd: list[str], log: Path, env: dict[str, str]) -> int:
+    """Run a command with its output appended to ``log``; returns its exit status."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as handle:
+        handle.write(f"\n===== {now()}  {shlex.join(cmd)}\n")
+        handle.flush()
+        return subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd()).returncode
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def write_yaml(path: Path, data: dict[str, Any], header: str = "") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((header + "\n" if header else "") + yaml.safe_dump(data, sort_keys=False))
+
+
+def probe_metrics(results: dict[str, Any], output_name: str) -> ProbeMetrics:
+    """The registry's copy of a probe results JSON's numbers."""
+    metrics = results["metrics"]
+    return ProbeMetrics(
+        top1=metrics["top1"], top1_ci95=metrics.get("top1_ci95"), top5=metrics.get("top5"),
+        mean_class_acc=metrics.get("mean_class_acc"), num_test_clips=metrics.get("num_test_clips"),
+        comparison_key=results["comparison_key"], epochs=results["training"]["epochs"],
+        checkpoint_step=results["checkpoint"].get("global_step"), encoder=results["encoder"].get("used"),
+        results=f"probes/{output_name}")
+
+
+@dataclass
+class Executor:
+    """Runs one sweep run to completion, resuming whatever is already on disk."""
+
+    launch: Launch = subprocess_launch
+    python: str = sys.executable
+    fit_prefix: list[str] = field(default_factory=list)  # e.g. ["srun"] inside a SLURM allocation
+    rerun_changed: bool = False
+    echo: Callable[[str], None] = print
+
+    def environment(self, run: Run, gpus: Optional[str] = None, probe: bool = False) -> dict[str, str]:
+        env = {**os.environ, **run.env}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+        if gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpus
+        if probe:  # a probe is one process: Lightning must not read the allocation's task layout as its own
+            env = {k: v for k, v in env.items() if not k.startswith("SLURM_")}
+        return env
+
+    def __call__(self, run: Run, gpus: Optional[str] = None) -> str:
+        """Returns the run's final status (done, failed, changed, locked)."""
+        if plan(run)[0] == "skip":  # no lock needed to leave a finished run alone
+            self.echo(f"{run.run_id}: done, skipped")
+            return "done"
+        lock = RunLock(run)
+        held = lock.acquire()
+        if held is not None:
+            self.echo(f"{run.run_id}: skipped: {held}")
+            return "locked"
+        try:
+            record = read_record(run.registry_path)  # again, under the lock: another sweep may have moved it on
+            action, why = plan(run, record)
+            if action == "skip":
+                self.echo(f"{run.run_id}: done, skipped")
+                return "done"
+            if action == "changed":
+                if not self.rerun_changed:
+                    self.echo(f"{run.run_id}: refused: {why}")
+                    return "changed"
+                lock.release()
+                aside = run.run_dir.with_name(f"{run.run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+                run.run_dir.rename(aside)
+                self.echo(f"{run.run_id}: config changed; the old run moved to {aside}")
+                held = lock.acquire()
+                if held is not None:
+                    self.echo(f"{run.run_id}: skipped: {held}")
+                    return "locked"
+                record, action = None, "start"
+            return self._execute(run, record, action, gpus)
+        except BaseException as error:  # Ctrl-C or a bug: say so in the registry; the files decide the resume
+            if lock.held:
+                current = read_record(run.registry_path) or RunRecord.new(run)
+                current.status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+                current.error, current.updated = f"{type(error).__name__}: {error}", now()
+                write_record(run.registry_path, current)
+            raise
+        finally:
+            lock.release()
+
+    def _execute(self, run: Run, previous: Optional[RunRecord], action: str, gpus: Optional[str]) -> str:
+        record = RunRecord.new(run)  # the current config, probes and package; history carried over
+        if previous is not None:
+            record.attempts, record.created = previous.attempts, previous.created
+            if action == "probe":
+                record.pretraining = previous.pretraining
+        record.status, record.host, record.pid = "running", socket.gethostname(), os.getpid()
+        attempt = {"started": now(), "action": action, "package": vars(package_info()), "host": socket.gethostname()}
+        record.attempts.append(attempt)
+        write_record(run.registry_path, record)
+        write_yaml(run.run_dir / FIT_OVERRIDES, run.run_overrides(),
+                   f"# written by jepa_lit.study for {run.run_id} (scale {run.scale}); the last --config of its fit")
+
+        def fail(message: str, log: Optional[Path] = None) -> str:
+            record.status, record.error, record.updated = "failed", message, now()
+            attempt.update(ended=now(), error=message)
+            write_record(run.registry_path, record)
+            self.echo(f"{run.run_id}: FAILED: {message}" + (f"\n{tail(log)}" if log else ""))
+            return "failed"
+
+        # 1. pretraining
+        if action in ("start", "resume"):
+            resume_step = checkpoint_step(run.checkpoint) if action == "resume" else None
+            attempt["resumed_from_step"] = resume_step
+            self.echo(f"{run.run_id}: pretraining" + (f" (resuming from step {resume_step})" if action == "resume" else ""))
+            log = run.run_dir / "logs" / "fit.log"
+            start = time.perf_counter()
+            rc = self.launch(self.fit_prefix + run.fit_command(self.python, resume=action == "resume"), log,
+                             self.environment(run, gpus))
+            attempt.update(fit_rc=rc, fit_wall_s=round(time.perf_counter() - start, 1))
+            if rc != 0:
+                return fail(f"pretraining exited with status {rc} (log: {log})", log)
+            if not run.checkpoint.is_file():
+                return fail(f"pretraining wrote no {run.checkpoint} (the config's logger and ModelCheckpoint must "
+                            "write into the run directory, with save_last: true)", log)
+            step, wanted = checkpoint_step(run.checkpoint), target_steps(run)
+            if wanted is not None and (step is None or step < wanted):
+                versioned = sorted(p.name for p in run.checkpoint.parent.glob("last-v*.ckpt"))
+                return fail(f"pretraining stopped at step {step} of {wanted} (interrupted?); rerun the sweep to resume"
+                            + (f"; ModelCheckpoint also wrote {', '.join(versioned)}: last.ckpt did not come from "
+                               "this run's ModelCheckpoint" if versioned else ""), log)
+            record.pretraining = {"complete": True, "checkpoint": "checkpoints/last.ckpt", "global_step": step,
+                                  "max_steps": wanted,  # wall time over every attempt, resumed ones included
+                                  "wall_time_s": round(sum(a.get("fit_wall_s", 0) for a in record.attempts), 1)}
+            record.status, record.updated = "pretrained", now()
+            write_record(run.registry_path, record)
+
+        # 2. probes
+        for probe in run.probes:
+            output = run.run_dir / "probes" / probe.output_name
+            if not output.is_file():
+                self.echo(f"{run.run_id}: probe {probe.benchmark}")
+                over = deep_merge({"seed_everything": run.seed}, probe.overrides)
+                write_yaml(run.run_dir / "probes" / f"{probe.benchmark}.sweep.yaml", over,
+                           f"# written by jepa_lit.study for {run.run_id}: merged over {probe.config}")
+                log = run.run_dir / "logs" / f"probe-{probe.benchmark}.log"
+                rc = self.launch(run.probe_command(probe, self.python), log, self.environment(run, gpus, probe=True))
+                attempt[f"probe_{probe.benchmark}_rc"] = rc
+                if rc != 0 or not output.is_file():
+                    return fail(f"probe {probe.benchmark} exited with status {rc} (log: {log})", log)
+            record.metrics[probe.benchmark] = probe_metrics(json.loads(output.read_text()), probe.output_name)
+            write_record(run.registry_path, record)
+
+        if not run.keep_feature_cache:
+            shutil.rmtree(run.run_dir / "feature_cache", ignore_errors=True)
+        record.status, record.updated = "done", now()
+        attempt["ended"] = now()
+        write_record(run.registry_path, record)
+        self.echo(f"{run.run_id}: done " + ", ".join(
+            f"{b} top-1 {m.top1:.2f}" for b, m in record.metrics.items()))
+        return "done"

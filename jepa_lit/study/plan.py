@@ -1,0 +1,46 @@
+"""What a run needs next, read from its files: skip | probe | resume | start | changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from jepa_lit.config import load_yaml
+from jepa_lit.study.registry import RunRecord, read_record
+from jepa_lit.study.runs import Run
+
+
+def checkpoint_step(path: Path) -> Optional[int]:
+    import torch  # here, not at the top: expanding and listing runs must not import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # noqa: BLE001 - a checkpoint we cannot read is as good as none
+        return None
+    return int(checkpoint.get("global_step", 0)) if isinstance(checkpoint, dict) else None
+
+
+def target_steps(run: Run) -> Optional[int]:
+    """trainer.max_steps from the config LightningCLI saved in the run directory (None if not step-bound)."""
+    saved = run.run_dir / "config.yaml"
+    if not saved.is_file():
+        return None
+    steps = ((load_yaml(saved) or {}).get("trainer") or {}).get("max_steps")
+    return steps if isinstance(steps, int) and steps > 0 else None
+
+
+def plan(run: Run, record: Optional[RunRecord] = None) -> tuple[str, str]:
+    """(action, description): skip | probe | resume | start | changed."""
+    record = record if record is not None else read_record(run.registry_path)
+    started = run.checkpoint.exists() or (record is not None and record.attempts)
+    if record is not None and started and record.config_hash != run.config_hash:
+        return "changed", (f"config changed since the run started (config hash {record.config_hash} -> "
+                           f"{run.config_hash}); --rerun-changed moves {run.run_dir} aside and starts again")
+    if record is not None and record.pretrained and run.checkpoint.is_file():
+        missing = [p.benchmark for p in run.probes if not (run.run_dir / "probes" / p.output_name).is_file()]
+        if not missing and record.status == "done":
+            return "skip", "done"
+        return "probe", "probe " + ", ".join(missing) if missing else "record the probe results"
+    if run.checkpoint.is_file():
+        return "resume", "resume from its last checkpoint"
+    return "start", "start"

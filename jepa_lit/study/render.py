@@ -1,0 +1,160 @@
+"""The report as text: report.md (Markdown tables, notes, every run) and the CSVs."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+from jepa_lit.study.checks import Result, names
+from jepa_lit.study.registry import RunRecord
+from jepa_lit.study.released import MARKS, released
+from jepa_lit.study.tables import BENCH_TITLES, NAMES, Cell, Table
+
+STALE = "※"  # a cell with a run whose config is no longer what the spec expands to
+
+
+def _f(x: Optional[float], digits: int = 2, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def fmt_value(cell: Cell) -> str:
+    if cell.mean is None:
+        return "—"
+    text = _f(cell.mean) + (f" ± {_f(cell.std)}" if cell.std is not None else "")
+    return text + (" §" if cell.flagged else "") + (f" {STALE}" if cell.stale else "")
+
+
+def fmt_delta(cell: Cell) -> str:
+    d = cell.delta
+    if d is None:
+        return "—"
+    text = _f(d.mean, sign=True) + (f" [{_f(d.lo, sign=True)}, {_f(d.hi, sign=True)}]" if d.lo is not None else " (n=1)")
+    if d.excludes_zero:
+        text = f"**{text}**"
+    elif d.degenerate:
+        text += " (sd 0)"
+    return (text + (" ‡u" if d.method != "paired-t" else "") + (" §" if cell.flagged else "")
+            + (f" {STALE}" if cell.stale_delta else ""))
+
+
+def fmt_released(cell: Cell) -> str:
+    return "—" if cell.released is None else f"{cell.released:.2f}{cell.released_mark}"
+
+
+def stale_warning(stale: dict[tuple[str, str], str], sweep: dict[str, Any]) -> str:
+    """One paragraph: how many runs are stale, and the command that reruns them."""
+    runs = sorted({run_id for run_id, _ in stale})
+    return (f"{len(runs)} finished run(s) no longer match what {sweep.get('spec')} expands to at scale "
+            f"{sweep.get('scale')} ({names(runs, 4)}): their cells are marked {STALE} and the runs are listed "
+            f"under \"Stale runs\". `python -m jepa_lit.study sweep {sweep.get('spec')} --scale {sweep.get('scale')} "
+            "--rerun-changed` reruns them with the current config.")
+
+
+def markdown(tables: list[Table], problems: list[dict[str, Any]], records: list[RunRecord],
+             results: list[Result], root: Path, stale: Optional[dict[tuple[str, str], str]] = None,
+             sweep: Optional[dict[str, Any]] = None, extra_notes: Optional[list[str]] = None) -> str:
+    stale, sweep = stale or {}, sweep or {}
+    status = Counter(r.status for r in records)
+    commits = Counter(r.package.git_commit for r in records if r.status == "done")
+    scales = sorted({str(r.scale) for r in records})
+    lines = [f"# Sweep report: {root}", "",
+             f"Runs: {len(records)} ({', '.join(f'{n} {s}' for s, n in sorted(status.items()))}); "
+             f"scale: {', '.join(scales)}; jepa-lit commit(s) of the finished runs: "
+             + ", ".join(f"{(c or 'unknown')[:10]} ({n})" for c, n in commits.items()) + ".", "",
+             "Top-1 % of the frozen encoder. Cells: mean ± sample std over seeds. "
+             "Δ: variant − baseline **of the same seed**, mean over seeds, with a 95% paired-t interval "
+             "(t(0.975, n−1)·sd/√n over the per-seed differences; none from one seed; bold when it excludes 0; "
+             "\"sd 0\" when every seed gave the same difference, an interval of width 0 that is no evidence). "
+             "Released: the study's single-seed number (docs/reproducing.md), for reference only."]
+    if stale:
+        lines += ["", f"**Warning.** {stale_warning(stale, sweep)}"]
+    for note in extra_notes or []:
+        lines += ["", f"Note: {note}"]
+    if any(s != "full" for s in scales):
+        lines += ["", f"Scale {', '.join(s for s in scales if s != 'full')}: the released numbers come from the "
+                  "study's full-scale runs (ViT-B, 30,000 steps, real data) and are shown for orientation, not "
+                  "as a comparison."]
+    for table in tables:
+        titles = [BENCH_TITLES.get(b, b) for b in table.benchmarks]
+        lines += ["", f"## Regime {table.regime}" + (f" (released reference: {table.reference} regime)" if table.reference else ""), "",
+                  "| Variant | Seeds | " + " | ".join(titles) + " | " + " | ".join(f"Δ {t} [95% CI]" for t in titles)
+                  + " | " + " | ".join(f"Released {t}" for t in titles) + " |",
+                  "|---|---|" + "---|" * (3 * len(titles))]
+        for variant in table.variants:
+            cells = [table.cells[(variant, b)] for b in table.benchmarks]
+            lines.append(f"| {NAMES.get(variant, variant)} | {', '.join(map(str, table.seeds[variant]))} | "
+                         + " | ".join(fmt_value(c) for c in cells) + " | "
+                         + " | ".join("—" if variant == table.baseline else fmt_delta(c) for c in cells) + " | "
+                         + " | ".join(fmt_released(c) for c in cells) + " |")
+        lines += ["", "Probe settings: " + "; ".join(
+            f"{BENCH_TITLES.get(b, b)}: {s['probe']} probe on {s['pooling']} features, {s['epochs']} epochs, batch "
+            f"{s['batch_size']}, {'/'.join(map(str, s['test_clips']))} test clips ({s['data']}), comparison key "
+            f"{'/'.join(s['keys'])}" for b, s in table.settings.items()) + "."]
+        notes = released().notes.get(table.reference or "", [])
+        used = {mark for c in table.cells.values() for mark in c.released_mark}
+        lines += [f"- {n}" for n in notes if n[0] not in MARKS or n[0] in used]
+    if any(c.delta is not None and c.delta.method != "paired-t" for t in tables for c in t.cells.values()):
+        lines += ["", "‡u: no same-seed baseline for every seed: difference of the means with a Welch interval "
+                  "(tabulated because of --allow-mismatch; not a same-seed comparison)."]
+    if problems:
+        lines += ["", "## Mismatches tabulated anyway (--allow-mismatch), marked §", ""]
+        lines += [f"- {p['kind']}: {p['message']}" for p in problems]
+    incomplete = [r for r in records if r.status != "done"]
+    if incomplete:
+        lines += ["", "## Runs not in the tables", ""]
+        lines += [f"- {r.run_id}: {r.status}" + (f" ({r.error})" if r.error else "")
+                  for r in sorted(incomplete, key=lambda g: g.run_id)]
+    if stale:
+        lines += ["", f"## Stale runs (marked {STALE})", ""]
+        lines += [f"- {run_id}: {why}" for run_id, why in sorted({(r, w) for (r, _), w in stale.items()})]
+    lines += ["", "## Every run", "", "| Run | Benchmark | Top-1 | 95% CI (bootstrap over test clips) | Checkpoint step | Config hash |",
+              "|---|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: (r.regime, r.variant, r.seed, r.benchmark)):
+        ci = r.ci95 or [None, None]
+        step = r.record.metrics[r.benchmark].checkpoint_step
+        mark = f" {STALE}" if (r.run_id, r.benchmark) in stale else ""
+        lines.append(f"| {r.run_id} | {r.benchmark} | {_f(r.top1)} | {_f(ci[0])}–{_f(ci[1])} | {step} | "
+                     f"{r.record.config_hash}{mark} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csvs(tables: list[Table], results: list[Result], out: Path,
+               stale: Optional[dict[tuple[str, str], str]] = None) -> list[Path]:
+    stale = stale or {}
+    paths = []
+    for table in tables:
+        path = out / f"table_{table.regime}.csv"
+        header = ["variant", "name", "seeds"]
+        for b in table.benchmarks:
+            header += [f"{b}_mean", f"{b}_std", f"{b}_n", f"{b}_delta", f"{b}_delta_ci_lo", f"{b}_delta_ci_hi",
+                       f"{b}_delta_n", f"{b}_delta_method", f"{b}_released", f"{b}_mismatch", f"{b}_stale"]
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for variant in table.variants:
+                row = [variant, NAMES.get(variant, variant), " ".join(map(str, table.seeds[variant]))]
+                for b in table.benchmarks:
+                    c = table.cells[(variant, b)]
+                    d = c.delta
+                    row += [c.mean, c.std, len(c.values), d.mean if d else None, d.lo if d else None,
+                            d.hi if d else None, d.n if d else None, d.method if d else None, c.released, int(c.flagged),
+                            int(c.stale)]
+                writer.writerow(["" if v is None else (round(v, 4) if isinstance(v, float) else v) for v in row])
+        paths.append(path)
+    path = out / "runs.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run_id", "regime", "variant", "seed", "benchmark", "top1", "top1_ci_lo", "top1_ci_hi",
+                         "comparison_key", "config_hash", "git_commit", "stale"])
+        for r in sorted(results, key=lambda r: (r.regime, r.variant, r.seed, r.benchmark)):
+            ci = r.ci95 or ["", ""]
+            writer.writerow([r.run_id, r.regime, r.variant, r.seed, r.benchmark, r.top1, ci[0], ci[1], r.key,
+                             r.record.config_hash, r.record.package.git_commit,
+                             stale.get((r.run_id, r.benchmark), "")])
+    return paths + [path]
+

@@ -1,0 +1,124 @@
+"""Tables and plots of a sweep, in the study's layout, with same-seed comparisons and intervals.
+
+    python -m jepa_lit.study report runs/sweep/full [--out DIR] [--allow-mismatch] [--no-plots]
+    make report [SCALE=smoke]
+
+Reads the run registry (``<root>/**/run.json``, registry.py's RunRecord, written by the sweep) and each
+run's probe results JSON, and writes to ``<root>/report/`` (or ``--out``):
+
+- ``report.md``: per regime, rows = variants, columns = benchmarks: top-1 mean +- std over seeds, then
+  the delta against the baseline **of the same seed**, averaged over seeds, with a 95% paired-t
+  interval (stats.py; no interval from one seed), then the released number (released.json) as a
+  reference column; then the probe settings of each benchmark and every run's own result with its
+  bootstrap interval over test clips (render.py).
+- ``table_<regime>.csv`` (the same table, one number a column) and ``runs.csv`` (one row per run x benchmark).
+- ``heatmap_<regime>.png`` and ``tradeoff_<regime>_<motion>.png``; ``tensorboard/``: one HParams entry
+  per run (plots.py).
+
+It refuses what the study's release mixed (checks.py): results of one benchmark whose probe settings
+differ, a variant result without a baseline result of the same seed and regime, and seeds of one
+variant pretrained with different configs. ``--allow-mismatch`` tabulates them anyway, marked, and
+lists each mismatch under the table; deltas without a same-seed baseline are then unpaired (difference
+of the means, Welch interval). Runs that no longer match the sweep's spec are tabulated but marked ※,
+listed, and warned about on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+from jepa_lit.study.checks import Refused, collect, find_mismatches, find_stale
+from jepa_lit.study.plots import heatmap, tensorboard_hparams, tradeoff
+from jepa_lit.study.registry import RecordError, load_records
+from jepa_lit.study.render import markdown, stale_warning, write_csvs
+from jepa_lit.study.tables import build_tables
+
+
+def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismatch: bool = False,
+                plots: bool = True, appearance: Optional[str] = None, motion: Optional[list[str]] = None) -> dict[str, Any]:
+    """Write the report; returns {"markdown", "files", "tables", "problems", "stale", "warnings", "skipped"}.
+    Raises Refused on mismatches unless ``allow_mismatch``, and FileNotFoundError when there is nothing to
+    report. Stale runs (``find_stale``) are tabulated, marked, and named in ``warnings``."""
+    root = Path(root)
+    out = Path(out) if out else root / "report"
+    if not root.is_dir():  # a typo in the folder: say what is near
+        from jepa_lit.hints import path_hint
+
+        hint = path_hint(str(root))
+        raise FileNotFoundError(f"sweep folder not found: {root}" + (f"\n{hint}" if hint else ""))
+    records = load_records(root)
+    if not records:
+        raise FileNotFoundError(f"no run registry (run.json) under {root}; run the sweep first")
+    sweep_file = root / "sweep.json"
+    try:
+        sweep = json.loads(sweep_file.read_text()) if sweep_file.is_file() else {}
+    except ValueError as error:
+        raise RecordError(f"{sweep_file}: not valid JSON ({error}); rerun the sweep to write it again") from None
+    settings = sweep.get("report") or {}
+    appearance = appearance or settings.get("appearance", "imagenet100")
+    motion = motion or settings.get("motion", ["ssv2", "diving48", "synthetic"])
+    dup = [k for k, n in Counter(r.run_id for r in records).items() if n > 1]
+    if dup:
+        raise Refused(f"{root}: runs registered twice: {', '.join(dup)} (two sweeps in one folder?)")
+    results = collect(records)
+    if not results:
+        raise FileNotFoundError(f"{root}: {len(records)} runs registered, none done with probe results yet")
+    problems = find_mismatches(results, records)
+    if problems and not allow_mismatch:
+        raise Refused(f"report refused: {len(problems)} mismatch(es); pass --allow-mismatch to tabulate them "
+                      "anyway, marked:\n" + "\n".join(f"  - {p['kind']}: {p['message']}" for p in problems))
+    stale, notes = find_stale(records, sweep)
+    tables = build_tables(results, problems, sweep, stale)
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(tables, problems, records, results, root, stale, sweep, notes)
+    files = [out / "report.md"]
+    files[0].write_text(text)
+    files += write_csvs(tables, results, out, stale)
+    warnings = ([stale_warning(stale, sweep)] if stale else []) + notes
+    skipped = []
+    if plots:
+        for table in tables:
+            if any(v != table.baseline for v in table.variants):
+                files.append(heatmap(table, out / f"heatmap_{table.regime}.png"))
+            for bench in motion:
+                if appearance in table.benchmarks and bench in table.benchmarks:
+                    files.append(tradeoff(table, appearance, bench, out / f"tradeoff_{table.regime}_{bench}.png"))
+            if appearance not in table.benchmarks:
+                skipped.append(f"tradeoff_{table.regime}: no {appearance} (appearance) probe in this regime")
+        files.append(tensorboard_hparams(records, results, out / "tensorboard"))
+    return {"markdown": text, "files": files, "tables": tables, "problems": problems, "skipped": skipped,
+            "stale": stale, "warnings": warnings}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jepa_lit.study report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", nargs="?", default="runs/sweep/full", help="the sweep's folder (<output>/<scale>)")
+    parser.add_argument("--out", default=None, help="where to write (default ROOT/report)")
+    parser.add_argument("--allow-mismatch", action="store_true",
+                        help="tabulate results with different probe settings or without a same-seed baseline, marked")
+    parser.add_argument("--no-plots", action="store_true", help="tables only (no PNG, no TensorBoard)")
+    parser.add_argument("--appearance", default=None, help="x axis of the trade-off plots (default imagenet100)")
+    parser.add_argument("--motion", default=None, help="comma-separated y axes of the trade-off plots")
+    args = parser.parse_args(argv)
+    try:
+        report = make_report(args.root, args.out, args.allow_mismatch, not args.no_plots, args.appearance,
+                             args.motion.split(",") if args.motion else None)
+    except (Refused, RecordError, FileNotFoundError) as error:
+        print(f"report: {error}", file=sys.stderr)
+        return 1
+    print(report["markdown"])
+    for note in report["skipped"]:
+        print(f"skipped {note}")
+    print("written: " + ", ".join(str(f) for f in report["files"]))
+    for warning in report["warnings"]:  # last, where a reader of a long report still sees them
+        print(f"report: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""The report's tables: per regime, variants x benchmarks, each cell the seeds' values, the same-seed
+delta against the baseline with its interval, and the released number."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from jepa_lit.eval.benchmarks import BENCHMARKS
+from jepa_lit.study.checks import Result
+from jepa_lit.study.released import released
+from jepa_lit.study.stats import Delta, mean_std, paired_delta, unpaired_delta
+
+BENCH_ORDER = sorted(BENCHMARKS)
+BENCH_TITLES = {"diving48": "Diving-48", "imagenet100": "IN-100", "ssv2": "SSv2", "synthetic": "Synthetic",
+                "ucf101": "UCF-101"}
+NAMES = {  # the study's names for the variants (paper tables 7.1 / 7.2)
+    "baseline": "Baseline", "mg": "MG", "amg": "AMG", "hw": "HW", "delta": "Delta", "fwm": "FWM", "ld": "LD",
+    "fwm_ld": "FWM-LD", "hw_ld": "HW-LD", "fwm_hw_ld": "FWM-HW-LD", "combo": "Combo", "spectral": "Spectral",
+    "ltc": "LTC", "ac": "AC", "ac_hw": "AC-HW", "fac": "FAC", "kinematic_l1": "Kin-L1 1.0",
+    "kinematic_l1_0_1": "Kin-L1 0.1", "kinematic_huber": "Kin-Huber", "kinematic_accel": "Kin-Accel",
+    "kinematic_split": "Kin-Split", "kinematic_anneal": "Kin-Anneal", "sigreg": "SIGReg",
+    "sigreg_no_ema": "SIGReg-noEMA", "hamiltonian": "Hamiltonian", "velgate": "VelGate", "future": "Future",
+    "motion_future": "Motion-Future",
+}
+
+
+
+@dataclass
+class Cell:
+    values: dict[int, float]  # seed -> top-1
+    mean: Optional[float] = None
+    std: Optional[float] = None
+    delta: Optional[Delta] = None
+    released: Optional[float] = None
+    released_mark: str = ""
+    flagged: bool = False  # tabulated despite a mismatch (--allow-mismatch)
+    stale: bool = False  # a run of the cell (or of its same-seed baseline, for the delta) is stale
+    stale_delta: bool = False
+
+
+@dataclass
+class Table:
+    regime: str
+    reference: Optional[str]
+    baseline: str
+    variants: list[str]
+    benchmarks: list[str]
+    cells: dict[tuple[str, str], Cell]  # (variant, benchmark)
+    seeds: dict[str, list[int]]  # variant -> seeds with a result
+    scale: str
+    settings: dict[str, dict[str, Any]]  # benchmark -> a summary of its probe settings
+
+
+def _order(items: list[str], preferred: list[str]) -> list[str]:
+    """``items`` in the order of ``preferred`` (first occurrence), the others after, sorted."""
+    return [x for x in dict.fromkeys(preferred) if x in items] + sorted(x for x in items if x not in preferred)
+
+
+def build_tables(results: list[Result], problems: list[dict[str, Any]], sweep: Optional[dict[str, Any]] = None,
+                 stale: Optional[dict[tuple[str, str], str]] = None) -> list[Table]:
+    flagged = {cell for p in problems for cell in p["cells"]}
+    stale_cells = {(r.regime, r.variant, r.benchmark) for r in results if (r.run_id, r.benchmark) in (stale or {})}
+    sweep_regimes = (sweep or {}).get("regimes") or {}
+    tables = []
+    for regime in _order(sorted({r.regime for r in results}), list(sweep_regimes)):
+        rows = [r for r in results if r.regime == regime]
+        baseline = rows[0].record.baseline
+        conf = sweep_regimes.get(regime) or {}
+        variants = _order(sorted({r.variant for r in rows}), [baseline, *(conf.get("variants") or [])])
+        benchmarks = _order(sorted({r.benchmark for r in rows}), list(conf.get("probes") or BENCH_ORDER))
+        reference = rows[0].record.reference
+        cells, seeds = {}, {}
+        for variant in variants:
+            seeds[variant] = sorted({r.seed for r in rows if r.variant == variant})
+            for bench in benchmarks:
+                values = {r.seed: r.top1 for r in rows if r.variant == variant and r.benchmark == bench}
+                cell = Cell(values, flagged=(regime, variant, bench) in flagged,
+                            stale=(regime, variant, bench) in stale_cells)
+                cell.stale_delta = cell.stale or (regime, baseline, bench) in stale_cells
+                if values:
+                    cell.mean, cell.std = mean_std(list(values.values()))
+                    base = {r.seed: r.top1 for r in rows if r.is_baseline and r.benchmark == bench}
+                    if variant != baseline and base:
+                        paired = set(values) <= set(base)
+                        cell.delta = (paired_delta(values, base) if paired
+                                      else unpaired_delta(list(values.values()), list(base.values())))
+                number = released().number(reference, variant, bench)
+                if number is not None:
+                    cell.released = number
+                    cell.released_mark = released().mark(reference, variant, bench)
+                cells[(variant, bench)] = cell
+        settings = {}
+        for bench in benchmarks:
+            first = next((r for r in rows if r.benchmark == bench and r.settings is not None), None)
+            s = first.settings if first else {}
+            settings[bench] = {"probe": (s.get("probe") or {}).get("probe"), "epochs": s.get("epochs"),
+                               "batch_size": s.get("batch_size"), "pooling": s.get("pooling"),
+                               "data": s.get("data_class", "").rsplit(".", 1)[-1],
+                               "keys": sorted({r.key[:8] for r in rows if r.benchmark == bench}),
+                               "test_clips": sorted({r.record.metrics[bench].num_test_clips for r in rows
+                                                     if r.benchmark == bench} - {None})}
+        tables.append(Table(regime, reference, baseline, variants, benchmarks, cells, seeds,
+                            rows[0].record.scale or "?", settings))
+    return tables
+
