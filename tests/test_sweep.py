@@ -1,4 +1,4 @@
-"""jepa_lit.sweep: spec expansion, the registry, resuming (finished runs skipped, interrupted ones resumed
+"""jepa_lit.study's sweep: spec expansion, the registry, resuming (finished runs skipped, interrupted ones resumed
 from last.ckpt), the SLURM script, and one tiny real run through `python -m jepa_lit.cli`."""
 
 from __future__ import annotations
@@ -16,8 +16,14 @@ import pytest
 import torch
 import yaml
 
-from jepa_lit import sweep
-from jepa_lit.sweep import Executor, expand, load_spec, plan, run_local, sbatch_script
+from jepa_lit.config import deep_merge
+from jepa_lit.study import sweep
+from jepa_lit.study.executor import Executor, subprocess_launch, tail
+from jepa_lit.study.launchers import run_local, sbatch_script
+from jepa_lit.study.plan import plan
+from jepa_lit.study.registry import ProbeMetrics, RecordError, RunRecord, read_record, write_record
+from jepa_lit.study.runs import expand, merged_config
+from jepa_lit.study.spec import SpecError, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
@@ -37,7 +43,7 @@ def write_spec(tmp_path: Path, **changes) -> Path:
         "probes": {b: str(EXPERIMENTS / "probes" / f"{b}.yaml") for b in ("synthetic", "imagenet100", "ssv2")},
         "scales": {
             "full": {},
-            "tiny": {"seeds": [5], "objective_embed_dim": 192, "env": {"OMP_NUM_THREADS": "1"},
+            "tiny": {"seeds": [5], "env": {"OMP_NUM_THREADS": "1"},
                      "fit": {"trainer": {"max_steps": 4}}, "probe": {"all": {"trainer": {"max_epochs": 2}}}},
         },
     }
@@ -76,21 +82,86 @@ def test_expand_small_spec_into_runs(tmp_path):
     assert probe[-1] == str(mg0.run_dir / "probes" / mg0.probes[0].output_name)
 
 
-def test_scale_overrides_seeds_fit_probe_and_objective_heads(tmp_path):
+def test_scale_overrides_seeds_fit_and_probe(tmp_path):
     runs = expand(write_spec(tmp_path), "tiny")
     assert {r.seed for r in runs} == {5} and len(runs) == 5
     full = {r.run_id.replace("seed_0", "seed_5"): r for r in expand(write_spec(tmp_path), "full") if r.seed == 0}
     fwm = next(r for r in runs if r.variant == "fwm_hw_ld")
     assert fwm.run_dir.parts[-4:] == ("tiny", "mixed", "fwm_hw_ld", "seed_5")
     assert fwm.env == {"OMP_NUM_THREADS": "1"} and fwm.run_overrides()["trainer"]["max_steps"] == 4
-    heads = {o["class_path"].rsplit(".", 1)[1]: o["init_args"] for o in fwm.fit_overrides["model"]["init_args"]["objectives"]}
-    assert heads["LatentDynamics"]["embed_dim"] == 192  # its head is sized by embed_dim
-    assert "embed_dim" not in heads["HardWeighting"] and "embed_dim" not in heads["FactorizedWorldModel"]
-    assert heads["LatentDynamics"]["released_no_grad"] is False  # the rest of the variant's arguments kept
-    assert "model" not in next(r for r in runs if r.variant == "mg").fit_overrides  # no head to resize
+    assert fwm.fit_overrides == {"trainer": {"max_steps": 4}}  # the sweep sets no objective widths
     assert fwm.config_hash != full[fwm.run_id].config_hash and fwm.scale_hash != full[fwm.run_id].scale_hash
     assert fwm.probes[0].overrides == {"trainer": {"max_epochs": 2}}
     assert fwm.probes[0].hash != full[fwm.run_id].probes[0].hash
+
+
+def test_scale_hash_of_a_scale_without_the_removed_head_width_key_is_unchanged(tmp_path):
+    """The scale hash once also covered the sweep's objective head width; a scale that never set it
+    keeps the hash it had (sha256 of the JSON [fit, null])."""
+    import hashlib
+
+    (run,) = [r for r in expand(write_spec(tmp_path), "tiny") if r.run_id == "ucf101/baseline/seed_5"]
+    before = hashlib.sha256(json.dumps([{"trainer": {"max_steps": 4}}, None], sort_keys=True).encode()).hexdigest()
+    assert run.scale_hash == before[:16]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"seeds": "x"}, "sweep.yaml: seeds: expected a non-empty list of ints, got 'x'"),
+    ({"scales": {"tiny": {"seeds": ["x"]}}}, "sweep.yaml: scales.tiny.seeds: expected a non-empty list of ints, got list"),
+    ({"scales": {"tiny": {"jobs": 0}}}, "sweep.yaml: scales.tiny.jobs: expected an int >= 1, got 0"),
+    ({"scales": {"tiny": {"env": ["A=1"]}}}, "sweep.yaml: scales.tiny.env: expected a mapping, got list"),
+    ({"keep_feature_cache": "no"}, "sweep.yaml: keep_feature_cache: expected true or false, got 'no'"),
+    ({"slurm": {"gpus": 4}}, r"sweep.yaml: slurm: unknown key\(s\) \['gpus'\]"),
+    ({"slurm": {"max_parallel": 0}}, "sweep.yaml: slurm.max_parallel: expected an int >= 1, got 0"),
+    ({"report": {"motion": "ssv2"}}, "sweep.yaml: report.motion: expected a list of strings, got 'ssv2'"),
+    ({"regimes": {"ucf101": {"config": "ucf101_{variant}.yaml", "variants": "baseline"}}},
+     "sweep.yaml: regimes.ucf101.variants: expected a list of strings, got 'baseline'"),
+    ({"regimes": {"ucf101": {"variants": ["baseline"]}}}, "sweep.yaml: regimes.ucf101.config: is missing"),
+    ({"probes": {"ssv2": 3}}, "sweep.yaml: probes.ssv2: expected a non-empty string, got 3"),
+])
+def test_spec_values_of_the_wrong_type_are_named_by_key(tmp_path, change, message):
+    spec = write_spec(tmp_path, **change)
+    with pytest.raises(SpecError, match=message):
+        load_spec(spec, "tiny" if "scales" in change else "full")
+
+
+def test_run_record_round_trip(tmp_path):
+    """The sweep writes a RunRecord, the report reads the same RunRecord back; keys it does not know are kept."""
+    (run,) = [r for r in expand(write_spec(tmp_path), "tiny") if r.run_id == "mixed/fwm_hw_ld/seed_5"]
+    record = RunRecord.new(run)
+    record.status, record.pretraining = "done", {"complete": True, "global_step": 4}
+    record.metrics["ssv2"] = ProbeMetrics(top1=12.5, comparison_key="k" * 64, top1_ci95=[10.0, 15.0], epochs=2,
+                                          results="probes/ssv2-abc.json")
+    record.extra["integrity"] = {"sha256": "0" * 64}  # a key a later version adds
+    write_record(run.registry_path, record)
+    data = json.loads(run.registry_path.read_text())
+    assert data["schema"] == "jepa_lit.sweep_run/1" and data["metrics"]["ssv2"]["top1"] == 12.5
+    assert data["is_baseline"] is False and data["integrity"] == {"sha256": "0" * 64} and "host" not in data
+    back = read_record(run.registry_path)
+    assert back.directory == run.run_dir
+    back.directory = None
+    assert back == record and back.pretrained and not back.baseline_run
+    run.registry_path.write_text('{"run_id": "x", "regime": "r", "variant": "v", "seed": "0"}')
+    with pytest.raises(RecordError, match=r"run.json: seed: expected an int, got '0'"):
+        read_record(run.registry_path)
+    run.registry_path.write_text("{not json")
+    with pytest.raises(RecordError, match=r"run.json: not valid JSON"):
+        read_record(run.registry_path)
+
+
+def test_expanding_and_listing_runs_imports_neither_lightning_nor_torch(tmp_path):
+    spec = write_spec(tmp_path)
+    code = ("import sys\n"
+            "from jepa_lit.study.sweep import main\n"
+            f"assert main([{str(spec)!r}, '--dry-run']) == 0\n"
+            f"assert main([{str(spec)!r}, '--list', '--scale', 'tiny']) == 0\n"
+            "print(sorted(m for m in ('lightning', 'torch', 'lightning.pytorch') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "[]"
+    assert "mixed/fwm_hw_ld/seed_5" in lines and "ucf101/baseline/seed_0" in "\n".join(lines)
 
 
 def test_config_hash_covers_what_the_run_sees():
@@ -98,12 +169,12 @@ def test_config_hash_covers_what_the_run_sees():
             "data": {"class_path": "x.Mixed", "init_args": {"root": "data", "frame_step": 2}}}
     regime = {"config": ["base.yaml"], "data": {"init_args": {"batch_size": 8}}}
     fit = {"trainer": {"callbacks": [{"class_path": "B"}]}, "data": {"class_path": "x.Synthetic", "init_args": {"num_clips": 8}}}
-    merged = sweep.merged_config([base, regime], fit)
+    merged = merged_config([base, regime], fit)
     assert merged == {"trainer": {"max_steps": 10, "callbacks": [{"class_path": "B"}]},  # lists replaced
                       "data": {"class_path": "x.Synthetic", "init_args": {"num_clips": 8}}}  # another class: replaced
     edited = dict(base, trainer={"max_steps": 10, "callbacks": [{"class_path": "C"}]})  # a callback the scale replaces
-    assert sweep.merged_config([edited, regime], fit) == merged
-    assert sweep.merged_config([dict(base, trainer={"max_steps": 11}), regime], fit) != merged
+    assert merged_config([edited, regime], fit) == merged
+    assert merged_config([dict(base, trainer={"max_steps": 11}), regime], fit) != merged
 
 
 @pytest.mark.parametrize("change, message", [
@@ -261,7 +332,7 @@ def test_sbatch_array_script(tmp_path):
     assert "#SBATCH --array=0-9%3" in script and "#SBATCH --ntasks-per-node=4" in script
     assert "#SBATCH --gres=gpu:4" in script and "#SBATCH --partition=gpu" in script
     command = script.strip().splitlines()[-1]
-    assert shlex.split(command)[:4] == ["exec", "/venv/bin/python", "-m", "jepa_lit.sweep"]
+    assert shlex.split(command)[:5] == ["exec", "/venv/bin/python", "-m", "jepa_lit.study", "sweep"]
     assert '--run-id "$RUN_ID"' in command and "--fit-prefix 'srun --kill-on-bad-exit=1'" in command
     assert f"#   9: {runs[9].run_id}" in script
     assert script_runs(script) == [r.run_id for r in runs]
@@ -274,9 +345,9 @@ def script_runs(script: str) -> list[str]:
 
 
 def task_arguments(script: Path, task: int) -> list[str]:
-    """The arguments task ``task`` passes to ``python -m jepa_lit.sweep``: the script run by bash with
-    ``python -m jepa_lit.sweep`` replaced by printf, so bash itself resolves ${RUNS[$SLURM_ARRAY_TASK_ID]}."""
-    text = script.read_text().replace(f"exec {shlex.quote(sys.executable)} -m jepa_lit.sweep", "exec printf '%s\\0'")
+    """The arguments task ``task`` passes to ``python -m jepa_lit.study sweep``: the script run by bash with
+    that command replaced by printf, so bash itself resolves ${RUNS[$SLURM_ARRAY_TASK_ID]}."""
+    text = script.read_text().replace(f"exec {shlex.quote(sys.executable)} -m jepa_lit.study sweep", "exec printf '%s\\0'")
     assert "exec printf" in text
     out = subprocess.run(["bash", "-c", text], capture_output=True, text=True, check=True,
                          env={**os.environ, "SLURM_ARRAY_TASK_ID": str(task)})
@@ -332,6 +403,7 @@ def test_probe_commands_do_not_inherit_the_slurm_task_layout(tmp_path, monkeypat
 
 
 # ----- one tiny real run: pretraining + probe through the CLI, interrupted, resumed, then skipped ---
+@pytest.mark.slow
 def test_tiny_real_run_end_to_end_and_resumed(tmp_path):
     tiny = {
         "trainer": {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true", "max_steps": 4,
@@ -355,10 +427,10 @@ def test_tiny_real_run_end_to_end_and_resumed(tmp_path):
 
     def launch(cmd, log, env):
         calls.append(cmd[3])
-        return sweep.subprocess_launch(cmd, log, env)
+        return subprocess_launch(cmd, log, env)
 
     def logs():
-        return sweep.tail(run.run_dir / "logs" / "fit.log", 30) + sweep.tail(run.run_dir / "logs" / "probe-synthetic.log", 30)
+        return tail(run.run_dir / "logs" / "fit.log", 30) + tail(run.run_dir / "logs" / "probe-synthetic.log", 30)
 
     assert run_local([run], Executor(launch=launch, echo=lambda m: None)) == {run.run_id: "done"}, logs()
     registry = json.loads(run.registry_path.read_text())
@@ -388,7 +460,7 @@ def test_tiny_real_run_end_to_end_and_resumed(tmp_path):
     assert calls == ["fit", "test", "fit", "test"]
     registry = json.loads(run.registry_path.read_text())
     assert registry["attempts"][-1]["resumed_from_step"] == 2 and registry["pretraining"]["global_step"] == 4
-    assert "Restored all states from the checkpoint" in sweep.tail(run.run_dir / "logs" / "fit.log", 15)
+    assert "Restored all states from the checkpoint" in tail(run.run_dir / "logs" / "fit.log", 15)
 
 
 # ----- the sweep and the report together: 2 variants x 2 seeds, real commands, real registries ----
@@ -401,6 +473,7 @@ def tensorboard_image_tags(log_dir: Path) -> dict[str, int]:
     return {tag: len(events.Images(tag)) for tag in events.Tags()["images"]}
 
 
+@pytest.mark.slow
 def test_sweep_then_report_two_variants_two_seeds(tmp_path, capsys):
     """The smoke scale of experiments/sweep.yaml made tinier (2 blocks, 4 steps, 8 clips; probe on 24 clips
     at 32 px for 2 epochs), baseline and Kin-L1 x seeds 0 and 1, two runs at a time, through the sweep's
@@ -409,7 +482,7 @@ def test_sweep_then_report_two_variants_two_seeds(tmp_path, capsys):
     from jepa_lit.report import make_report
 
     smoke = yaml.safe_load((EXPERIMENTS / "sweep.yaml").read_text())["scales"]["smoke"]
-    fit = sweep.deep_merge(smoke["fit"], {
+    fit = deep_merge(smoke["fit"], {
         "trainer": {"max_steps": 4, "log_every_n_steps": 1},
         "model": {"init_args": {"encoder": {"init_args": {"depth": 2}}, "predictor_width": 32, "predictor_depth": 1,
                                 "predictor_heads": 2}},
@@ -419,7 +492,7 @@ def test_sweep_then_report_two_variants_two_seeds(tmp_path, capsys):
     callbacks["RepresentationHealth"]["every_n_steps"] = 2
     spec = write_spec(
         tmp_path, seeds=[0, 1], jobs=2, env=smoke["env"], keep_feature_cache=False, fit=fit,
-        objective_embed_dim=smoke["objective_embed_dim"], report={"appearance": "imagenet100", "motion": ["synthetic"]},
+        report={"appearance": "imagenet100", "motion": ["synthetic"]},
         regimes={"synthetic": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"), "reference": "ucf101",
                                "probes": ["synthetic"], "variants": ["baseline", "kinematic_l1"]}},
         probes={"synthetic": str(EXPERIMENTS / "probes" / "synthetic_demo.yaml")},
@@ -430,7 +503,7 @@ def test_sweep_then_report_two_variants_two_seeds(tmp_path, capsys):
 
     code = sweep.main([str(spec)])
     out = capsys.readouterr().out
-    logs = "\n".join(sweep.tail(r.run_dir / "logs" / name, 20) for r in runs for name in ("fit.log", "probe-synthetic.log"))
+    logs = "\n".join(tail(r.run_dir / "logs" / name, 20) for r in runs for name in ("fit.log", "probe-synthetic.log"))
     assert code == 0, out + logs
     assert "4/4 runs finished" in out and "sweep finished" in out and "4 done" in out
 
