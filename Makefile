@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # albumentations checks for updates over the network at import unless told not to.
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install demo test bench bench-data sweep report clean
+.PHONY: install demo test test-fast bench bench-data sweep report clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# The fast tests: no real fits, probes or sweeps (the ones marked slow).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
 # The study (experiments/sweep.yaml): every variant x regime x seed, each a pretraining + its probes; resumable.
 # SCALE=smoke: a reduced grid on synthetic data with tiny models, minutes on a CPU. SWEEP_ARGS: e.g. --jobs 2,
 # --launcher slurm, --dry-run, --only 'mixed/.*/seed_0'.
@@ -39,12 +43,12 @@ SCALE ?= full
 SWEEP_ARGS ?=
 REPORT_ARGS ?=
 sweep: install
-	$(BIN)/python -m jepa_lit.sweep experiments/sweep.yaml --scale $(SCALE) $(SWEEP_ARGS)
+	$(BIN)/python -m jepa_lit.study sweep experiments/sweep.yaml --scale $(SCALE) $(SWEEP_ARGS)
 
 # Tables (Markdown + CSV), plots and TensorBoard HParams of the sweep's runs: runs/sweep/$(SCALE)/report/.
 # REPORT_ARGS: e.g. --allow-mismatch.
 report: install
-	$(BIN)/python -m jepa_lit.report runs/sweep/$(SCALE) $(REPORT_ARGS)
+	$(BIN)/python -m jepa_lit.study report runs/sweep/$(SCALE) $(REPORT_ARGS)
 
 # The data benchmark (bench/results/data.json), then the step benchmark, whose table shows the data pipeline's
 # clips/s next to the step figures (bench/results/step.json). BENCH_ARGS: e.g. --presets tiny112 --steps 3, or

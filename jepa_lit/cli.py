@@ -11,15 +11,16 @@ keys), and later ``--config`` flags and ``--key value`` flags override earlier o
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Literal, Optional
+from dataclasses import dataclass
+from typing import Callable, Literal, Optional
 
 import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from jepa_lit.config import check_class_paths, config_files, expand_config_stack
 from jepa_lit.distributed import close_process_group
 from jepa_lit.module import JEPAModule
 
@@ -112,12 +113,20 @@ SPECIAL_CKPT_PATHS = ("last", "best", "hpc", "registry")
 
 
 class JepaCLI(LightningCLI):
-    def _parse_ckpt_path(self) -> None:
+    def parse_arguments(self, parser, args) -> None:
         """The run's YAML is its configuration: checkpoint hyperparameters are not merged back into it.
-        (LightningCLI would, and fail: JEPAModule's saved hyperparameters leave out the injected
-        encoder, mask sampler and objectives.) Model weights still come from ``--ckpt_path``."""
+        (LightningCLI would, right after parsing, and fail: JEPAModule's saved hyperparameters leave out
+        the injected encoder, mask sampler and objectives.) So ``ckpt_path`` is held back from the parsed
+        config until ``before_instantiate_classes``; model weights still come from ``--ckpt_path``."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        self._held_ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if self._held_ckpt_path is not None:
+            self.config[subcommand].ckpt_path = None
 
     def before_instantiate_classes(self) -> None:
+        if getattr(self, "_held_ckpt_path", None) is not None:
+            self.config[self.subcommand].ckpt_path = self._held_ckpt_path
         config = self.config.get(self.subcommand) if self.subcommand else None
         if self.subcommand == "fit" and self.config.fit.get("ckpt_path") == "last":
             resolve_last_checkpoint(self.config.fit)
@@ -162,38 +171,6 @@ def cpu_precision_fallback(trainer_config) -> None:
     trainer_config.precision = "32-true"
 
 
-def expand_config_stack(args: list[str]) -> list[str]:
-    """Put the files a YAML names under ``config:`` (paths relative to it, recursively) before it as
-    ``--config`` flags, so they are read first and the file's own keys override them (jsonargparse
-    itself ignores a ``config:`` list inside a config file)."""
-
-    def parents(path: str) -> list[str]:
-        with open(path) as handle:
-            names = (yaml.safe_load(handle) or {}).get("config") or []
-        names = [names] if isinstance(names, str) else names
-        base = os.path.dirname(path)
-        return [f for name in names for f in [*parents(os.path.join(base, name)), os.path.join(base, name)]]
-
-    expanded, i = [], 0
-    while i < len(args):
-        flag, path = args[i], None
-        if flag in ("--config", "-c") and i + 1 < len(args):
-            path, i = args[i + 1], i + 1
-        elif flag.startswith("--config="):
-            path = flag.split("=", 1)[1]
-        if path is not None and os.path.isfile(path):
-            expanded += [x for parent in parents(path) for x in ("--config", parent)]
-        expanded += [flag] if path is None else ["--config", path]
-        i += 1
-    return expanded
-
-
-def config_files(args: list[str]) -> list[str]:
-    """The files given with ``--config FILE``, ``-c FILE`` or ``--config=FILE``, in order."""
-    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config", "-c")]
-    return files + [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
-
-
 def resolve_last_checkpoint(config) -> None:
     """``--ckpt_path last``: continue the newest run of this config in its own directory.
 
@@ -215,40 +192,6 @@ def resolve_last_checkpoint(config) -> None:
     config.ckpt_path = str(found[-1])
     init.version = found[-1].parents[1].name
     print(f"resuming {config.ckpt_path}", flush=True)
-
-
-def check_class_paths(args: list[str]) -> None:
-    """Fail early and clearly on a jepa_lit class path that does not exist in a config file, listing
-    the valid ones of its kind and the nearest match (jsonargparse's own message is long and vague)."""
-    import difflib
-    import importlib
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "class_path" and isinstance(value, str) and value.startswith("jepa_lit."):
-                    yield value
-                else:
-                    yield from walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                yield from walk(value)
-
-    for path in config_files(args):
-        if not os.path.isfile(path):
-            continue
-        for class_path in walk(yaml.safe_load(Path(path).read_text()) or {}):
-            module_name, _, name = class_path.rpartition(".")
-            try:
-                if hasattr(importlib.import_module(module_name), name):
-                    continue
-                choices = [f"{module_name}.{n}" for n in getattr(importlib.import_module(module_name), "__all__", [])]
-            except ImportError:
-                choices = []
-            nearest = difflib.get_close_matches(class_path, choices, n=1)
-            hint = f"; did you mean {nearest[0]}?" if nearest else ""
-            listing = f" Valid: {', '.join(sorted(choices))}." if choices else ""
-            raise SystemExit(f"error: {path} names {class_path}, which jepa-lit does not have{hint}{listing}")
 
 
 def run_cli(args: Optional[list[str]] = None, run: bool = True) -> JepaCLI:
@@ -391,46 +334,92 @@ def run_probe_cli(args: list[str]) -> tuple[dict, Path]:
     )
 
 
-def wants_probe(argv: list[str]) -> bool:
-    return bool(argv) and argv[0] == "test" and find_probe_name(argv[1:]) is not None
+def data_command(argv: list[str]) -> int:
+    from jepa_lit.data.check import main as data_main
+
+    return data_main(argv)
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # main passes the command line on as `args` (minus "test" for probes); that is what it is meant for.
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-    if argv and argv[0] == "data":
-        from jepa_lit.data.check import main as data_main
+def export_command(argv: list[str]) -> int:
+    from jepa_lit.models.official import export_main
 
-        sys.exit(data_main(argv[1:]))
-    if argv and argv[0] == "export":
-        from jepa_lit.models.official import export_main
+    return export_main(argv)
 
-        sys.exit(export_main(argv[1:]))
-    if wants_probe(argv):
-        try:
-            run_probe_cli(argv[1:])
-            close_process_group()
-        except (ValueError, FileNotFoundError) as error:
-            print(f"jepa-lit test --probe: error: {error}{root_note(error, 'data.init_args')}", file=sys.stderr)
-            sys.exit(2)
-        return
-    if argv and argv[0] == "test" and not any(a in ("-h", "--help") or a.startswith("--print_config") for a in argv):
-        # A pretraining model has nothing to test: evaluation is a frozen-encoder probe.
-        from jepa_lit.eval.benchmarks import BENCHMARKS
 
-        print("jepa-lit test: error: name the benchmark to probe the checkpoint on, e.g. "
-              "`jepa-lit test --probe synthetic --ckpt_path RUN/checkpoints/last.ckpt`; benchmarks: "
-              + ", ".join(sorted(BENCHMARKS)), file=sys.stderr)
-        sys.exit(2)
+def lightning_command(argv: list[str]) -> int:
+    """fit / validate / predict (and test's help): the LightningCLI of JEPAModule; ``argv`` starts with the command."""
     from jepa_lit.data.video_dataset import LayoutError
 
     try:
         run_cli(argv)
         close_process_group()
     except LayoutError as error:  # a wrong --data.root: the message shows the path, what is near and the tree
-        print(f"jepa-lit {argv[0] if argv else ''}: error: {error}{root_note(error, 'data.init_args')}", file=sys.stderr)
+        print(f"jepa-lit {argv[0]}: error: {error}{root_note(error, 'data.init_args')}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def test_command(argv: list[str]) -> int:
+    """``test --probe <benchmark>``: a frozen-encoder probe. A pretraining model has nothing else to test."""
+    if find_probe_name(argv[1:]) is not None:
+        try:
+            run_probe_cli(argv[1:])
+            close_process_group()
+        except (ValueError, FileNotFoundError) as error:
+            print(f"jepa-lit test --probe: error: {error}{root_note(error, 'data.init_args')}", file=sys.stderr)
+            return 2
+        return 0
+    if any(a in ("-h", "--help") or a.startswith("--print_config") for a in argv):
+        return lightning_command(argv)
+    from jepa_lit.eval.benchmarks import BENCHMARKS
+
+    print("jepa-lit test: error: name the benchmark to probe the checkpoint on, e.g. "
+          "`jepa-lit test --probe synthetic --ckpt_path RUN/checkpoints/last.ckpt`; benchmarks: "
+          + ", ".join(sorted(BENCHMARKS)), file=sys.stderr)
+    return 2
+
+
+@dataclass(frozen=True)
+class Command:
+    run: Callable[[list[str]], int]  # takes the whole command line, the command's name first
+    help: str
+    exits: bool = False  # ends the process with its status even on success (the tools' own exit codes)
+
+
+COMMANDS: dict[str, Command] = {
+    "fit": Command(lightning_command, "pretrain (LightningCLI; --config FILE, --key value overrides)"),
+    "validate": Command(lightning_command, "run the validation loop of a pretraining config / checkpoint"),
+    "test": Command(test_command, "frozen-encoder probe: test --probe BENCHMARK --ckpt_path RUN/checkpoints/last.ckpt"),
+    "predict": Command(lightning_command, "run the predict loop of a pretraining config / checkpoint"),
+    "data": Command(lambda argv: data_command(argv[1:]), "dataset tools: data check ...", exits=True),
+    "export": Command(lambda argv: export_command(argv[1:]), "export a checkpoint's encoder in the official layout",
+                      exits=True),
+}
+
+
+def usage() -> str:
+    return "\n".join(["usage: jepa-lit COMMAND [ARGS]  (jepa-lit COMMAND --help for its arguments)", "", "commands:"]
+                     + [f"  {name:9s} {command.help}" for name, command in COMMANDS.items()])
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # main passes the command line on as `args` (minus "test" for probes); that is what it is meant for.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        sys.exit(0 if argv else 2)
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        from jepa_lit.hints import nearest
+
+        near = nearest(argv[0], COMMANDS)
+        print(usage() + f"\n\njepa-lit: error: unknown command {argv[0]!r}"
+              + (f"; did you mean {near!r}?" if near else ""), file=sys.stderr)
         sys.exit(2)
+    code = command.run(argv)
+    if code or command.exits:
+        sys.exit(code)
 
 
 def root_note(error: Exception, key: str) -> str:

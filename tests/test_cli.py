@@ -14,6 +14,7 @@ TINY = ["--model.init_args.encoder.init_args.depth", "4", "--data.init_args.num_
         "--data.init_args.crop_size", "64", "--data.init_args.batch_size", "2"]
 
 
+@pytest.mark.slow
 def test_fit_through_the_console_script(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "jepa_lit.cli", "fit", "--config", SMOKE, *TINY,
@@ -49,6 +50,7 @@ def test_print_config_shows_every_default(capsys):
     assert model["guard"] == {"on_nonfinite": "stop", "spike_std": None, "spike_window": 100, "spike_min_history": 20}
 
 
+@pytest.mark.slow
 def test_validate_from_a_checkpoint(tmp_path):
     args = ["--config", SMOKE, *TINY, "--trainer.enable_progress_bar", "false",
             "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path)]
@@ -69,6 +71,7 @@ def test_unknown_class_in_a_config_is_a_clear_error_not_a_traceback(tmp_path, ca
     assert "jepa_lit.objectives.Delta" in message  # the valid ones are listed
 
 
+@pytest.mark.slow
 def test_resume_from_an_explicit_checkpoint_through_the_console_script(tmp_path):
     args = [sys.executable, "-m", "jepa_lit.cli", "fit", "--config", SMOKE, *TINY, "--trainer.enable_progress_bar",
             "false", "--trainer.limit_val_batches", "0", "--trainer.logger.init_args.save_dir", str(tmp_path)]
@@ -82,6 +85,7 @@ def test_resume_from_an_explicit_checkpoint_through_the_console_script(tmp_path)
                       weights_only=False)["global_step"] == 3
 
 
+@pytest.mark.slow
 def test_resume_with_ckpt_path_last_continues_the_same_run(tmp_path):
     args = ["--config", SMOKE, *TINY, "--trainer.enable_progress_bar", "false", "--trainer.limit_val_batches", "0",
             "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path)]
@@ -136,3 +140,17 @@ def test_a_config_without_a_seed_gets_a_fixed_one(tmp_path):
     seeds = {run_cli(["--config", str(config), *TINY, "--trainer.logger", "false"], run=False).config.seed_everything
              for _ in range(2)}
     assert seeds == {0}
+
+
+def test_help_lists_the_commands_and_an_unknown_one_names_the_nearest(capsys):
+    from jepa_lit.cli import COMMANDS, main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert set(COMMANDS) == {"fit", "validate", "test", "predict", "data", "export"}
+    assert all(f"  {name} " in out for name in COMMANDS)
+    with pytest.raises(SystemExit) as exit_:
+        main(["fti", "--config", "x.yaml"])
+    assert exit_.value.code == 2 and "unknown command 'fti'; did you mean 'fit'?" in capsys.readouterr().err

@@ -89,6 +89,7 @@ def test_tutorial_test_passes(tutorial):
         test()
 
 
+@pytest.mark.slow
 def test_tutorial_objective_trains_two_steps_through_the_cli(tutorial):
     cli, _, _ = tutorial
     assert cli.trainer.global_step == 2
@@ -98,6 +99,7 @@ def test_tutorial_objective_trains_two_steps_through_the_cli(tutorial):
     assert gradients.last_norms["grad_norm/variance"] > 0  # the term reaches the encoder
 
 
+@pytest.mark.slow
 def test_mask_images_are_written_to_tensorboard(tutorial):
     cli, _, _ = tutorial
     callback = next(c for c in cli.trainer.callbacks if type(c).__name__ == "MaskImages")
@@ -116,6 +118,7 @@ def test_mask_images_are_written_to_tensorboard(tutorial):
     assert (second[0] - second[1:].mean(0)).mean() > (top[0] - top[1:].mean(0)).mean()
 
 
+@pytest.mark.slow
 def test_probe_confusion_matrix_in_results_json_and_tensorboard(tutorial, capsys):
     cli, _, root = tutorial
     ckpt = Path(cli.trainer.checkpoint_callback.last_model_path)
@@ -134,6 +137,7 @@ def test_probe_confusion_matrix_in_results_json_and_tensorboard(tutorial, capsys
     assert event.height == event.width == 8 * (256 // 8)
 
 
+@pytest.mark.slow
 def test_the_cpu_ddp_command_of_distributed_md_runs(tmp_path):
     """docs/distributed.md's two-process gloo run, to its end (every rank must join the end-of-fit summary)."""
     command = [sys.executable, "-m", "jepa_lit.cli", "fit", "--config", SMOKE, "--trainer.accelerator", "cpu",
