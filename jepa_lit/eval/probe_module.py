@@ -8,9 +8,10 @@ in %). With more than one head, the reported head is chosen by the ``selection``
 the validation split held out of the training clips (after the last epoch), and only that head is then
 scored on the test clips, so test labels never take part in the choice; ``test_top1`` (the test-set
 maximum over heads, V-JEPA 2's rule) scores every head on the test clips and is labelled optimistic.
-The reported head's top-1 gets a bootstrap 95 % interval over the test clips. The selected head's confusion matrix (torchmetrics; rows: true class,
-columns: predicted class, clip counts) goes into the results as a list of lists and, when the test
-Trainer has a TensorBoardLogger, into TensorBoard as the image ``test/confusion_matrix``.
+The reported head's top-1 gets a bootstrap 95 % interval over the test clips. Its confusion matrix
+(torchmetrics; rows: true class, columns: predicted class, clip counts) goes into the results as a
+list of lists and, when the test Trainer has a TensorBoardLogger, into TensorBoard as the image
+``test/confusion_matrix``.
 
 Batches are dicts {"features": [B, V, L, D] (any float dtype), "label": [B]}; training uses view 0.
 """
