@@ -57,7 +57,9 @@ def test_probe_synthetic_end_to_end_through_the_cli(pretrained, capsys):
     _, ckpt = pretrained
     main(["test", "--probe", "synthetic", "--ckpt_path", str(ckpt), *TINY_SYNTHETIC])
     out = capsys.readouterr().out
-    assert "selected head" in out and "rule: the head with the highest test top-1" in out and "95% CI" in out
+    # two heads: chosen on a validation split held out of the training clips (the default)
+    assert "selected head" in out and "rule: the head with the highest top-1 on a validation split" in out
+    assert "95% CI" in out and "OPTIMISTIC" not in out
     (path,) = (ckpt.parent.parent / "probes").glob("synthetic-last-target_encoder-*.json")
     results = json.loads(path.read_text())
     # everything a comparison needs
@@ -73,14 +75,18 @@ def test_probe_synthetic_end_to_end_through_the_cli(pretrained, capsys):
     clip = results["clip_protocol"]
     assert clip["datamodule"] == "jepa_lit.data.synthetic.SyntheticMotionDataModule"
     assert clip["init_args"]["num_frames"] == 8 and clip["init_args"]["seed"] == 42 and clip["test_views"] == 1
-    assert results["splits"] == {"train": 19, "val": 0, "test": 5, "num_classes": 8,
+    assert results["features"]["layer"] == "last" and results["features"]["val_fraction"] == 0.1
+    assert results["splits"] == {"train": 17, "val": 2, "test": 5, "num_classes": 8,
                                  "clips": {"train": {"used": 19, "dropped": 0, "bad_files": []},
                                            "test": {"used": 5, "dropped": 0, "bad_files": []}}}
     metrics = results["metrics"]
     assert set(metrics) >= {"top1", "top1_ci95", "top5", "mean_class_acc", "num_test_clips"}
     lo, hi = metrics["top1_ci95"]
     assert lo <= metrics["top1"] <= hi and metrics["num_test_clips"] == 5
-    assert len(results["heads"]) == 2 and results["selection"]["rule"] == "test_top1"
+    assert len(results["heads"]) == 2 and results["selection"]["rule"] == "val_top1"
+    assert results["selection"]["optimistic"] is False and results["selection"]["validation"] == {
+        "source": "held out of the training clips", "fraction": 0.1, "seed": 0, "stratified_by_class": True, "clips": 2}
+    assert results["heads"][results["selection"]["selected_head"]]["top1"] == metrics["top1"]
     assert results["comparison_key"] and results["versions"]["torch"] == torch.__version__
 
     # a rerun reads the cache and gives the same numbers (the probe is seeded after extraction)
@@ -95,6 +101,31 @@ def test_probe_synthetic_end_to_end_through_the_cli(pretrained, capsys):
     other["training"]["epochs"] = 50
     with pytest.raises(ValueError, match="not comparable.*epochs: 3 != 50"):
         check_comparable([results, other])
+
+
+@pytest.mark.slow
+def test_feature_layer_and_optimistic_selection_through_the_cli(pretrained, tmp_path, capsys):
+    """FWM's dynamics channels (the last 384 of ViT-tiny's 768 hierarchical ones) in their own cache entry,
+    and the test-set maximum over heads, labelled optimistic in the JSON and the printout."""
+    _, ckpt = pretrained
+    out = {name: tmp_path / f"{name}.json" for name in ("last", "dynamics")}
+    main(["test", "--probe", "synthetic", "--ckpt_path", str(ckpt), *TINY_SYNTHETIC, "--output", str(out["last"]),
+          "--model.selection", "test_top1"])
+    assert "OPTIMISTIC" in capsys.readouterr().out
+    main(["test", "--probe", "synthetic", "--ckpt_path", str(ckpt), *TINY_SYNTHETIC, "--output", str(out["dynamics"]),
+          "--features.layer", "dynamics", "--model.selection", "test_top1"])
+    last, dynamics = (json.loads(path.read_text()) for path in out.values())
+    assert dynamics["features"]["layer"] == "dynamics" and dynamics["features"]["app_ratio"] == 0.5
+    assert dynamics["features"]["dim"] == 384 and last["features"]["dim"] == 192
+    assert "Z_dyn" in dynamics["encoder"]["feature_layer"] and dynamics["probe"]["num_probe_parameters"] > \
+        last["probe"]["num_probe_parameters"]  # the probe sized itself from the features
+    assert dynamics["features"]["cache_key"] != last["features"]["cache_key"]
+    assert dynamics["features"]["cache_dir"] != last["features"]["cache_dir"]
+    assert dynamics["comparison_key"] != last["comparison_key"]  # other channels: another measurement
+    for results in (last, dynamics):
+        assert results["selection"]["optimistic"] is True and results["selection"]["validation"] is None
+        assert all(head["top1"] is not None for head in results["heads"])  # every head scored on the test clips
+    assert "optimistic" in compare([last, {**last, "checkpoint": {"path": "other"}}])
 
 
 @pytest.mark.slow

@@ -11,10 +11,12 @@ from jepa_lit.data.fixtures import make_ucf101
 from jepa_lit.data.synthetic import SyntheticMotionDataModule
 from jepa_lit.data.ucf101 import UCF101DataModule
 from jepa_lit.eval.checkpoint import load_eval_encoder, weights_sha256
-from jepa_lit.eval.features import cache_key, encode_clips, extract_or_load
+from jepa_lit.eval.feature_data import FeatureDataModule
+from jepa_lit.eval.features import FEATURE_LAYERS, cache_key, encode_clips, extract_or_load
 from jepa_lit.masks import BlockGenerator, MultiBlock3D
 from jepa_lit.models import VisionTransformer
 from jepa_lit.module import JEPAModule
+from jepa_lit.objectives.heads import app_channels, head_input
 
 CPU = {"accelerator": "cpu"}
 
@@ -154,3 +156,53 @@ def test_cache_key_follows_what_decides_the_features():
     assert base != cache_key("w", {"depth": 2}, "mean", "D", {"crop_size": 224})[0]
     assert base != cache_key("w", {"depth": 2}, "tokens", "D", {"crop_size": 160})[0]
     assert base != cache_key("v", {"depth": 2}, "tokens", "D", {"crop_size": 224})[0]
+
+
+def test_each_feature_layer_has_its_width_and_last_is_unchanged():
+    """ViT-tiny (D 192) at depth 2: 4 hierarchical levels, 768 channels; FWM's split at app_ratio 0.5 and 0.25."""
+    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32).eval()
+    clips = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        plain = encoder(clips)
+        layers = {layer: encode_clips(encoder, clips, "tokens", layer) for layer in FEATURE_LAYERS}
+        quarter = {layer: encode_clips(encoder, clips, "tokens", layer, app_ratio=0.25)
+                   for layer in ("appearance", "dynamics")}
+    assert {k: v.shape[-1] for k, v in layers.items()} == {"last": 192, "levels": 768, "appearance": 384, "dynamics": 384}
+    assert {k: v.shape[-1] for k, v in quarter.items()} == {"appearance": 192, "dynamics": 576}
+    assert all(v.shape[:3] == (2, 1, 8) for v in layers.values())
+    assert torch.equal(layers["last"][:, 0], plain)  # the default: the plain forward, bit for bit
+    assert torch.equal(layers["levels"][..., -192:], layers["last"])  # the last level of `levels` is `last`
+    assert torch.equal(torch.cat([layers["appearance"], layers["dynamics"]], -1), layers["levels"])
+    assert torch.equal(torch.cat([quarter["appearance"], quarter["dynamics"]], -1), layers["levels"])
+    # Z_app / Z_dyn are the channels FWM's own split gives on the encoder's hierarchical output
+    split = app_channels(768, 0.25)
+    assert split == 192 and torch.equal(quarter["dynamics"], head_input(layers["levels"], "dynamics", 0.25))
+    with pytest.raises(ValueError, match="features.layer='middle'"):
+        encode_clips(encoder, clips, "tokens", "middle")
+    with pytest.raises(ValueError, match="features.app_ratio=1.5"):
+        FeatureDataModule(layer="dynamics", app_ratio=1.5)
+
+
+def test_caches_of_different_layers_never_mix():
+    key = lambda *layer: cache_key("w", {"depth": 2}, "tokens", "D", {"crop_size": 224}, *layer)[0]  # noqa: E731
+    # `last` hashes what the key always hashed: caches written before the layer option still hit
+    assert key() == key("last") == key("last", 0.3) == "1c80451fe04b839b092d844a"
+    keys = [key("last"), key("levels"), key("appearance"), key("dynamics"), key("dynamics", 0.25)]
+    assert len(set(keys)) == len(keys)
+    assert key("levels", 0.25) == key("levels")  # app_ratio only decides the split
+    description = cache_key("w", {}, "tokens", "D", {}, "dynamics", 0.25)[1]
+    assert (description["layer"], description["app_ratio"]) == ("dynamics", 0.25)
+
+
+def test_extraction_caches_the_chosen_layer(tmp_path):
+    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32).eval()
+    data = tiny_data()
+    entries = {}
+    for layer in ("last", "dynamics"):
+        key, description = cache_key(weights_sha256(encoder), {}, "mean", "synthetic", {"crop_size": 32}, layer)
+        sets, hit, entries[layer] = extract_or_load(encoder, data, tmp_path, key, description, "mean", CPU, layer)
+        assert not hit and sets["train"].shape == (8, 1, 1, {"last": 192, "dynamics": 384}[layer])
+        features = FeatureDataModule(layer=layer, pooling="mean").attach(sets["train"], sets["test"], 8)
+        assert features.embed_dim == sets["train"].shape[-1]  # the probe sizes itself from this width
+    assert entries["last"] != entries["dynamics"]
+    assert json.loads((entries["dynamics"] / "meta.json").read_text())["layer"] == "dynamics"

@@ -4,7 +4,7 @@ import lightning as L
 import pytest
 import torch
 
-from jepa_lit.eval.feature_data import FeatureDataModule
+from jepa_lit.eval.feature_data import DEFAULT_VAL_FRACTION, FeatureDataModule, holdout_split
 from jepa_lit.eval.features import FeatureExtractor, FeatureSet
 from jepa_lit.eval.probe_module import ProbeModule, bootstrap_interval
 from jepa_lit.models import VisionTransformer
@@ -86,17 +86,84 @@ def test_multi_head_training_reports_every_head_and_selects_by_the_stated_rule()
     heads, selection = module.results["heads"], module.results["selection"]
     assert [(h["lr"], h["weight_decay"]) for h in heads] == [(0.0, 0.0), (0.0, 0.01), (1e-2, 0.0), (1e-2, 0.01)]
     assert all(h["val_top1"] is not None for h in heads)
-    assert heads[0]["top1"] < 60.0 and heads[2]["top1"] == 100.0  # heads trained independently
+    assert heads[0]["val_top1"] < 60.0 and heads[2]["val_top1"] == 100.0  # heads trained independently
     assert selection["selected_head"] in (2, 3) and selection["rule"] == "val_top1"
     assert "validation split" in selection["description"] and selection["num_heads"] == 4
+    assert selection["optimistic"] is False and selection["tested_heads"] == [selection["selected_head"]]
+    # only the chosen head is scored on the test clips
+    assert [h["top1"] is None for h in heads] == [i != selection["selected_head"] for i in range(4)]
+    assert module.results["metrics"]["top1"] == 100.0
     module.hparams.selection = "test_top1"
     assert module.select([{"top1": 10.0}, {"top1": 90.0}, {"top1": 90.0}, {"top1": 5.0}]) == 1  # first on ties
 
 
+def fit_and_test(selection: str, train: FeatureSet, test: FeatureSet) -> dict:
+    """Two linear heads on ``train`` (25 % held out for validation), scored on ``test``: lr 0 (never
+    learns) and lr 1e-2 (learns the training labels); the module's results."""
+    L.seed_everything(0, verbose=False)
+    features = FeatureDataModule(batch_size=16, val_fraction=0.25).attach(train, test, num_classes=4)
+    module = ProbeModule("linear", lrs=[0.0, 1e-2], weight_decays=[0.0], selection=selection, bootstrap_samples=10)
+    trainer = quiet_trainer(max_epochs=10, num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=features)
+    trainer.test(module, datamodule=features, verbose=False)
+    return module.results
+
+
+def test_validation_selection_never_reads_the_test_labels():
+    """Test labels shifted by one class: the head that learned the training labels is the best on the
+    validation split and the worst on the test clips. The optimistic rule picks the other one (and says
+    it is optimistic); the validation rule picks the learned head whatever the test labels are."""
+    train = separable()
+    shifted = FeatureSet(train.features, (train.labels + 1) % 4)
+    optimistic = fit_and_test("test_top1", train, shifted)
+    heads = optimistic["heads"]
+    assert heads[1]["val_top1"] == 100.0 > heads[0]["val_top1"] and heads[1]["top1"] == 0.0
+    assert optimistic["selection"]["selected_head"] == 0  # the test-set maximum (ties: the first head)
+    assert optimistic["selection"]["val_selected_head"] == 1  # what validation would have chosen
+    assert optimistic["selection"]["optimistic"] is True and "OPTIMISTIC" in optimistic["selection"]["description"]
+
+    on_validation = fit_and_test("val_top1", train, shifted)
+    assert on_validation["selection"]["selected_head"] == 1 and on_validation["selection"]["optimistic"] is False
+    assert on_validation["metrics"]["top1"] == 0.0 and on_validation["heads"][0]["top1"] is None
+    assert [h["val_top1"] for h in on_validation["heads"]] == [h["val_top1"] for h in heads]
+    # the same choice with the true test labels: the test labels never entered it
+    assert fit_and_test("val_top1", train, train)["selection"]["selected_head"] == 1
+
+
+def test_one_head_needs_no_validation_split_and_trains_on_every_training_clip():
+    data = separable(n_per_class=4)
+    module = ProbeModule("linear", lrs=[1e-2], weight_decays=[0.0], bootstrap_samples=10)
+    assert module.hparams.selection == "val_top1" and not module.needs_validation
+    features = FeatureDataModule(batch_size=8).attach(data, data, num_classes=4, needs_validation=module.needs_validation)
+    assert features.sizes() == {"train": 16, "val": 0, "test": 16} and features.val_dataloader() == []
+    trainer = quiet_trainer(max_epochs=1)
+    trainer.fit(module, datamodule=features)
+    trainer.test(module, datamodule=features, verbose=False)
+    selection = module.results["selection"]
+    assert selection["selected_head"] == 0 and selection["optimistic"] is False and "one head" in selection["description"]
+
+
 def test_val_selection_without_a_validation_split_is_a_clear_error():
-    module = ProbeModule("linear", selection="val_top1", embed_dim=4, num_classes=2)
+    module = ProbeModule("linear", lrs=[1e-3, 1e-2], selection="val_top1", embed_dim=4, num_classes=2)
+    assert module.needs_validation
     with pytest.raises(ValueError, match="val_fraction"):
-        module.select([{"top1": 1.0}])
+        module.select([{"top1": 1.0}, {"top1": 2.0}])
+
+
+def test_the_hold_out_is_seeded_stratified_and_only_taken_when_a_head_must_be_chosen():
+    labels = torch.tensor([0] * 20 + [1] * 10 + [2] * 6)
+    data = FeatureSet(torch.zeros(len(labels), 1, 1, 4), labels)
+    train, val = holdout_split(labels.numpy(), 0.25, seed=3)
+    assert sorted(train + val) == list(range(36)) and not set(train) & set(val)
+    assert len(val) == 9 and torch.bincount(labels[val]).tolist() == [5, 3, 1]  # 5, 2.5, 1.5 by largest remainder
+    assert (train, val) == holdout_split(labels.numpy(), 0.25, seed=3)
+    assert val != holdout_split(labels.numpy(), 0.25, seed=4)[1]
+    assert FeatureDataModule().attach(data, data, 3).sizes()["val"] == 0  # one head: nothing held out
+    auto = FeatureDataModule().attach(data, data, 3, needs_validation=True)
+    assert auto.val_fraction_used == DEFAULT_VAL_FRACTION and auto.sizes() == {"train": 32, "val": 4, "test": 36}
+    assert FeatureDataModule(val_fraction=0.0).attach(data, data, 3, needs_validation=True).sizes()["val"] == 0
+    with pytest.raises(ValueError, match="features.val_fraction"):
+        FeatureDataModule(val_fraction=1.0)
 
 
 def test_bootstrap_interval_sanity():

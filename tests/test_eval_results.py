@@ -74,3 +74,17 @@ def test_results_of_another_behaviour_version_are_not_comparable():
     older = {**results, "versions": {}}  # written before the behaviour version existed: 1
     assert comparison_key(results) != comparison_key(older)
     assert comparison_key(results) == comparison_key({**results, "versions": {"jepa_lit_behaviour": 2, "torch": "x"}})
+
+
+def test_the_selection_rule_matters_to_comparisons_only_when_there_is_a_choice():
+    from jepa_lit.eval.results import comparison_key
+
+    def results(selection: str, grid: list) -> dict:
+        return {"benchmark": "synthetic", "probe": {"probe": "attentive", "selection": selection, "grid": grid},
+                "training": {"epochs": 2, "batch_size": 4}, "encoder": {"feature_layer": "final"},
+                "features": {"pooling": "tokens"}, "clip_protocol": {"datamodule": "x.Y", "init_args": {}}}
+
+    one, two = [{"lr": 1e-3, "weight_decay": 0.01}], [{"lr": 1e-3, "weight_decay": 0.01}, {"lr": 1e-4, "weight_decay": 0.01}]
+    # one head (every benchmark's default): results from before validation selection was the default still compare
+    assert comparison_key(results("test_top1", one)) == comparison_key(results("val_top1", one))
+    assert comparison_key(results("test_top1", two)) != comparison_key(results("val_top1", two))

@@ -31,7 +31,7 @@ import torch
 
 from jepa_lit.eval.evaluate import check_probe_datamodule
 from jepa_lit.eval.feature_data import FeatureDataModule
-from jepa_lit.eval.features import Pooling, extract_in_memory, quiet_lightning, split_loaders
+from jepa_lit.eval.features import FeatureLayer, Pooling, check_layer, extract_in_memory, quiet_lightning, split_loaders
 from jepa_lit.eval.probe_module import ProbeModule
 from jepa_lit.models.probes import ProbeType
 
@@ -42,6 +42,8 @@ class OnlineProbe(L.Callback):
         every_n_epochs: probe after every N-th training epoch.
         name: the log key is ``online_probe/<name>/top1``.
         probe, pooling: probe type and cached feature pooling (see jepa_lit.models.probes).
+        layer, app_ratio: which encoder channels the probe reads ("last", the default; "levels";
+            FWM's "appearance" / "dynamics" split at app_ratio), as FeatureDataModule.
         epochs, lr, weight_decay, batch_size: the probe's AdamW training.
         max_train_clips, max_test_clips: use only the first clips of each split (None: all).
         seed: seed of the probe's initialisation and data order.
@@ -54,6 +56,8 @@ class OnlineProbe(L.Callback):
         name: str = "probe",
         probe: ProbeType = "attentive",
         pooling: Pooling = "tokens",
+        layer: FeatureLayer = "last",
+        app_ratio: float = 0.5,
         epochs: int = 20,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
@@ -66,7 +70,9 @@ class OnlineProbe(L.Callback):
         if every_n_epochs < 1:
             raise ValueError(f"OnlineProbe.every_n_epochs={every_n_epochs}; expected >= 1")
         self.datamodule, self.every_n_epochs, self.name = datamodule, every_n_epochs, name
+        check_layer(layer, app_ratio)
         self.probe, self.pooling, self.epochs = probe, pooling, epochs
+        self.layer, self.app_ratio = layer, app_ratio
         self.lr, self.weight_decay, self.batch_size = lr, weight_decay, batch_size
         self.max_train_clips, self.max_test_clips, self.seed = max_train_clips, max_test_clips, seed
         self.history: list[tuple[int, float]] = []  # (epoch, top-1 %)
@@ -91,11 +97,13 @@ class OnlineProbe(L.Callback):
         encoder.eval()
         try:
             with trainer.precision_plugin.forward_context():
-                train = extract_in_memory(encoder, self._loaders["train"], self.pooling, pl_module.device, self.max_train_clips)
-                test = extract_in_memory(encoder, self._loaders["test"], self.pooling, pl_module.device, self.max_test_clips)
+                train, test = (extract_in_memory(encoder, self._loaders[split], self.pooling, pl_module.device, limit,
+                                                 self.layer, self.app_ratio)
+                               for split, limit in (("train", self.max_train_clips), ("test", self.max_test_clips)))
         finally:
             encoder.train(was_training)
-        features = FeatureDataModule(pooling=self.pooling, batch_size=self.batch_size)
+        features = FeatureDataModule(layer=self.layer, app_ratio=self.app_ratio, pooling=self.pooling,
+                                     batch_size=self.batch_size)
         features.attach(train, test, self.datamodule.num_classes)
         device = pl_module.device
         cuda = [device.index or 0] if device.type == "cuda" else []

@@ -40,8 +40,8 @@ class EvalEncoder:
     checkpoint_info: dict[str, Any] = field(default_factory=dict)
     load_report: dict[str, Any] = field(default_factory=dict)  # official weights: LoadReport.as_dict()
 
-    def describe(self) -> dict[str, Any]:
-        """The "encoder" section of a results JSON."""
+    def describe(self, feature_layer: str = FEATURE_LAYER) -> dict[str, Any]:
+        """The "encoder" section of a results JSON; ``feature_layer``: which channels the probe read, in words."""
         labels = {
             "target_encoder": "EMA target encoder",
             "encoder": "online encoder (the run trained without EMA)",
@@ -57,7 +57,7 @@ class EvalEncoder:
             "target_mode": self.target_mode,
             "config": self.encoder_config,
             "weights_sha256": self.weights_sha256,
-            "feature_layer": FEATURE_LAYER,
+            "feature_layer": feature_layer,
             "feature_dim": self.encoder.embed_dim,
             "depth": self.encoder.depth,
         }

@@ -17,7 +17,7 @@ import lightning as L
 from jepa_lit.eval.benchmarks import Benchmark, place_probe_logger
 from jepa_lit.eval.checkpoint import load_eval_encoder, load_official_eval_encoder
 from jepa_lit.eval.feature_data import FeatureDataModule
-from jepa_lit.eval.features import cache_key, extract_or_load
+from jepa_lit.eval.features import cache_key, describe_layer, extract_or_load
 from jepa_lit.eval.probe_module import ProbeModule
 from jepa_lit.eval.results import build_results, run_dir_of, summary, write_results
 
@@ -79,11 +79,12 @@ def evaluate_checkpoint(
                                    seed=seed if seed is not None else 0)
 
     key, description = cache_key(frozen.weights_sha256, frozen.encoder_config, features.pooling,
-                                 data_config["class_path"], data_config.get("init_args", {}))
+                                 data_config["class_path"], data_config.get("init_args", {}),
+                                 features.layer, features.app_ratio)
     cache_dir = features.cache_dir or str(run_dir_of(ckpt_path) / "feature_cache")
     sets, hit, entry = extract_or_load(frozen.encoder, datamodule, cache_dir, key, description, features.pooling,
-                                       extract_kwargs)
-    features.attach(sets["train"], sets["test"], datamodule.num_classes)
+                                       extract_kwargs, features.layer, features.app_ratio)
+    features.attach(sets["train"], sets["test"], datamodule.num_classes, needs_validation=model.needs_validation)
     extracted = time.perf_counter()
 
     if seed is not None:  # the probe's init and data order do not depend on whether the cache was hit
@@ -106,15 +107,23 @@ def evaluate_checkpoint(
                 "optimizer": "AdamW", "betas": list(hparams["betas"]), "lr_schedule": hparams["lr_schedule"],
                 "precision": str(trainer.precision), "augmentation": "none (cached features)"}
     views = {split: sets[split].shape[1] for split in sets}
+    layer = {"layer": features.layer, **({"app_ratio": features.app_ratio}
+                                         if features.layer in ("appearance", "dynamics") else {})}
+    held_out = features.val_fraction_used > 0
+    selection = {**model.results["selection"],
+                 "validation": {"source": "held out of the training clips", "fraction": features.val_fraction_used,
+                                "seed": features.split_seed, "stratified_by_class": features.stratify,
+                                "clips": features.sizes()["val"]} if held_out else None}
     init_args = dict(data_config.get("init_args", {}))
     results = build_results(
         benchmark={"name": benchmark.name, "title": benchmark.title, "chance": benchmark.chance,
                    "study_split": benchmark.study_split, "notes": benchmark.notes},
         checkpoint={"path": frozen.checkpoint, **frozen.checkpoint_info},
-        encoder=frozen.describe(),
-        features={"pooling": features.pooling, "tokens_per_clip": features.tokens_per_clip,
+        encoder=frozen.describe(describe_layer(features.layer, frozen.encoder.embed_dim, frozen.encoder.num_levels,
+                                               features.app_ratio)),
+        features={**layer, "pooling": features.pooling, "tokens_per_clip": features.tokens_per_clip,
                   "dim": features.embed_dim, "dtype": "float16", "cache_key": key, "cache_dir": str(entry),
-                  "cache_hit": hit, "val_fraction": features.val_fraction, "split_seed": features.split_seed},
+                  "cache_hit": hit, "val_fraction": features.val_fraction_used, "split_seed": features.split_seed},
         clip_protocol={"datamodule": data_config["class_path"], "init_args": init_args,
                        "num_frames": getattr(datamodule, "num_frames", None),
                        "crop_size": getattr(datamodule, "crop_size", None),
@@ -125,7 +134,7 @@ def evaluate_checkpoint(
         # clips: per extracted split, the clips used and those dropped as bad files (with their reasons)
         splits={**features.sizes(), "num_classes": datamodule.num_classes,
                 "clips": {split: sets[split].clip_counts() for split in sets}},
-        outcome=model.results,
+        outcome={**model.results, "selection": selection},
         seed=seed,
         timing={"features": round(extracted - start, 2), "probe": round(done - extracted, 2),
                 "total": round(done - start, 2)},

@@ -1,8 +1,13 @@
 """Frozen-encoder features, extracted once with ``Trainer.predict`` and cached on disk in fp16.
 
-Features are the encoder's final-layer tokens [N, D] per clip (``pooling="tokens"``) or their mean
-[1, D] (``pooling="mean"``, for SSv2 and ImageNet-100, where the probe averages them anyway and the
-full token set would not fit on disk). A clip with several views (segments x spatial crops) keeps
+Features are the encoder's tokens [N, W] per clip (``pooling="tokens"``) or their mean [1, W]
+(``pooling="mean"``, for SSv2 and ImageNet-100, where the probe averages them anyway and the full
+token set would not fit on disk). Which tokens, and so the width W, is the feature ``layer``:
+
+- ``last``: the last level, the D-wide evaluation output (the study's probes; the default);
+- ``levels``: the encoder's 4 hierarchical levels concatenated, 4D wide: what the objectives train on;
+- ``appearance`` / ``dynamics``: FWM's split of those 4D channels, Z_app = the first
+  D_app = max(1, floor(app_ratio * 4D)) channels and Z_dyn = the rest. A clip with several views (segments x spatial crops) keeps
 them: each split is stored as ``features.npy`` float16 [clips, views, L, D] (a NumPy memory map, so
 sets larger than memory work) and ``labels.npy`` int64 [clips].
 
@@ -13,7 +18,7 @@ empty) and ``dropped.json`` (each dropped clip's index, path and reason). Probes
 on the kept clips only.
 
 The cache folder is keyed by a hash of everything that decides the features: the encoder's weights
-and config, the pooling, and the data protocol (DataModule class and its arguments, minus loader-only
+and config, the feature layer (and app_ratio for the split), the pooling, and the data protocol (DataModule class and its arguments, minus loader-only
 ones such as batch size). A second run with the same key reads the files and never runs the encoder.
 A cache entry is written to a temporary folder and renamed when complete, so an interrupted run
 leaves nothing that looks valid.
@@ -39,11 +44,15 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from jepa_lit.data.video_dataset import ClipDataset, collate_dropping_bad
+from jepa_lit.eval.checkpoint import FEATURE_LAYER
 from jepa_lit.hashing import json_sha256
+from jepa_lit.objectives.heads import app_channels  # FWM's split: the objectives layer sits below eval
 
 log = logging.getLogger("jepa_lit.eval")
 
 Pooling = Literal["tokens", "mean"]
+FeatureLayer = Literal["last", "levels", "appearance", "dynamics"]
+FEATURE_LAYERS = ("last", "levels", "appearance", "dynamics")
 SPLITS = ("train", "test")
 CACHE_FORMAT = 2  # 2: bad clips dropped (rows.npy, dropped.json); format 1 held substitutes in their place
 # DataModule arguments that change how clips are loaded, not which pixels they hold.
@@ -59,13 +68,54 @@ def pool_tokens(tokens: Tensor, pooling: Pooling) -> Tensor:
     raise ValueError(f"features.pooling={pooling!r}; expected 'tokens' or 'mean'")
 
 
-def encode_clips(encoder: nn.Module, video: Tensor, pooling: Pooling) -> Tensor:
-    """Clips [B, 3, T, H, W] or multi-view clips [B, V, 3, T, H, W] -> features [B, V, L, D]."""
+def check_layer(layer: str, app_ratio: float) -> None:
+    """A clear error for a feature layer or app_ratio that does not exist."""
+    if layer not in FEATURE_LAYERS:
+        raise ValueError(f"features.layer={layer!r}; expected one of {', '.join(FEATURE_LAYERS)}")
+    if layer in ("appearance", "dynamics") and not 0.0 < app_ratio < 1.0:
+        raise ValueError(f"features.app_ratio={app_ratio}; expected a fraction in (0, 1) (FWM's D_app / 4D)")
+
+
+def layer_tokens(encoder: nn.Module, video: Tensor, layer: FeatureLayer = "last", app_ratio: float = 0.5) -> Tensor:
+    """The encoder's tokens [B, N, W] of feature ``layer`` for clips [B, 3, T, H, W].
+
+    ``levels`` is the encoder's hierarchical output as it is: each level already went through its own
+    LayerNorm (norms_block), so the 4 levels are on one scale. It is not normalised again as the
+    pretraining targets are: that second, affine-free norm would only drop the learned scale and bias,
+    and without it the last D channels of ``levels`` are exactly ``last``, and the FWM split below is
+    exactly the Z_app / Z_dyn that the FWM objective shapes (it reads the student's hierarchical output).
+    """
+    if layer == "last":  # the plain forward: the study's features, computed as before
+        return encoder(video)
+    check_layer(layer, app_ratio)
+    levels = encoder(video, hierarchical=True)
+    if layer == "levels":
+        return levels
+    split = app_channels(levels.shape[-1], app_ratio)  # < 4D for app_ratio < 1: Z_dyn is never empty
+    return levels[..., :split] if layer == "appearance" else levels[..., split:]
+
+
+def encode_clips(encoder: nn.Module, video: Tensor, pooling: Pooling, layer: FeatureLayer = "last",
+                 app_ratio: float = 0.5) -> Tensor:
+    """Clips [B, 3, T, H, W] or multi-view clips [B, V, 3, T, H, W] -> features [B, V, L, W]."""
     views = video.shape[1] if video.ndim == 6 else 1
     if video.ndim == 6:
         video = rearrange(video, "b v c t h w -> (b v) c t h w")
-    tokens = pool_tokens(encoder(video), pooling)
+    tokens = pool_tokens(layer_tokens(encoder, video, layer, app_ratio), pooling)
     return rearrange(tokens, "(b v) l d -> b v l d", v=views)
+
+
+def describe_layer(layer: FeatureLayer, embed_dim: int, num_levels: int, app_ratio: float = 0.5) -> str:
+    """In words, for the results JSON (and so the comparison key): which channels the probe reads."""
+    if layer == "last":  # the text results have always carried: comparison keys of `last` stay as they were
+        return FEATURE_LAYER
+    width = embed_dim * num_levels
+    if layer == "levels":
+        return f"the {num_levels} hierarchical levels, each after its own LayerNorm, concatenated: {width} wide"
+    split = app_channels(width, app_ratio)
+    if layer == "appearance":
+        return f"FWM appearance channels Z_app: the first {split} of the {width} hierarchical channels (app_ratio {app_ratio:g})"
+    return f"FWM dynamics channels Z_dyn: the last {width - split} of the {width} hierarchical channels (app_ratio {app_ratio:g})"
 
 
 class FeatureExtractor(L.LightningModule):
@@ -73,16 +123,17 @@ class FeatureExtractor(L.LightningModule):
     "dropped"}; the clips a drop-mode dataset left out of the batch are passed on under "dropped"
     (features and label are None when the whole batch was dropped)."""
 
-    def __init__(self, encoder: nn.Module, pooling: Pooling = "tokens"):
+    def __init__(self, encoder: nn.Module, pooling: Pooling = "tokens", layer: FeatureLayer = "last",
+                 app_ratio: float = 0.5):
         super().__init__()
         self.encoder = encoder.eval().requires_grad_(False)
-        self.pooling = pooling
+        self.pooling, self.layer, self.app_ratio = pooling, layer, app_ratio
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         dropped = batch.get("dropped", [])
         if "video" not in batch:
             return {"features": None, "label": None, "dropped": dropped}
-        features = encode_clips(self.encoder, batch["video"], self.pooling)
+        features = encode_clips(self.encoder, batch["video"], self.pooling, self.layer, self.app_ratio)
         return {"features": features.to(torch.float16), "label": torch.as_tensor(batch["label"]), "dropped": dropped}
 
 
@@ -179,13 +230,21 @@ class FeatureSet(Dataset):
 
 
 def cache_key(encoder_sha256: str, encoder_config: dict, pooling: Pooling, data_class: str,
-              data_args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+              data_args: dict[str, Any], layer: FeatureLayer = "last",
+              app_ratio: float = 0.5) -> tuple[str, dict[str, Any]]:
     """(hex key, the JSON-able description it hashes)."""
     description = {
         "format": CACHE_FORMAT,
         "encoder_sha256": encoder_sha256,
         "encoder_config": encoder_config,
         "pooling": pooling,
+    }
+    # `last` adds nothing, so caches written before the layer option existed keep their key
+    if layer != "last":
+        description["layer"] = layer
+    if layer in ("appearance", "dynamics"):
+        description["app_ratio"] = app_ratio
+    description |= {
         "dtype": "float16",
         "data_class": data_class,
         "data_args": {k: v for k, v in sorted(data_args.items()) if k not in LOADER_ONLY_ARGS},
@@ -229,7 +288,7 @@ def quiet_lightning() -> Iterator[None]:
 
 
 def extract_split(encoder: nn.Module, loader: DataLoader, directory: Path, pooling: Pooling,
-                  trainer_kwargs: dict[str, Any]) -> None:
+                  trainer_kwargs: dict[str, Any], layer: FeatureLayer = "last", app_ratio: float = 0.5) -> None:
     """Run the encoder over ``loader`` with ``Trainer.predict`` and write the split under ``directory``."""
     writer = FeatureWriter(directory, len(loader.dataset))
     kwargs = dict(accelerator="auto", devices=1, logger=False, enable_checkpointing=False,
@@ -237,7 +296,7 @@ def extract_split(encoder: nn.Module, loader: DataLoader, directory: Path, pooli
     kwargs.update(trainer_kwargs)
     with quiet_lightning():
         trainer = L.Trainer(**kwargs, callbacks=[writer])
-    trainer.predict(FeatureExtractor(encoder, pooling), dataloaders=loader, return_predictions=False)
+    trainer.predict(FeatureExtractor(encoder, pooling, layer, app_ratio), dataloaders=loader, return_predictions=False)
     writer.finish()
     if writer.dropped:
         log.warning("features: %s: %d of %d clips dropped (bad files): %s", directory.name, len(writer.dropped),
@@ -252,8 +311,11 @@ def extract_or_load(
     description: dict[str, Any],
     pooling: Pooling = "tokens",
     trainer_kwargs: Optional[dict[str, Any]] = None,
+    layer: FeatureLayer = "last",
+    app_ratio: float = 0.5,
 ) -> tuple[dict[str, FeatureSet], bool, Path]:
     """The train and test features for ``key``: read from ``cache_dir/key`` or extracted and written there.
+    ``key`` must come from ``cache_key`` with the same layer, app_ratio and pooling.
 
     Returns ({"train": FeatureSet, "test": FeatureSet}, cache_hit, the entry's folder).
     """
@@ -265,7 +327,7 @@ def extract_or_load(
     try:
         for split, loader in split_loaders(datamodule).items():
             log.info("features: extracting %s (%d clips) into %s", split, len(loader.dataset), entry)
-            extract_split(encoder, loader, tmp / split, pooling, trainer_kwargs or {})
+            extract_split(encoder, loader, tmp / split, pooling, trainer_kwargs or {}, layer, app_ratio)
         sets = {split: FeatureSet.load(tmp / split) for split in SPLITS}
         meta = {**description, "splits": {s: {"shape": list(sets[s].shape), **sets[s].clip_counts()} for s in SPLITS}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
@@ -282,14 +344,15 @@ def extract_or_load(
 
 @torch.no_grad()
 def extract_in_memory(encoder: nn.Module, loader: DataLoader, pooling: Pooling, device: torch.device,
-                      max_clips: Optional[int] = None) -> FeatureSet:
+                      max_clips: Optional[int] = None, layer: FeatureLayer = "last",
+                      app_ratio: float = 0.5) -> FeatureSet:
     """Features of ``loader`` held in memory (fp16, on the CPU), for quick probes during pretraining."""
     features, labels, seen = [], [], 0
     for batch in loader:
         if "video" not in batch:  # every clip of the batch was dropped (bad files, logged by the dataset)
             continue
         video = batch["video"].to(device, non_blocking=True)
-        features.append(encode_clips(encoder, video, pooling).to(torch.float16).cpu())
+        features.append(encode_clips(encoder, video, pooling, layer, app_ratio).to(torch.float16).cpu())
         labels.append(torch.as_tensor(batch["label"]))
         seen += video.shape[0]
         if max_clips is not None and seen >= max_clips:

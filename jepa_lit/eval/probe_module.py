@@ -4,10 +4,14 @@ Every head sees the same batches (as V-JEPA 2's multi-head probe training does);
 AdamW parameter group, so the heads train independently although their losses are summed. Test
 clips with several views (segments x spatial crops) are scored by averaging the softmax
 probabilities over the views. Each head gets top-1, top-5 and mean per-class accuracy (torchmetrics,
-in %); the best head is chosen by the stated ``selection`` rule, and its top-1 gets a bootstrap 95 %
-interval over the test clips. The selected head's confusion matrix (torchmetrics; rows: true class,
-columns: predicted class, clip counts) goes into the results as a list of lists and, when the test
-Trainer has a TensorBoardLogger, into TensorBoard as the image ``test/confusion_matrix``.
+in %). With more than one head, the reported head is chosen by the ``selection`` rule: by default on
+the validation split held out of the training clips (after the last epoch), and only that head is then
+scored on the test clips, so test labels never take part in the choice; ``test_top1`` (the test-set
+maximum over heads, V-JEPA 2's rule) scores every head on the test clips and is labelled optimistic.
+The reported head's top-1 gets a bootstrap 95 % interval over the test clips. Its confusion matrix
+(torchmetrics; rows: true class, columns: predicted class, clip counts) goes into the results as a
+list of lists and, when the test Trainer has a TensorBoardLogger, into TensorBoard as the image
+``test/confusion_matrix``.
 
 Batches are dicts {"features": [B, V, L, D] (any float dtype), "label": [B]}; training uses view 0.
 """
@@ -31,11 +35,12 @@ from jepa_lit.models.probes import ProbeType, build_probe
 Selection = Literal["test_top1", "val_top1"]
 
 SELECTION_RULES = {
-    "test_top1": "the head with the highest test top-1 (V-JEPA 2's rule: max over heads; optimistic when "
-                 "more than one head is trained, since the test set picks the head)",
-    "val_top1": "the head with the highest top-1 on a validation split held out of the training clips; "
-                "its test metrics are reported",
+    "test_top1": "OPTIMISTIC: the head with the highest test top-1 (V-JEPA 2's rule: max over heads; the "
+                 "test set picks the head, so the reported top-1 is biased upwards)",
+    "val_top1": "the head with the highest top-1 on a validation split held out of the training clips, "
+                "after the last epoch; only that head is scored on the test clips",
 }
+SINGLE_HEAD = "one head trained: nothing to select; it is scored on the test clips"
 
 
 def bootstrap_interval(correct: Tensor, samples: int = 1000, seed: int = 0, level: float = 0.95,
@@ -69,7 +74,9 @@ class ProbeModule(L.LightningModule):
         vjepa2_depth: blocks of V-JEPA 2's probe (3 self-attention + 1 cross-attention).
         betas: AdamW betas.
         lr_schedule: "constant" (the study) or "cosine" (decay to 0 over the run's steps).
-        selection: how the reported head is chosen (SELECTION_RULES); "val_top1" needs a validation split.
+        selection: how the reported head is chosen among several (SELECTION_RULES): "val_top1" (the
+            default; needs a validation split, which FeatureDataModule holds out by default when more
+            than one head trains) or "test_top1" (the test-set maximum, labelled optimistic).
         bootstrap_samples, bootstrap_seed: the bootstrap interval on the selected head's top-1.
         embed_dim, num_classes: taken from the feature DataModule at ``configure_model`` when None.
     """
@@ -83,7 +90,7 @@ class ProbeModule(L.LightningModule):
         vjepa2_depth: int = 4,
         betas: tuple[float, float] = (0.9, 0.999),
         lr_schedule: Literal["constant", "cosine"] = "constant",
-        selection: Selection = "test_top1",
+        selection: Selection = "val_top1",
         bootstrap_samples: int = 1000,
         bootstrap_seed: int = 0,
         embed_dim: Optional[int] = None,
@@ -100,6 +107,7 @@ class ProbeModule(L.LightningModule):
         self.val_metrics: Optional[nn.ModuleList] = None
         self.test_metrics: Optional[nn.ModuleList] = None
         self.val_top1: list[float] = []
+        self.tested_heads: list[int] = []  # the heads scored on the test clips
         self.results: dict[str, Any] = {}
         self._test_correct: list[list[Tensor]] = []
         if embed_dim is not None and num_classes is not None:
@@ -137,13 +145,20 @@ class ProbeModule(L.LightningModule):
                              "FeatureDataModule that provides them")
         self.build(int(embed_dim), int(num_classes))
 
+    @property
+    def needs_validation(self) -> bool:
+        """Whether choosing the reported head needs a validation split."""
+        return self.hparams.selection == "val_top1" and len(self.grid) > 1
+
     # ----- forward -----------------------------------------------------------------------------
-    def head_probabilities(self, features: Tensor) -> list[Tensor]:
-        """[B, V, L, D] features -> per head [B, C] class probabilities averaged over the V views."""
+    def head_probabilities(self, features: Tensor, heads: Optional[list[int]] = None) -> list[Tensor]:
+        """[B, V, L, D] features -> per head (all, or those listed) [B, C] class probabilities averaged
+        over the V views."""
         views = features.shape[1]
         tokens = rearrange(features.float(), "b v l d -> (b v) l d")
         return [
-            rearrange(head(tokens).softmax(dim=-1), "(b v) c -> b v c", v=views).mean(dim=1) for head in self.heads
+            rearrange(self.heads[i](tokens).softmax(dim=-1), "(b v) c -> b v c", v=views).mean(dim=1)
+            for i in (range(len(self.heads)) if heads is None else heads)
         ]
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -157,6 +172,10 @@ class ProbeModule(L.LightningModule):
             metrics.update(probabilities, batch["label"])
 
     def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:  # a few batches through untrained heads: not a basis for selection
+            for metrics in self.val_metrics:
+                metrics.reset()
+            return
         self.val_top1 = []
         for i, metrics in enumerate(self.val_metrics):
             values = metrics.compute()
@@ -166,10 +185,12 @@ class ProbeModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._test_correct = [[] for _ in self.grid]
+        # chosen before any test clip is seen, unless the (optimistic) rule is to choose on the test clips
+        self.tested_heads = list(range(len(self.grid))) if self.hparams.selection == "test_top1" else [self.select([])]
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         labels = batch["label"]
-        for i, probabilities in enumerate(self.head_probabilities(batch["features"])):
+        for i, probabilities in zip(self.tested_heads, self.head_probabilities(batch["features"], self.tested_heads)):
             self.test_metrics[i].update(probabilities, labels)
             self.test_confusion[i].update(probabilities, labels)
             self._test_correct[i].append(probabilities.argmax(dim=-1) == labels)
@@ -177,13 +198,15 @@ class ProbeModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         heads = []
         for i, ((lr, wd), metrics) in enumerate(zip(self.grid, self.test_metrics)):
-            values = {k: round(100.0 * float(v), 4) for k, v in metrics.compute().items()}
+            values = dict.fromkeys(("top1", "top5", "mean_class_acc"))  # None: a head not scored on the test clips
+            if i in self.tested_heads:
+                values = {k: round(100.0 * float(v), 4) for k, v in metrics.compute().items()}
+                for name, value in values.items():
+                    self.log(f"test/head{i}/{name}", value)
             metrics.reset()
-            for name, value in values.items():
-                self.log(f"test/head{i}/{name}", value)
             heads.append({"head": i, "lr": lr, "weight_decay": wd, **values,
                           "val_top1": self.val_top1[i] if self.val_top1 else None})
-        best = self.select(heads)
+        best = self.select(heads) if len(self.tested_heads) > 1 else self.tested_heads[0]
         correct = torch.cat(self._test_correct[best]) if self._test_correct[best] else torch.zeros(0, dtype=torch.bool)
         correct = self.all_gather(correct).flatten() if self.trainer.world_size > 1 else correct
         lower, upper = bootstrap_interval(correct, self.hparams.bootstrap_samples, self.hparams.bootstrap_seed)
@@ -195,8 +218,7 @@ class ProbeModule(L.LightningModule):
         self.log("test/top1", chosen["top1"])
         self.results = {
             "heads": heads,
-            "selection": {"rule": self.hparams.selection, "description": SELECTION_RULES[self.hparams.selection],
-                          "selected_head": best, "num_heads": len(heads)},
+            "selection": self.selection_record(heads, best),
             "metrics": {
                 "top1": chosen["top1"],
                 "top1_ci95": [lower, upper],
@@ -231,14 +253,31 @@ class ProbeModule(L.LightningModule):
                                         dataformats="CHW")
 
     def select(self, heads: list[dict[str, Any]]) -> int:
-        """Index of the reported head under ``selection`` (ties go to the first head of the grid)."""
+        """Index of the reported head under ``selection`` (ties go to the first head of the grid);
+        ``heads``: each head's test metrics, read by the optimistic "test_top1" rule only."""
+        if len(self.grid) == 1:
+            return 0
         if self.hparams.selection == "val_top1":
             if not self.val_top1:
-                raise ValueError("model.selection='val_top1' needs a validation split: set features.val_fraction > 0")
+                raise ValueError(
+                    f"model.selection='val_top1' chooses among {len(self.grid)} heads on a validation split, "
+                    "but none was scored: set features.val_fraction > 0 (or leave it unset) and keep validation "
+                    "on (trainer.limit_val_batches > 0); or model.selection: test_top1 (optimistic)")
             scores = self.val_top1
         else:
             scores = [h["top1"] for h in heads]
         return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+    def selection_record(self, heads: list[dict[str, Any]], best: int) -> dict[str, Any]:
+        """How the reported head was chosen, for the results JSON."""
+        rule = self.hparams.selection
+        several = len(heads) > 1
+        record = {"rule": rule, "description": SELECTION_RULES[rule] if several else SINGLE_HEAD,
+                  "optimistic": several and rule == "test_top1", "selected_head": best, "num_heads": len(heads),
+                  "tested_heads": list(self.tested_heads)}
+        if several and self.val_top1:  # what the validation split chose, also beside the optimistic rule
+            record["val_selected_head"] = max(range(len(heads)), key=lambda i: (self.val_top1[i], -i))
+        return record
 
     # ----- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):

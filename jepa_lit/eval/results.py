@@ -41,6 +41,8 @@ def run_dir_of(checkpoint: str) -> Path:
 def comparison_settings(results: dict[str, Any]) -> dict[str, Any]:
     """The part of a results dict that must be equal for two results to be comparable."""
     probe = {k: v for k, v in results["probe"].items() if k not in _REPORTING_ONLY}
+    if len(probe.get("grid", [])) == 1:  # one head: the selection rule has nothing to choose, so it changes nothing
+        probe.pop("selection", None)
     clip = results["clip_protocol"]
     return {
         "benchmark": results["benchmark"],
@@ -152,14 +154,26 @@ def summary(results: dict[str, Any]) -> str:
         f"  clips: train {results['splits']['train']}, val {results['splits']['val']}, test {results['splits']['test']}; "
         f"epochs {results['training']['epochs']}, batch {results['training']['batch_size']}, seed {results['seed']}",
     ]
+    layer = results["features"].get("layer", "last")
+    if layer != "last":
+        lines.append(f"  features: {results['encoder']['feature_layer']}")
     for head in results["heads"]:
         mark = "*" if head["head"] == sel["selected_head"] else " "
-        val = f", val top-1 {head['val_top1']:.2f}" if head.get("val_top1") is not None else ""
-        lines.append(f"  {mark} head {head['head']}: lr {head['lr']:g}, wd {head['weight_decay']:g}: top-1 {head['top1']:.2f}, "
-                     f"top-{m['top_k']} {head['top5']:.2f}, mean class {head['mean_class_acc']:.2f}{val}")
+        val = f"val top-1 {head['val_top1']:.2f}" if head.get("val_top1") is not None else ""
+        if head.get("top1") is None:  # chosen against on the validation split: never scored on the test clips
+            test = "not scored on the test clips"
+        else:
+            test = (f"top-1 {head['top1']:.2f}, top-{m['top_k']} {head['top5']:.2f}, "
+                    f"mean class {head['mean_class_acc']:.2f}")
+        lines.append(f"  {mark} head {head['head']}: lr {head['lr']:g}, wd {head['weight_decay']:g}: "
+                     + ", ".join(part for part in (test, val) if part))
     lo, hi = m["top1_ci95"]
-    lines.append(f"  selected head {sel['selected_head']} of {sel['num_heads']}, rule: {sel['description']}")
-    lines.append(f"  top-1 {m['top1']:.2f} % (95% CI {lo:.2f}-{hi:.2f}, {m['num_test_clips']} test clips; "
+    validation = sel.get("validation")
+    held_out = (f" (validation: {validation['clips']} training clips held out, fraction {validation['fraction']:g}, "
+                f"seed {validation['seed']})") if validation else ""
+    lines.append(f"  selected head {sel['selected_head']} of {sel['num_heads']}, rule: {sel['description']}{held_out}")
+    optimistic = "OPTIMISTIC (test-set maximum over heads) " if sel.get("optimistic") else ""
+    lines.append(f"  {optimistic}top-1 {m['top1']:.2f} % (95% CI {lo:.2f}-{hi:.2f}, {m['num_test_clips']} test clips; "
                  f"chance {results['benchmark_info']['chance']:.2f} %), top-{m['top_k']} {m['top5']:.2f} %, "
                  f"mean per-class {m['mean_class_acc']:.2f} %")
     if results.get("tensorboard"):  # the confusion matrix image and the probe's losses
@@ -177,7 +191,8 @@ def compare(results: list[dict[str, Any]]) -> str:
     for r in results:
         m = r["metrics"]
         lo, hi = m["top1_ci95"]
-        lines.append(f"  {r['encoder']['used']:>15s}  top-1 {m['top1']:6.2f} %  (95% CI {lo:5.2f}-{hi:5.2f})  "
+        optimistic = " optimistic" if r.get("selection", {}).get("optimistic") else ""
+        lines.append(f"  {r['encoder']['used']:>15s}  top-1 {m['top1']:6.2f} %{optimistic}  (95% CI {lo:5.2f}-{hi:5.2f})  "
                      f"probe {r['wall_time_s']['total']:.0f} s  {r['checkpoint']['path']}")
     return "\n".join(lines)
 

@@ -138,10 +138,14 @@ def build_probe(
     kind: ProbeType, embed_dim: int, num_classes: int, num_heads: Optional[int] = None, depth: int = 4
 ) -> nn.Module:
     """A probe by name; ``num_heads`` None means the probe's default (8 for the study's, 16 for V-JEPA 2's)."""
+    if kind not in PROBE_TYPES:
+        raise ValueError(f"probe type {kind!r} is unknown; expected one of {', '.join(PROBE_TYPES)}")
+    heads = num_heads or (16 if kind == "vjepa2_attentive" else 8)
+    if kind != "linear" and embed_dim % heads:
+        raise ValueError(f"the features are {embed_dim} wide, not divisible by the {kind} probe's {heads} attention "
+                         f"heads: set model.attn_heads to a divisor of {embed_dim} (or another features.app_ratio)")
     if kind in ("attentive", "attentive_mean"):
-        return AttentiveProbe(embed_dim, num_classes, num_heads or 8, mean_pool=kind == "attentive_mean")
+        return AttentiveProbe(embed_dim, num_classes, heads, mean_pool=kind == "attentive_mean")
     if kind == "linear":
         return LinearProbe(embed_dim, num_classes)
-    if kind == "vjepa2_attentive":
-        return VJEPA2AttentiveProbe(embed_dim, num_classes, num_heads or 16, depth)
-    raise ValueError(f"probe type {kind!r} is unknown; expected one of {', '.join(PROBE_TYPES)}")
+    return VJEPA2AttentiveProbe(embed_dim, num_classes, heads, depth)
