@@ -423,7 +423,7 @@ def main(argv: Optional[list[str]] = None) -> None:
               "`jepa-lit test --probe synthetic --ckpt_path RUN/checkpoints/last.ckpt`; benchmarks: "
               + ", ".join(sorted(BENCHMARKS)), file=sys.stderr)
         sys.exit(2)
-    from jepa_lit.data.video_dataset import LayoutError
+    from jepa_lit.data.records import LayoutError
 
     try:
         run_cli(argv)
@@ -435,7 +435,7 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 def root_note(error: Exception, key: str) -> str:
     """For a dataset layout error: which config key holds the dataset folder."""
-    from jepa_lit.data.video_dataset import LayoutError
+    from jepa_lit.data.records import LayoutError
 
     if not isinstance(error, LayoutError):
         return ""

@@ -38,7 +38,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from jepa_lit.data.video_dataset import ClipDataset, collate_dropping_bad
+from jepa_lit.data.clip_dataset import ClipDataset, collate_dropping_bad
 from jepa_lit.hashing import json_sha256
 
 log = logging.getLogger("jepa_lit.eval")
