@@ -1,4 +1,5 @@
-# jepa-lit: `make demo` pretrains on the embedded synthetic data; `make test` runs the test suite.
+# jepa-lit: `make demo` pretrains on the embedded synthetic data; `make test` runs the test suite (CI),
+# `make test-fast` the tests not marked slow (the edit-test loop).
 PYTHON ?= python3
 TORCH_VERSION ?= 2.13.0
 VENV ?= .venv
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 # albumentations checks for updates over the network at import unless told not to.
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install demo test bench bench-data sweep report clean
+.PHONY: install demo test test-fast bench bench-data sweep report clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +32,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Leaves out the tests marked @pytest.mark.slow (CLI fits, DDP, sweep runs, anything over ~3 s): under a minute.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # The study (experiments/sweep.yaml): every variant x regime x seed, each a pretraining + its probes; resumable.
 # SCALE=smoke: a reduced grid on synthetic data with tiny models, minutes on a CPU. SWEEP_ARGS: e.g. --jobs 2,
