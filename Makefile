@@ -1,4 +1,5 @@
-# jepa-lit: `make demo` pretrains on the embedded synthetic data; `make test` runs the test suite.
+# jepa-lit: `make demo` pretrains on the embedded synthetic data; `make test` runs the test suite (CI),
+# `make test-fast` the tests not marked slow (the edit-test loop).
 PYTHON ?= python3
 TORCH_VERSION ?= 2.13.0
 VENV ?= .venv
@@ -32,7 +33,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# The fast tests: no real fits, probes or sweeps (the ones marked slow).
+# Leaves out the tests marked @pytest.mark.slow (CLI fits, DDP, sweep runs, anything over ~3 s): under a minute.
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 

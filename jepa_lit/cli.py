@@ -348,7 +348,7 @@ def export_command(argv: list[str]) -> int:
 
 def lightning_command(argv: list[str]) -> int:
     """fit / validate / predict (and test's help): the LightningCLI of JEPAModule; ``argv`` starts with the command."""
-    from jepa_lit.data.video_dataset import LayoutError
+    from jepa_lit.data.records import LayoutError
 
     try:
         run_cli(argv)
@@ -424,7 +424,7 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 def root_note(error: Exception, key: str) -> str:
     """For a dataset layout error: which config key holds the dataset folder."""
-    from jepa_lit.data.video_dataset import LayoutError
+    from jepa_lit.data.records import LayoutError
 
     if not isinstance(error, LayoutError):
         return ""

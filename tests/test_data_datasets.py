@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_lit.data import video_dataset as V
+from jepa_lit.data import clip_dataset
+from jepa_lit.data.clip_dataset import ClipDataset
 from jepa_lit.data.clip_sampling import UniformClipSampler
+from jepa_lit.data.datamodule import ClipDataModule
 from jepa_lit.data.decode import BadInputError
 from jepa_lit.data.diving48 import Diving48DataModule, index_diving48
 from jepa_lit.data.fixtures import make_fixture_tree, write_jpeg, write_video
 from jepa_lit.data.imagenet100 import ImageNet100DataModule, index_imagenet100, read_class_list
+from jepa_lit.data.records import IMAGE, LayoutError, Record, read_list_file
 from jepa_lit.data.ssv2 import SSv2DataModule, index_ssv2
 from jepa_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VideoEvalTransform
 from jepa_lit.data.ucf101 import UCF101DataModule, index_ucf101
@@ -93,7 +96,7 @@ def test_imagenet100_class_list_and_label_order(tree):
     assert len(wnids) == 100 and len(set(wnids)) == 100
     assert wnids[:3] == ["n02869837", "n01749939", "n02488291"] and wnids[-1] == "n02090622"
     train, missing = index_imagenet100(tree["imagenet100"]["root"], "train")
-    assert len(missing) == 97 and all(r.modality == V.IMAGE for r in train)
+    assert len(missing) == 97 and all(r.modality == IMAGE for r in train)
     assert sorted({r.label for r in train}) == [0, 1, 99]
     assert not any("n15075141" in r.path for r in train)  # a folder outside the list is ignored
     assert len(train) == tree["imagenet100"]["train_records"]
@@ -111,18 +114,18 @@ def test_diving48_index_ranges_and_unknown_label(tree):
 def test_list_file_reader(tmp_path):
     (tmp_path / "a b.mp4").write_bytes(b"")
     (tmp_path / "list.txt").write_text("a b.mp4 3\n/abs/x.JPEG 0\n\n")
-    records = V.read_list_file(tmp_path / "list.txt")
-    assert records[0] == V.Record(str(tmp_path / "a b.mp4"), 3)
-    assert records[1].modality == V.IMAGE and records[1].path == "/abs/x.JPEG"
+    records = read_list_file(tmp_path / "list.txt")
+    assert records[0] == Record(str(tmp_path / "a b.mp4"), 3)
+    assert records[1].modality == IMAGE and records[1].path == "/abs/x.JPEG"
     (tmp_path / "bad.txt").write_text("x.mp4 cat\n")
     with pytest.raises(ValueError, match=r"bad.txt:1.*<path> <integer label>"):
-        V.read_list_file(tmp_path / "bad.txt")
+        read_list_file(tmp_path / "bad.txt")
 
 
 @pytest.mark.parametrize("name", list(MODULES))
 def test_missing_root_shows_expected_layout(name, tmp_path):
     dm = MODULES[name](root=str(tmp_path / "nowhere"), num_workers=0)
-    with pytest.raises(V.LayoutError) as info:
+    with pytest.raises(LayoutError) as info:
         dm.setup("fit")
     message = str(info.value)
     assert "root folder not found" in message and "Expected layout" in message and "└──" in message
@@ -133,7 +136,7 @@ def test_wrong_layout_names_missing_file(tree, tmp_path):
     root = tmp_path / "ucf"
     shutil.copytree(tree["ucf101"]["root"], root)
     (root / "ucfTrainTestlist" / "classInd.txt").unlink()
-    with pytest.raises(V.LayoutError, match="classInd.txt") as info:
+    with pytest.raises(LayoutError, match="classInd.txt") as info:
         UCF101DataModule(root=str(root)).setup("fit")
     assert "ucfTrainTestlist/" in str(info.value)
 
@@ -184,7 +187,7 @@ def test_list_files_alone_train_without_the_official_files(tree, tmp_path, caplo
     assert trainer.global_step == 3 and module.validation_batches == 0
     assert "ucf101: validation skipped: no evaluation split" in caplog.text and "root folder not found" in caplog.text
     # validating or testing needs one: the error names the root and the list-file alternative
-    with pytest.raises(V.LayoutError, match=r"root folder not found(.|\n)*data.test_list"):
+    with pytest.raises(LayoutError, match=r"root folder not found(.|\n)*data.test_list"):
         dm.setup("test")
 
     # with a test list too, the fit validates on it
@@ -272,8 +275,8 @@ def test_eval_segments_and_views(tree):
 def test_header_that_over_counts_a_little_resampled_within_real_length(tmp_path, monkeypatch, caplog):
     path = write_video(tmp_path / "v.mp4", 24, fps=25)
     # 28 announced, 24 decoded: a header a little off, not a truncated file (24 >= 0.9 * 28 - 2)
-    monkeypatch.setattr(V, "estimated_frame_count", lambda container: 28)
-    ds = V.ClipDataset([V.Record(str(path), 0)], UniformClipSampler(8), VideoEvalTransform(32), 8, on_error="raise")
+    monkeypatch.setattr(clip_dataset, "estimated_frame_count", lambda container: 28)
+    ds = ClipDataset([Record(str(path), 0)], UniformClipSampler(8), VideoEvalTransform(32), 8, on_error="raise")
     with caplog.at_level(logging.WARNING, logger="jepa_lit.data"):
         for _ in range(2):
             idx = red_index(ds[0]["video"])  # spread over the 24 real frames, not a frozen tail
@@ -284,8 +287,8 @@ def test_header_that_over_counts_a_little_resampled_within_real_length(tmp_path,
 
 def test_clearly_truncated_video_is_a_bad_sample(tmp_path, monkeypatch):
     path = write_video(tmp_path / "v.mp4", 24, fps=25)
-    monkeypatch.setattr(V, "estimated_frame_count", lambda container: 400)  # 24 of 400: data check's rule says truncated
-    ds = V.ClipDataset([V.Record(str(path), 0)], UniformClipSampler(8), VideoEvalTransform(32), 8, on_error="raise")
+    monkeypatch.setattr(clip_dataset, "estimated_frame_count", lambda container: 400)  # 24 of 400: data check's rule says truncated
+    ds = ClipDataset([Record(str(path), 0)], UniformClipSampler(8), VideoEvalTransform(32), 8, on_error="raise")
     with pytest.raises(BadInputError, match="v.mp4: truncated: decoded 24 of 400 announced frames"):
         ds[0]
 
@@ -338,8 +341,8 @@ def test_unreadable_image_skipped(tmp_path, caplog):
     good = write_jpeg(tmp_path / "good.JPEG")
     bad = tmp_path / "bad.JPEG"
     bad.write_bytes(good.read_bytes()[:40])  # a truncated JPEG
-    ds = V.ClipDataset(
-        [V.Record(str(bad), 1, modality=V.IMAGE), V.Record(str(good), 2, modality=V.IMAGE)],
+    ds = ClipDataset(
+        [Record(str(bad), 1, modality=IMAGE), Record(str(good), 2, modality=IMAGE)],
         UniformClipSampler(4),
         VideoEvalTransform(32),
         4,
@@ -363,8 +366,6 @@ def test_multiprocess_loader(tree):
 def test_signature_is_cli_friendly(name):
     from jsonargparse import ArgumentParser
 
-    from jepa_lit.data.video_dataset import ClipDataModule
-
     cls = MODULES[name]
     own = list(inspect.signature(cls.__init__).parameters.values())[1:]
     shared = list(inspect.signature(ClipDataModule.__init__).parameters.values())[1:]
@@ -373,6 +374,8 @@ def test_signature_is_cli_friendly(name):
     for p in params:
         assert p.annotation is not inspect.Parameter.empty and p.default is not inspect.Parameter.empty, p.name
     names = [p.name for p in params]
+    # The base holds what every dataset reads from (so the loaders never meet a subclass-only attribute).
+    assert [p.name for p in shared[:3]] == ["root", "train_list", "test_list"]
     for required in ("root", "num_frames", "crop_size", "frame_step", "batch_size", "num_workers", "seed", "on_error"):
         assert required in names
     parser = ArgumentParser()

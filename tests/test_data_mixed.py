@@ -12,7 +12,7 @@ import torch
 from jepa_lit.data.fixtures import make_fixture_tree
 from jepa_lit.data.mixed import MixedDataModule, MixtureSampler
 from jepa_lit.data.transforms import INTERPOLATIONS
-from jepa_lit.data.video_dataset import LayoutError
+from jepa_lit.data.records import LayoutError
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,26 @@ from jepa_lit.eval.benchmarks import BENCHMARKS
 REPO = Path(__file__).resolve().parents[1]
 
 
-def disc_centre(frame: np.ndarray) -> np.ndarray:
-    """Centroid of the bright pixels (the disc is >= 120 in every channel, the background < 110)."""
+def disc_centre_and_radius(frame: np.ndarray) -> tuple[np.ndarray, int]:
+    """Centroid and radius of the bright pixels (the disc is >= 120 in every channel, the background
+    < 110). The disc is drawn whole (its centre is clipped at radius from the border), so its
+    centroid is its centre exactly."""
     ys, xs = np.nonzero(frame.min(axis=-1) >= 115)
-    return np.array([xs.mean(), ys.mean()])
+    return np.array([xs.mean(), ys.mean()]), (xs.max() - xs.min()) // 2
 
 
 @pytest.mark.parametrize("label", range(8))
 def test_disc_moves_in_the_labelled_direction(label):
     frames, got = moving_disc_clip(label + 8 * 3, seed=42, num_frames=8, size=160)
     assert got == label and frames.shape == (8, 160, 160, 3) and frames.dtype == np.uint8
-    motion = disc_centre(frames[3]) - disc_centre(frames[0])
-    dx, dy = DIRECTIONS[label]
-    # The centre may be clipped at a border, but it never moves against the labelled direction.
-    assert np.all(np.sign(np.round(motion)) * np.sign([dx, dy]) >= 0)
+    start, radius = disc_centre_and_radius(frames[0])
+    centres = np.stack([disc_centre_and_radius(f)[0] for f in frames])
+    # Frame t: the start centre moved t steps of (dx, dy), clipped so the disc stays inside the frame.
+    expected = np.clip(start + np.outer(np.arange(len(frames)), DIRECTIONS[label]), radius, 160 - radius - 1)
+    np.testing.assert_allclose(centres, expected, atol=1e-6)
+    # A disc already at the border in every direction it moves would pass the line above standing
+    # still; none of these clips starts so (some reach a border later, or start at one in x or y).
+    assert not np.array_equal(centres[1], centres[0])
 
 
 def test_recipe_ranges_and_determinism():

@@ -35,7 +35,8 @@ from jepa_lit.data.decode import (
     stream_fps,
 )
 from jepa_lit.data.mixed import SOURCES
-from jepa_lit.data.video_dataset import IMAGE, IndexProblem, LayoutError, Record, read_image, resolve_dataset_root
+from jepa_lit.data.clip_dataset import read_image
+from jepa_lit.data.records import IMAGE, IndexProblem, LayoutError, Record, resolve_dataset_root
 from jepa_lit.hints import format_duration, nearest
 
 MODULES = {

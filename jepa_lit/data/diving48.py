@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from jepa_lit.data.video_dataset import ClipDataModule, IndexProblem, Record, load_json, require
+from jepa_lit.data.datamodule import ClipDataModule
+from jepa_lit.data.records import IndexProblem, Record, load_json, require
 
 NUM_CLASSES = 48
 OFFICIAL_SIZES = {"train": 15027, "test": 1970}
@@ -87,8 +88,7 @@ class Diving48DataModule(ClipDataModule):
     ):
         # The shared arguments (num_frames, crop_size, batch_size, ...) are ClipDataModule's;
         # LightningCLI follows **kwargs to its signature, so --print_config still shows them all.
-        super().__init__(frame_step=frame_step, **kwargs)
-        self.root, self.train_list, self.test_list = root, train_list, test_list
+        super().__init__(root=root, train_list=train_list, test_list=test_list, frame_step=frame_step, **kwargs)
         self.save_hyperparameters()
 
     def index_official(self, root, split):

@@ -14,16 +14,9 @@ import os
 from pathlib import Path
 from typing import Literal, Optional
 
+from jepa_lit.data.datamodule import ClipDataModule
+from jepa_lit.data.records import IMAGE, IMAGE_EXTENSIONS, IndexProblem, Record, layout_error, require
 from jepa_lit.data.transforms import Interpolation
-from jepa_lit.data.video_dataset import (
-    IMAGE,
-    IMAGE_EXTENSIONS,
-    ClipDataModule,
-    IndexProblem,
-    Record,
-    layout_error,
-    require,
-)
 
 log = logging.getLogger("jepa_lit.data")
 
@@ -108,8 +101,9 @@ class ImageNet100DataModule(ClipDataModule):
     ):
         # The shared arguments (num_frames, crop_size, batch_size, ...) are ClipDataModule's;
         # LightningCLI follows **kwargs to its signature, so --print_config still shows them all.
-        super().__init__(frame_step=frame_step, eval_interpolation=eval_interpolation, **kwargs)
-        self.root, self.train_list, self.test_list, self.class_list = root, train_list, test_list, class_list
+        super().__init__(root=root, train_list=train_list, test_list=test_list, frame_step=frame_step,
+                         eval_interpolation=eval_interpolation, **kwargs)
+        self.class_list = class_list
         self.save_hyperparameters()
 
     def index_official(self, root, split):

@@ -20,12 +20,14 @@ import lightning as L
 import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader
 
-from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
+from jepa_lit.data.clip_dataset import ClipDataset
+from jepa_lit.data.datamodule import ClipDataModule, OnError, fitting
 from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
 from jepa_lit.data.imagenet100 import ImageNet100DataModule
+from jepa_lit.data.records import IndexProblem, LayoutError
+from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
 from jepa_lit.data.ssv2 import SSv2DataModule
 from jepa_lit.data.ucf101 import UCF101DataModule
-from jepa_lit.data.video_dataset import ClipDataModule, ClipDataset, IndexProblem, LayoutError, OnError, fitting
 from jepa_lit.seeds import run_seed
 
 log = logging.getLogger("jepa_lit.data")

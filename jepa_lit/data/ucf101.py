@@ -12,13 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from jepa_lit.data.video_dataset import (
-    ClipDataModule,
-    IndexProblem,
-    Record,
-    layout_error,
-    require,
-)
+from jepa_lit.data.datamodule import ClipDataModule
+from jepa_lit.data.records import IndexProblem, Record, layout_error, require
 
 NUM_CLASSES = 101
 OFFICIAL_SIZES = {1: {"train": 9537, "test": 3783}, 2: {"train": 9586, "test": 3734}, 3: {"train": 9624, "test": 3696}}
@@ -122,8 +117,8 @@ class UCF101DataModule(ClipDataModule):
     ):
         # The shared arguments (num_frames, crop_size, batch_size, ...) are ClipDataModule's;
         # LightningCLI follows **kwargs to its signature, so --print_config still shows them all.
-        super().__init__(frame_step=frame_step, **kwargs)
-        self.root, self.train_list, self.test_list, self.split = root, train_list, test_list, split
+        super().__init__(root=root, train_list=train_list, test_list=test_list, frame_step=frame_step, **kwargs)
+        self.split = split
         self.save_hyperparameters()
 
     def index_official(self, root, split):

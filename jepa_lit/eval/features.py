@@ -43,7 +43,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from jepa_lit.data.video_dataset import ClipDataset, collate_dropping_bad
+from jepa_lit.data.clip_dataset import ClipDataset, collate_dropping_bad
 from jepa_lit.eval.checkpoint import FEATURE_LAYER
 from jepa_lit.hashing import json_sha256
 from jepa_lit.objectives.heads import app_channels  # FWM's split: the objectives layer sits below eval
