@@ -23,8 +23,9 @@ from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError
 from jepa_lit.losses import context_loss, prediction_loss
 from jepa_lit.masks import MaskSampler, MultiBlock3D
 from jepa_lit.models import Predictor, VisionTransformer
-from jepa_lit.objectives.base import GeneratorOutputs, Objective, StepOutputs
+from jepa_lit.objectives.base import Objective
 from jepa_lit.schedules import OptimizerConfig, ema_momentum_at, linear_ramp
+from jepa_lit.step import GeneratorOutputs, StepOutputs
 
 # Hyperparameters saved in checkpoints include this config dataclass; let weights-only loading accept it.
 torch.serialization.add_safe_globals([OptimizerConfig, GuardConfig])
@@ -75,6 +76,8 @@ class JEPAModule(L.LightningModule):
         self.mask_sampler = MultiBlock3D() if mask_sampler is STUDY_MASKS or mask_sampler is None else mask_sampler
         self.objectives = nn.ModuleList(objectives or [])
         self._check_objective_names()
+        for objective in self.objectives:  # heads sized to this encoder, before DDP or a checkpoint sees them
+            objective.build(encoder.embed_dim, encoder.num_levels)
         self.predictor = Predictor(
             encoder_dim=encoder.embed_dim,
             width=predictor_width,
