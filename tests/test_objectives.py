@@ -46,7 +46,12 @@ def one_thread():
 GRID = (4, 2, 2)
 EMBED, LEVELS = 2, 2
 WIDTH = EMBED * LEVELS
-HEADS = dict(embed_dim=EMBED, num_levels=LEVELS)
+
+
+def built(objective):
+    """The objective sized to the test grid, as JEPAModule.__init__ sizes it to its encoder."""
+    objective.build(EMBED, LEVELS)
+    return objective
 
 
 def flat(t: int, h: int, w: int, grid=GRID) -> int:
@@ -147,7 +152,7 @@ def test_delta_known_value():
 @pytest.mark.parametrize("hard", [False, True])
 def test_latent_dynamics_known_value(reads, hard):
     outputs = make_outputs()
-    objective = LatentDynamics(weight=1.0, hidden_dim=8, reads=reads, hard_weighting=hard, **HEADS)
+    objective = built(LatentDynamics(weight=1.0, hidden_dim=8, reads=reads, hard_weighting=hard))
     errors = []
     for b, t, h, w, z0, _ in pairs(outputs, 0):
         head_in = z0 if reads == "all" else z0[WIDTH // 2 :]
@@ -217,7 +222,7 @@ def test_ltc_known_value():
 @pytest.mark.parametrize("reads", ["all", "dynamics"])
 def test_action_conditioned_known_value(reads):
     outputs = make_outputs()
-    objective = ActionConditioned(weight=1.0, hidden_dim=8, reads=reads, **HEADS)
+    objective = built(ActionConditioned(weight=1.0, hidden_dim=8, reads=reads))
     clip = outputs.clip  # [B, 3, 2 T', 4 H', 4 W']: tubelet 2, patch 4
 
     def mean_rgb(b, t, h, w):
@@ -294,7 +299,7 @@ class Quadratic(nn.Module):
 
 def test_hamiltonian_known_value():
     outputs = make_outputs()
-    objective = Hamiltonian(weight=1.0, dt=0.1, **HEADS)
+    objective = built(Hamiltonian(weight=1.0, dt=0.1))
     objective.energy = Quadratic()
     half = WIDTH // 2
     values = []
@@ -332,17 +337,17 @@ ALL = [
     (lambda: HardWeighting(), "predictions", None),
     (lambda: Delta(), "context", None),
     (lambda: FactorizedWorldModel(), "context", None),
-    (lambda: LatentDynamics(hidden_dim=8, **HEADS), "context", "head"),
-    (lambda: LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True, **HEADS), "context", "head"),
+    (lambda: built(LatentDynamics(hidden_dim=8)), "context", "head"),
+    (lambda: built(LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True)), "context", "head"),
     (lambda: Spectral(), "context", None),
     (lambda: LatentTemporalContrastive(margin=2.0), "context", None),  # margin 2: the hinge is active
-    (lambda: ActionConditioned(hidden_dim=8, **HEADS), "context", "head"),
-    (lambda: ActionConditioned(hidden_dim=8, reads="dynamics", **HEADS), "context", "head"),
+    (lambda: built(ActionConditioned(hidden_dim=8)), "context", "head"),
+    (lambda: built(ActionConditioned(hidden_dim=8, reads="dynamics")), "context", "head"),
     (lambda: Kinematic(penalty="l1"), "target", None),
     (lambda: Kinematic(penalty="huber"), "target", None),
     (lambda: Kinematic(penalty="acceleration", channel_fraction=0.5), "target", None),
     (lambda: SIGReg(num_slices=8), "context", None),
-    (lambda: Hamiltonian(hidden_dim=8, **HEADS), "context", "energy"),
+    (lambda: built(Hamiltonian(hidden_dim=8)), "context", "energy"),
     (lambda: VelocityGate(), "context", None),
 ]
 
@@ -398,8 +403,32 @@ def test_kinematic_warns_on_a_detached_target():
 
 
 def test_head_width_mismatch_is_a_clear_error():
-    with pytest.raises(ValueError, match="embed_dim: 2"):
-        LatentDynamics(embed_dim=768)(make_outputs())
+    objective = LatentDynamics()
+    objective.build(768, 4)
+    with pytest.raises(ValueError, match="built for embed_dim=768, num_levels=4 but the encoder gives embed_dim=2"):
+        objective(make_outputs())
+    with pytest.raises(ValueError, match="cannot be rebuilt for embed_dim=2"):
+        objective.build(EMBED, LEVELS)
+    objective.build(768, 4)  # the same widths again: nothing changes
+    assert objective.head[0].in_features == 3072
+
+
+@pytest.mark.parametrize("make", [LatentDynamics, ActionConditioned, Hamiltonian])
+def test_an_objective_used_before_build_is_a_clear_error(make):
+    objective = make(hidden_dim=8)
+    assert not objective.built and list(objective.parameters()) == []
+    with pytest.raises(RuntimeError, match=r"no head yet: call build\(embed_dim, num_levels\)"):
+        objective(make_outputs())
+
+
+def test_the_module_builds_its_objectives_with_the_state_dict_names_of_old_checkpoints():
+    module = tiny_module([LatentDynamics(hidden_dim=8, reads="dynamics"), ActionConditioned(hidden_dim=8),
+                          Hamiltonian(hidden_dim=8)])
+    state = module.state_dict()
+    assert state["objectives.0.head.0.weight"].shape == (8, 192 * 4 // 2)  # Z_dyn of the tiny encoder
+    assert state["objectives.0.head.2.weight"].shape == (192 * 4, 8)
+    assert state["objectives.1.head.0.weight"].shape == (8, 192 * 4) and state["objectives.1.head.2.bias"].shape == (3,)
+    assert state["objectives.2.energy.0.weight"].shape == (8, 192 * 4) and "objectives.2.energy.4.bias" not in state
 
 
 def test_released_no_grad_needs_hard_weighting():
@@ -408,7 +437,7 @@ def test_released_no_grad_needs_hard_weighting():
 
 
 def test_hamiltonian_runs_in_validation():
-    objective = Hamiltonian(hidden_dim=8, **HEADS)
+    objective = built(Hamiltonian(hidden_dim=8))
     with_grad = objective(make_outputs())["hamiltonian"]
     with torch.no_grad():
         close(objective(make_outputs())["hamiltonian"], with_grad)
@@ -420,7 +449,7 @@ def test_hamiltonian_runs_in_validation():
 @pytest.mark.parametrize("released", [False, True])
 def test_hard_weighted_ld_gradient_and_released_defect(released):
     torch.manual_seed(0)
-    objective = LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True, released_no_grad=released, **HEADS)
+    objective = built(LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True, released_no_grad=released))
     outputs = make_outputs()
     term = objective(outputs)["ld"]
     assert scalar(term) > 0
@@ -432,7 +461,7 @@ def test_hard_weighted_ld_gradient_and_released_defect(released):
     else:
         assert head_grad > 0.0 and feature_grad > 0.0
     # the value is the same either way: only the gradient differs
-    reference = LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True, **HEADS)
+    reference = built(LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True))
     reference.load_state_dict(objective.state_dict())
     close(term, reference(outputs)["ld"])
 
@@ -451,7 +480,7 @@ def fwm_hw_ld(released=False):
     return [
         FactorizedWorldModel(static_weight=0.05, orth_weight=0.01, app_ratio=0.5),
         HardWeighting(weight=1.0, temperature=1.0),
-        LatentDynamics(weight=1.0, reads="dynamics", hard_weighting=True, released_no_grad=released, embed_dim=192),
+        LatentDynamics(weight=1.0, reads="dynamics", hard_weighting=True, released_no_grad=released),
     ]
 
 
@@ -464,7 +493,8 @@ def test_fwm_hw_ld_total_equals_its_parts():
     total = torch.stack(list(module.loss_terms(outputs).values())).sum()
 
     fwm, hw = FactorizedWorldModel(0.05, 0.01, 0.5), HardWeighting(1.0, 1.0)
-    ld = LatentDynamics(weight=1.0, reads="dynamics", hard_weighting=True, embed_dim=192)
+    ld = LatentDynamics(weight=1.0, reads="dynamics", hard_weighting=True)
+    ld.build(192, 4)
     ld.load_state_dict(module.objectives[2].state_dict())
     parts = [prediction_loss(outputs)]  # the context weight is 0 at step 0
     for objective in (fwm, hw, ld):
