@@ -124,7 +124,7 @@ class JepaCLI(LightningCLI):
         elif config is not None:
             ckpt = config.get("ckpt_path")
             if ckpt and str(ckpt).split(":")[0] not in SPECIAL_CKPT_PATHS and not Path(ckpt).is_file():
-                from jepa_lit.eval.checkpoint import checkpoint_not_found
+                from jepa_lit.checkpointing.metadata import checkpoint_not_found
 
                 raise SystemExit(f"error: --ckpt_path: {checkpoint_not_found(ckpt)}")
         cpu_precision_fallback((config if config is not None else self.config).trainer)
@@ -404,7 +404,7 @@ def main(argv: Optional[list[str]] = None) -> None:
 
         sys.exit(data_main(argv[1:]))
     if argv and argv[0] == "export":
-        from jepa_lit.models.official import export_main
+        from jepa_lit.checkpointing.export import export_main
 
         sys.exit(export_main(argv[1:]))
     if wants_probe(argv):
