@@ -38,7 +38,8 @@ class JEPAModule(L.LightningModule):
     """Args:
         encoder: the video ViT (the online / context encoder; the EMA target is a copy of it).
         mask_sampler: draws context / target token sets, one pair per mask generator.
-        objectives: auxiliary objectives added to the base loss (each returns named terms).
+        objectives: auxiliary objectives added to the base loss (each returns named terms); their heads
+            are created here, sized to the encoder (``Objective.build``).
         predictor_width, predictor_depth, predictor_heads: the predictor ViT (study: 256, 8, 8).
         target_encoder: "ema" (V-JEPA) or "online" (no-EMA variants: the online encoder on the full
             clip, with gradient, is the target and the encoder that gets evaluated).
