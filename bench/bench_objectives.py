@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import statistics
 import time
 from pathlib import Path
@@ -31,14 +30,12 @@ from jepa_lit.module import JEPAModule
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
-def build(spec: dict, **overrides):
+def build(spec: dict):
     module, name = spec["class_path"].rsplit(".", 1)
     cls = getattr(importlib.import_module(module), name)
     kwargs = dict(spec.get("init_args") or {})
     if "generators" in kwargs:
         kwargs["generators"] = [BlockGenerator(**g) for g in kwargs["generators"]]
-    accepted = inspect.signature(cls).parameters
-    kwargs.update({k: v for k, v in overrides.items() if k in accepted})
     return cls(**kwargs)
 
 
@@ -47,7 +44,7 @@ def make_module(variant: str, args) -> JEPAModule:
     torch.manual_seed(0)
     encoder = VisionTransformer(size="tiny", num_frames=args.frames, img_size=args.img_size)
     sampler = build(model["mask_sampler"]) if "mask_sampler" in model else None
-    objectives = [build(o, embed_dim=encoder.embed_dim) for o in model.get("objectives") or []]
+    objectives = [build(o) for o in model.get("objectives") or []]  # heads sized by the module
     return JEPAModule(encoder, sampler, objectives, predictor_width=96, predictor_depth=4, predictor_heads=4,
                       target_encoder=model.get("target_encoder", "ema")).to(args.device)
 

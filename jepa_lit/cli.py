@@ -133,7 +133,7 @@ class JepaCLI(LightningCLI):
         elif config is not None:
             ckpt = config.get("ckpt_path")
             if ckpt and str(ckpt).split(":")[0] not in SPECIAL_CKPT_PATHS and not Path(ckpt).is_file():
-                from jepa_lit.eval.checkpoint import checkpoint_not_found
+                from jepa_lit.checkpointing.metadata import checkpoint_not_found
 
                 raise SystemExit(f"error: --ckpt_path: {checkpoint_not_found(ckpt)}")
         cpu_precision_fallback((config if config is not None else self.config).trainer)
@@ -341,7 +341,7 @@ def data_command(argv: list[str]) -> int:
 
 
 def export_command(argv: list[str]) -> int:
-    from jepa_lit.models.official import export_main
+    from jepa_lit.checkpointing.export import export_main
 
     return export_main(argv)
 

@@ -8,21 +8,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor
 
 from jepa_lit.models.positions import token_coordinates
-
-if TYPE_CHECKING:  # objectives import the helpers below; avoid the import cycle
-    from jepa_lit.objectives.base import StepOutputs
-
-
-def gather_tokens(features: Tensor, index: Tensor) -> Tensor:
-    """features [B, N, C], index [B, K] -> [B, K, C]."""
-    return torch.gather(features, 1, index.unsqueeze(-1).expand(-1, -1, features.shape[-1]))
-
+from jepa_lit.step import StepOutputs, gather_tokens
 
 def context_distance(context_idx: Tensor, target_idx: Tensor, grid: tuple[int, int, int]) -> Tensor:
     """d_i = sqrt(min Euclidean distance from each context token to any target token): [B, Kc].

@@ -23,8 +23,9 @@ from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError
 from jepa_lit.losses import context_loss, prediction_loss
 from jepa_lit.masks import MaskSampler, MultiBlock3D
 from jepa_lit.models import Predictor, VisionTransformer
-from jepa_lit.objectives.base import GeneratorOutputs, Objective, StepOutputs
+from jepa_lit.objectives.base import Objective
 from jepa_lit.schedules import OptimizerConfig, ema_momentum_at, linear_ramp
+from jepa_lit.step import GeneratorOutputs, StepOutputs
 
 # Hyperparameters saved in checkpoints include this config dataclass; let weights-only loading accept it.
 torch.serialization.add_safe_globals([OptimizerConfig, GuardConfig])
@@ -37,7 +38,8 @@ class JEPAModule(L.LightningModule):
     """Args:
         encoder: the video ViT (the online / context encoder; the EMA target is a copy of it).
         mask_sampler: draws context / target token sets, one pair per mask generator.
-        objectives: auxiliary objectives added to the base loss (each returns named terms).
+        objectives: auxiliary objectives added to the base loss (each returns named terms); their heads
+            are created here, sized to the encoder (``Objective.build``).
         predictor_width, predictor_depth, predictor_heads: the predictor ViT (study: 256, 8, 8).
         target_encoder: "ema" (V-JEPA) or "online" (no-EMA variants: the online encoder on the full
             clip, with gradient, is the target and the encoder that gets evaluated).
@@ -75,6 +77,8 @@ class JEPAModule(L.LightningModule):
         self.mask_sampler = MultiBlock3D() if mask_sampler is STUDY_MASKS or mask_sampler is None else mask_sampler
         self.objectives = nn.ModuleList(objectives or [])
         self._check_objective_names()
+        for objective in self.objectives:  # heads sized to this encoder, before DDP or a checkpoint sees them
+            objective.build(encoder.embed_dim, encoder.num_levels)
         self.predictor = Predictor(
             encoder_dim=encoder.embed_dim,
             width=predictor_width,

@@ -37,9 +37,11 @@ WIDTH = EMBED * LEVELS
 
 def objectives() -> list[torch.nn.Module]:
     torch.manual_seed(0)  # the same heads on every rank
-    heads = dict(embed_dim=EMBED, num_levels=LEVELS, hidden_dim=8)
-    return [LatentDynamics(hard_weighting=True, **heads), LatentDynamics(**heads), ActionConditioned(**heads),
-            LatentTemporalContrastive(), Hamiltonian(**heads), Spectral()]
+    built = [LatentDynamics(hard_weighting=True, hidden_dim=8), LatentDynamics(hidden_dim=8),
+             ActionConditioned(hidden_dim=8), LatentTemporalContrastive(), Hamiltonian(hidden_dim=8), Spectral()]
+    for objective in built:  # as JEPAModule.__init__ does with its encoder's widths
+        objective.build(EMBED, LEVELS)
+    return built
 
 
 def outputs(samples: slice) -> StepOutputs:

@@ -6,7 +6,6 @@ An objective is a class path, or JSON {"class_path": ..., "init_args": {...}}; h
 the ViT-tiny used here.
 """
 
-import inspect
 import json
 import sys
 
@@ -36,10 +35,7 @@ def objective(spec: str):
     spec = json.loads(spec) if spec.startswith("{") else {"class_path": spec}
     module_name, _, class_name = spec["class_path"].rpartition(".")
     cls = getattr(__import__(module_name, fromlist=[class_name]), class_name)
-    kwargs = dict(spec.get("init_args", {}))
-    if "embed_dim" in inspect.signature(cls).parameters:
-        kwargs.setdefault("embed_dim", 192)
-    return cls(**kwargs)
+    return cls(**spec.get("init_args", {}))
 
 
 def main(out_dir: str, devices: int, batch: int, *objectives: str) -> None:

@@ -1,18 +1,16 @@
-"""Every shipped experiment config: the study's variants are all there, stack base + regime, and run
-two training steps through the CLI on tiny synthetic data.
+"""Every shipped experiment config: the study's variants are all there, stack base + regime, and train
+two steps through the CLI on the fixture datasets (slow: ``-m "not slow"`` leaves it out).
 
-The smoke run keeps each config's model, masks, objectives and trainer settings and shrinks only what
-a CPU test needs: a tiny encoder (depth 4, 64 px, 8 frames), a small predictor, objective heads sized to
-it, no activation checkpointing, one CPU device in fp32, 2 steps, per-term gradient norms at the first
-step, and the synthetic DataModule instead of the regime's data (the
-regime files hold only ``data:``, so they are left out of the stack: the real datasets need not be
-importable or present).
+The run keeps each config's model, masks, objectives (untouched: their heads are sized by the module)
+and data pipeline, and shrinks only what a CPU test needs: a tiny encoder (depth 2, 64 px, 8 frames), a
+small predictor, no activation checkpointing, one CPU process in fp32 without workers, 2 steps, per-term
+gradient norms at the first step, and the regime's dataset read from a fixture tree built once per session
+(jepa_lit.data.fixtures).
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import torch
 import yaml
 
 from jepa_lit.cli import expand_config_stack, run_cli
+from jepa_lit.data.fixtures import MAKERS
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 VARIANTS = {
@@ -32,7 +31,6 @@ VARIANTS = {
 }
 TRAINING_KEYS = {"config", "trainer", "model"}  # sweep.yaml and probes/ are not `jepa-lit fit` configs
 SHIPPED = sorted(p.name for p in EXPERIMENTS.glob("*.yaml") if TRAINING_KEYS & set(yaml.safe_load(p.read_text()) or {}))
-TINY_WIDTH = 192
 
 
 def import_object(class_path: str):
@@ -52,16 +50,6 @@ def objectives_of(path: Path) -> list:
         if listed is not None:
             found = listed
     return found
-
-
-def tiny_heads(objectives: list) -> list:
-    resized = []
-    for spec in objectives:
-        spec = json.loads(json.dumps(spec))
-        if "embed_dim" in inspect.signature(import_object(spec["class_path"])).parameters:
-            spec.setdefault("init_args", {})["embed_dim"] = TINY_WIDTH
-        resized.append(spec)
-    return resized
 
 
 def test_every_variant_has_a_config():
@@ -112,36 +100,57 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def fixture_data(tmp_path_factory) -> Path:
+    """One tree of the datasets the two regimes read (UCF-101, SSv2, ImageNet-100), for the whole session."""
+    root = tmp_path_factory.mktemp("fixture_data")
+    for name in ("ucf101", "ssv2", "imagenet100"):
+        MAKERS[name](root / name, broken=False)
+    return root
+
+
+def data_arguments(path: Path, root: Path) -> list[str]:
+    """The config's own DataModule pointed at the fixture tree (smoke.yaml keeps its synthetic data;
+    base.yaml, which has none, gets the UCF-101 regime's)."""
+    stack = [Path(f).name for f in expand_config_stack(["--config", str(path)])[1::2]]
+    if "mixed.yaml" in stack:
+        return [f"--data.init_args.root={root}"]
+    if "ucf101.yaml" in stack:
+        return [f"--data.init_args.root={root / 'ucf101'}"]
+    if "data" in load(path):
+        return []
+    return ["--config", str(EXPERIMENTS / "regimes" / "ucf101.yaml"), f"--data.init_args.root={root / 'ucf101'}"]
+
+
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.filterwarnings("ignore:LightningCLI's args parameter", "ignore:The number of training batches")
 @pytest.mark.parametrize("name", SHIPPED)
-def test_config_runs_two_steps(name, tmp_path):
+def test_config_trains_two_steps_with_a_tiny_encoder(name, tmp_path, fixture_data):
+    """The config as shipped (its objectives untouched: heads take the encoder's width from the module),
+    with only the encoder shrunk, 64 px, 8 frames, on one CPU process in fp32."""
     path = EXPERIMENTS / name
-    stack = [f for f in expand_config_stack(["--config", str(path)])[1::2] if set(load(Path(f))) != {"data"}]
-    own = {k: v for k, v in load(path).items() if k != "config"}
-    (tmp_path / name).write_text(yaml.safe_dump(own))  # the file without its includes (already in ``stack``)
-    stack[-1] = str(tmp_path / name)
-    data = {"class_path": "jepa_lit.data.synthetic.SyntheticMotionDataModule",
-            "init_args": {"num_clips": 8, "num_frames": 8, "crop_size": 64, "batch_size": 2, "val_fraction": 0.25}}
     callbacks = [{"class_path": "jepa_lit.callbacks.term_gradients.TermGradientNorms",
                   "init_args": {"every_n_steps": 2}}]  # at the first step only
     encoder = "--model.init_args.encoder.init_args."
-    args = ["fit", *[x for f in stack for x in ("--config", f)],
+    args = ["fit", "--config", str(path), *data_arguments(path, fixture_data),
+            "--data.init_args.num_frames=8", "--data.init_args.crop_size=64", "--data.init_args.batch_size=2",
+            "--data.init_args.num_workers=0",
             "--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto",
             "--trainer.precision=32-true", "--trainer.max_steps=2", "--trainer.limit_val_batches=0",
+            "--trainer.num_sanity_val_steps=0",
             f"--trainer.default_root_dir={tmp_path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
             "--trainer.callbacks=" + json.dumps(callbacks), "--trainer.enable_checkpointing=false",
             "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-            f"{encoder}size=tiny", f"{encoder}img_size=64", f"{encoder}num_frames=8", f"{encoder}depth=4",
+            f"{encoder}size=tiny", f"{encoder}img_size=64", f"{encoder}num_frames=8", f"{encoder}depth=2",
             f"{encoder}activation_checkpointing=false",
             "--model.init_args.predictor_width=64", "--model.init_args.predictor_depth=1",
-            "--model.init_args.predictor_heads=4",
-            "--model.init_args.objectives=" + json.dumps(tiny_heads(objectives_of(path))),
-            "--data=" + json.dumps(data)]
+            "--model.init_args.predictor_heads=4"]
     cli = run_cli(args)
     trainer, module = cli.trainer, cli.model
     assert trainer.global_step == 2
     assert [type(o).__name__ for o in module.objectives] == [o["class_path"].rsplit(".", 1)[1] for o in objectives_of(path)]
+    assert all((o.embed_dim, o.num_levels) == (192, 4) for o in module.objectives)  # sized by the tiny encoder
     norms = trainer.callbacks[0].last_norms
     assert set(norms) == {f"grad_norm/{k}" for k in module.last_terms}
     assert all(f"train/{k}" in trainer.logged_metrics for k in module.last_terms)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 
-from jepa_lit.losses import gather_tokens
+from jepa_lit.step import gather_tokens
 
 
 def effective_rank(features: torch.Tensor) -> float:

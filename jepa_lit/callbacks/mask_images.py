@@ -31,7 +31,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from jepa_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from jepa_lit.objectives.base import StepOutputs
+from jepa_lit.step import StepOutputs
 
 TARGET_COLOUR = (1.0, 0.15, 0.15)
 TAG = "masks/train_clip"

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from jepa_lit.hints import path_hint
+from jepa_lit.checkpointing.metadata import checkpoint_not_found, read_metadata
 from jepa_lit.models import VisionTransformer
 from jepa_lit.models.official import load_official_encoder
 
@@ -74,37 +74,6 @@ def weights_sha256(module: torch.nn.Module) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
-
-
-def checkpoint_not_found(path: str) -> FileNotFoundError:
-    """The error for a checkpoint path that is not a file: the path, what is near it, what was expected."""
-    hint = path_hint(path, (".ckpt", ".pt", ".pth", ".tar"))
-    return FileNotFoundError(
-        f"checkpoint not found: {path}" + (f"\n{hint}" if hint else "")
-        + "\n(expected a file written by jepa-lit fit, RUN/checkpoints/last.ckpt, "
-          "e.g. runs/smoke/version_0/checkpoints/last.ckpt)"
-    )
-
-
-def read_metadata(path: str, checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """checkpoint["jepa_lit"], validated; a clear error naming the file and the missing key otherwise."""
-    meta = checkpoint.get("jepa_lit") if isinstance(checkpoint, dict) else None
-    if not isinstance(meta, dict):
-        raise ValueError(
-            f"{path}: not a jepa-lit pretraining checkpoint: it has no 'jepa_lit' entry (expected "
-            "{'encoder_config': ..., 'eval_encoder': 'target_encoder' | 'encoder', 'target_mode': ...}, "
-            "written by JEPAModule.on_save_checkpoint). Without it the encoder that trained cannot be "
-            "told from an untrained EMA copy, so the checkpoint is not probed."
-        )
-    for key in ("encoder_config", "eval_encoder"):
-        if key not in meta:
-            raise ValueError(f"{path}: checkpoint['jepa_lit'] has no {key!r} entry (found {sorted(meta)})")
-    if meta["eval_encoder"] not in ("target_encoder", "encoder"):
-        raise ValueError(
-            f"{path}: checkpoint['jepa_lit']['eval_encoder'] = {meta['eval_encoder']!r}; expected "
-            "'target_encoder' or 'encoder'"
-        )
-    return meta
 
 
 def load_official_eval_encoder(path: str, encoder_config: dict[str, Any]) -> EvalEncoder:

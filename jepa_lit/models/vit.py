@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from jepa_lit.models.blocks import Block, init_vit_weights, modality_vector, rescale_blocks
+from jepa_lit.models.official import load_official_encoder
 from jepa_lit.models.positions import Rotation, rope_coordinates, rope_rotation, sincos_3d
 
 # name -> (width, depth, heads)
@@ -132,8 +133,6 @@ class VisionTransformer(nn.Module):
         else:
             self.img_mod_embed = self.video_mod_embed = None
         if pretrained:
-            from jepa_lit.models.official import load_official_encoder
-
             report = load_official_encoder(self, pretrained, pretrained_entry, check_rope=not allow_rope_mismatch)
             rank_zero_info(f"encoder weights from {pretrained}: {report.summary()}")
 

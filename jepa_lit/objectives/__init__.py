@@ -1,5 +1,5 @@
 from jepa_lit.objectives.action import ActionConditioned
-from jepa_lit.objectives.base import GeneratorOutputs, Objective, StepOutputs
+from jepa_lit.objectives.base import Objective
 from jepa_lit.objectives.delta import Delta
 from jepa_lit.objectives.factorized import FactorizedWorldModel
 from jepa_lit.objectives.hamiltonian import Hamiltonian
@@ -10,6 +10,7 @@ from jepa_lit.objectives.ltc import LatentTemporalContrastive
 from jepa_lit.objectives.sigreg import SIGReg
 from jepa_lit.objectives.spectral import Spectral
 from jepa_lit.objectives.velgate import VelocityGate
+from jepa_lit.step import GeneratorOutputs, StepOutputs
 
 __all__ = [
     "ActionConditioned",

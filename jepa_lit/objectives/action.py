@@ -18,8 +18,9 @@ import torch
 from einops import reduce
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, global_mean, mean_over_generators, temporal_diff
-from jepa_lit.objectives.heads import Reads, check_width, head_input_dim, mlp_head, pair_inputs, zero_on
+from jepa_lit.objectives.base import Objective
+from jepa_lit.objectives.heads import Reads, check_reads, check_width, head_input_dim, mlp_head, pair_inputs, zero_on
+from jepa_lit.step import StepOutputs, global_mean, mean_over_generators, temporal_diff
 
 
 def token_actions(clip: Tensor, grid: tuple[int, int, int]) -> Tensor:
@@ -39,14 +40,13 @@ class ActionConditioned(Objective):
         hidden_dim: int = 256,
         reads: Reads = "all",
         app_ratio: float = 0.5,
-        embed_dim: int = 768,
-        num_levels: int = 4,
     ):
         super().__init__()
-        self.weight, self.reads, self.app_ratio = weight, reads, app_ratio
-        self.embed_dim, self.num_levels = embed_dim, num_levels
-        in_dim = head_input_dim(embed_dim * num_levels, reads, app_ratio)
-        self.head = mlp_head(in_dim, hidden_dim, 3)
+        self.weight, self.reads, self.app_ratio, self.hidden_dim = weight, reads, app_ratio, hidden_dim
+        check_reads(reads)
+
+    def build_heads(self, width: int) -> None:
+        self.head = mlp_head(head_input_dim(width, self.reads, self.app_ratio), self.hidden_dim, 3)
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
         check_width(self, outputs)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
+from jepa_lit.objectives.base import Objective
+from jepa_lit.step import StepOutputs, mean_over_generators
 
 
 class Delta(Objective):

@@ -21,8 +21,9 @@ from einops import rearrange
 from torch import Tensor
 
 from jepa_lit.distributed import gather
-from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
+from jepa_lit.objectives.base import Objective
 from jepa_lit.objectives.heads import app_channels
+from jepa_lit.step import StepOutputs, mean_over_generators
 
 def cross_covariance_penalty(app: Tensor, dyn: Tensor) -> Optional[Tensor]:
     """mean_ab C_ab^2 of the cross-covariance of ``app`` [n, a] and ``dyn`` [n, d], in fp32; None if n < 2."""

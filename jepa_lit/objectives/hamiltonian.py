@@ -23,22 +23,22 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from jepa_lit.objectives.base import Objective, StepOutputs, global_mean, mean_over_generators
+from jepa_lit.objectives.base import Objective
 from jepa_lit.objectives.heads import check_width, zero_on
+from jepa_lit.step import StepOutputs, global_mean, mean_over_generators
 
 
 class Hamiltonian(Objective):
     name = "hamiltonian"
 
-    def __init__(self, weight: float = 1.0, dt: float = 0.1, hidden_dim: int = 256, embed_dim: int = 768,
-                 num_levels: int = 4):
+    def __init__(self, weight: float = 1.0, dt: float = 0.1, hidden_dim: int = 256):
         super().__init__()
-        self.weight, self.dt = weight, dt
-        self.embed_dim, self.num_levels = embed_dim, num_levels
-        width = embed_dim * num_levels
+        self.weight, self.dt, self.hidden_dim = weight, dt, hidden_dim
+
+    def build_heads(self, width: int) -> None:
+        hidden = self.hidden_dim
         self.energy = nn.Sequential(
-            nn.Linear(width, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim), nn.GELU(),
-            nn.Linear(hidden_dim, 1, bias=False),
+            nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1, bias=False),
         )
 
     def step(self, q: Tensor, p: Tensor) -> tuple[Tensor, Tensor]:

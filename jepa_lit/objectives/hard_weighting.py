@@ -18,7 +18,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, mean_over_generators
+from jepa_lit.objectives.base import Objective
+from jepa_lit.step import StepOutputs, mean_over_generators
 
 
 class HardWeighting(Objective):

@@ -1,5 +1,5 @@
-"""What the objectives with a head share: the channels a head reads, its MLP, the width check, and
-the zero term that keeps an idle head in the graph.
+"""What the objectives with a head share: the channels a head reads, its MLP, the check that it was
+built for the step's encoder, and the zero term that keeps an idle head in the graph.
 
 FWM splits the 4D channels into Z_app = the first D_app = max(1, floor(app_ratio * 4D)) channels and
 Z_dyn = the rest; a head ``reads`` all channels or only Z_dyn (FWM-LD, FAC).
@@ -11,7 +11,8 @@ from typing import Literal, Optional
 
 from torch import Tensor, nn
 
-from jepa_lit.objectives.base import Objective, StepOutputs
+from jepa_lit.objectives.base import Objective
+from jepa_lit.step import StepOutputs
 
 Reads = Literal["all", "dynamics"]
 
@@ -21,13 +22,15 @@ def app_channels(width: int, app_ratio: float) -> int:
     return max(1, int(width * app_ratio))
 
 
+def check_reads(reads: str) -> None:
+    if reads not in ("all", "dynamics"):
+        raise ValueError(f"reads={reads!r}; expected 'all' or 'dynamics'")
+
+
 def head_input_dim(width: int, reads: Reads, app_ratio: float) -> int:
     """Input width of a head reading all channels or only Z_dyn."""
-    if reads == "all":
-        return width
-    if reads == "dynamics":
-        return width - app_channels(width, app_ratio)
-    raise ValueError(f"reads={reads!r}; expected 'all' or 'dynamics'")
+    check_reads(reads)
+    return width if reads == "all" else width - app_channels(width, app_ratio)
 
 
 def head_input(z: Tensor, reads: Reads, app_ratio: float) -> Tensor:
@@ -36,15 +39,19 @@ def head_input(z: Tensor, reads: Reads, app_ratio: float) -> Tensor:
 
 
 def check_width(objective: Objective, outputs: StepOutputs) -> None:
-    """Heads are sized at construction from the objective's ``embed_dim`` / ``num_levels`` (no lazy
-    modules: they break DDP); fail clearly on a mismatch with the encoder."""
-    embed_dim, num_levels = objective.embed_dim, objective.num_levels
-    if (outputs.embed_dim, outputs.num_levels) != (embed_dim, num_levels):
+    """Heads are created by ``build`` (eagerly; lazy modules break DDP): fail clearly on an objective
+    that was never built, or one built for another encoder than the step's."""
+    name = f"objective {objective.name!r} ({type(objective).__name__})"
+    if not objective.built:
+        raise RuntimeError(
+            f"{name} has no head yet: call build(embed_dim, num_levels) with the encoder's widths first "
+            "(JEPAModule does it for the objectives it is given)"
+        )
+    if (outputs.embed_dim, outputs.num_levels) != (objective.embed_dim, objective.num_levels):
         raise ValueError(
-            f"objective {objective.name!r} ({type(objective).__name__}) was built for embed_dim={embed_dim}, "
-            f"num_levels={num_levels} but the encoder gives embed_dim={outputs.embed_dim}, "
-            f"num_levels={outputs.num_levels}; set its init_args embed_dim: {outputs.embed_dim} and "
-            f"num_levels: {outputs.num_levels}"
+            f"{name} was built for embed_dim={objective.embed_dim}, num_levels={objective.num_levels} but the "
+            f"encoder gives embed_dim={outputs.embed_dim}, num_levels={outputs.num_levels}; an objective is "
+            "sized by the JEPAModule it is given to: give each module its own"
         )
 
 

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, temporal_diff
+from jepa_lit.objectives.base import Objective
+from jepa_lit.step import StepOutputs, temporal_diff
 
 
 class Kinematic(Objective):

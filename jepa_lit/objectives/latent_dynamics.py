@@ -24,8 +24,9 @@ import torch
 from torch import Tensor
 
 from jepa_lit.distributed import logsumexp, world_size
-from jepa_lit.objectives.base import Objective, StepOutputs, global_mean, mean_over_generators
-from jepa_lit.objectives.heads import Reads, check_width, head_input_dim, mlp_head, pair_inputs, zero_on
+from jepa_lit.objectives.base import Objective
+from jepa_lit.objectives.heads import Reads, check_reads, check_width, head_input_dim, mlp_head, pair_inputs, zero_on
+from jepa_lit.step import StepOutputs, global_mean, mean_over_generators
 
 
 class LatentDynamics(Objective):
@@ -40,8 +41,6 @@ class LatentDynamics(Objective):
         hard_weighting: bool = False,
         temperature: float = 1.0,
         released_no_grad: bool = False,
-        embed_dim: int = 768,
-        num_levels: int = 4,
     ):
         super().__init__()
         if released_no_grad and not hard_weighting:
@@ -50,9 +49,11 @@ class LatentDynamics(Objective):
             raise ValueError(f"temperature={temperature}; expected > 0")
         self.weight, self.reads, self.app_ratio = weight, reads, app_ratio
         self.hard_weighting, self.temperature, self.released_no_grad = hard_weighting, temperature, released_no_grad
-        self.embed_dim, self.num_levels = embed_dim, num_levels
-        width = embed_dim * num_levels
-        self.head = mlp_head(head_input_dim(width, reads, app_ratio), hidden_dim, width)
+        self.hidden_dim = hidden_dim
+        check_reads(reads)
+
+    def build_heads(self, width: int) -> None:
+        self.head = mlp_head(head_input_dim(width, self.reads, self.app_ratio), self.hidden_dim, width)
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
         check_width(self, outputs)

@@ -17,7 +17,8 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, global_mean, mean_over_generators
+from jepa_lit.objectives.base import Objective
+from jepa_lit.step import StepOutputs, global_mean, mean_over_generators
 
 
 class LatentTemporalContrastive(Objective):

@@ -25,7 +25,8 @@ from torch import Tensor
 
 from jepa_lit.distributed import all_reduce_mean, world_size
 
-from jepa_lit.objectives.base import Objective, StepOutputs
+from jepa_lit.objectives.base import Objective
+from jepa_lit.step import StepOutputs
 
 
 class EmpiricalCharacteristic(torch.autograd.Function):

@@ -18,7 +18,8 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from jepa_lit.objectives.base import Objective, StepOutputs, global_count, global_mean, mean_over_generators
+from jepa_lit.objectives.base import Objective
+from jepa_lit.step import StepOutputs, global_count, global_mean, mean_over_generators
 
 
 class Spectral(Objective):

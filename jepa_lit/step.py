@@ -1,0 +1,162 @@
+"""What one training step produced, as the base loss, the objectives and the callbacks read it.
+
+Notation of the study (docs/objectives.md): Z is the student (context encoder) output scattered onto
+the full token grid [B, T', H', W', 4D] with zeros at masked positions, V the visible positions, H the
+target grid, dX_t = X_{t+1} - X_t over token time, valid pairs P_t = V_t and V_{t+1}. StepOutputs
+computes each of these once a step, whichever terms read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from jepa_lit.distributed import all_reduce_sum, world_size
+from jepa_lit.masks.base import MaskPair
+
+
+def gather_tokens(features: Tensor, index: Tensor) -> Tensor:
+    """features [B, N, C], index [B, K] -> [B, K, C]."""
+    return torch.gather(features, 1, index.unsqueeze(-1).expand(-1, -1, features.shape[-1]))
+
+
+@dataclass
+class GeneratorOutputs:
+    """What one mask generator produced in a step."""
+
+    masks: MaskPair
+    context: Tensor  # [B, Kc, 4D] student features at masks.context (with gradient)
+    predictions: Tensor  # [B, Kt, 4D] predictor outputs at masks.target
+    context_predictions: Tensor  # [B, Kc, 4D] predictor outputs at masks.context
+
+
+@dataclass
+class StepOutputs:
+    """Everything an objective may read about one training step."""
+
+    clip: Tensor  # [B, 3, T, H, W] normalised input
+    target: Tensor  # [B, N, 4D] target features, each level layer-normalised; detached unless no-EMA
+    generators: list[GeneratorOutputs]
+    grid: tuple[int, int, int]  # (T', H', W')
+    embed_dim: int  # D, the width of one level
+    num_levels: int = 4
+    step: int = 0
+    max_steps: int = 1
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def width(self) -> int:
+        return self.embed_dim * self.num_levels
+
+    def target_grid(self) -> Tensor:
+        """H as [B, T', H', W', 4D]."""
+        t, h, w = self.grid
+        return rearrange(self.target, "b (t h w) c -> b t h w c", t=t, h=h, w=w)
+
+    def student_grid(self, g: int) -> Tensor:
+        """Z of generator ``g``: [B, T', H', W', 4D], zeros at masked positions, differentiable."""
+        key = ("student", g)
+        if key not in self._cache:
+            out = self.generators[g]
+            batch, _, width = out.context.shape
+            index = out.masks.context.unsqueeze(-1).expand(-1, -1, width)
+            grid = out.context.new_zeros(batch, self.num_tokens, width).scatter(1, index, out.context)
+            t, h, w = self.grid
+            self._cache[key] = rearrange(grid, "b (t h w) c -> b t h w c", t=t, h=h, w=w)
+        return self._cache[key]
+
+    def visible(self, g: int) -> Tensor:
+        """V of generator ``g``: bool [B, T', H', W']."""
+        key = ("visible", g)
+        if key not in self._cache:
+            context = self.generators[g].masks.context
+            flat = torch.zeros(context.shape[0], self.num_tokens, dtype=torch.bool, device=context.device)
+            flat.scatter_(1, context, True)
+            self._cache[key] = flat.view(-1, *self.grid)
+        return self._cache[key]
+
+    def valid_pairs(self, g: int) -> Tensor:
+        """P_t = V_t and V_{t+1}: bool [B, T'-1, H', W']."""
+        key = ("pairs", g)
+        if key not in self._cache:
+            v = self.visible(g)
+            self._cache[key] = v[:, 1:] & v[:, :-1]
+        return self._cache[key]
+
+    def pair_count(self, g: int) -> Tensor:
+        """|P| of generator ``g`` over the whole batch (``global_count``, a collective): counted once a
+        step, whichever objectives read it."""
+        key = ("pair_count", g)
+        if key not in self._cache:
+            self._cache[key] = global_count(self.valid_pairs(g))
+        return self._cache[key]
+
+    def pair_mean(self, g: int, values: Tensor) -> Optional[Tensor]:
+        """Mean of ``values`` [B, T'-1, H', W', C] over the valid pairs of generator ``g`` and all channels,
+        over the whole batch under DDP; None when the batch has no valid pair."""
+        count = self.pair_count(g)
+        if count == 0:
+            return None
+        return (values * self.valid_pairs(g).unsqueeze(-1)).sum() / (count * values.shape[-1])
+
+    def student_diff(self, g: int) -> Tensor:
+        """dZ_t = Z_{t+1} - Z_t of generator ``g``: [B, T'-1, H', W', 4D] (read at valid pairs)."""
+        key = ("student_diff", g)
+        if key not in self._cache:
+            self._cache[key] = temporal_diff(self.student_grid(g))
+        return self._cache[key]
+
+    def prediction_error(self, g: int) -> Tensor:
+        """|z^ - h| of generator ``g`` at its target tokens: [B, Kt, 4D] (the base loss and HW read it)."""
+        key = ("prediction_error", g)
+        if key not in self._cache:
+            out = self.generators[g]
+            self._cache[key] = (out.predictions - gather_tokens(self.target, out.masks.target)).abs()
+        return self._cache[key]
+
+    def target_diff(self) -> Tensor:
+        """dH_t = H_{t+1} - H_t: [B, T'-1, H', W', 4D] (with gradient in no-EMA runs)."""
+        if "target_diff" not in self._cache:
+            self._cache["target_diff"] = temporal_diff(self.target_grid())
+        return self._cache["target_diff"]
+
+    @property
+    def num_tokens(self) -> int:
+        t, h, w = self.grid
+        return t * h * w
+
+    def zero(self) -> Tensor:
+        """A zero loss still attached to the graph (so DDP sees every parameter used)."""
+        return sum(out.context.sum() for out in self.generators) * 0.0
+
+
+def temporal_diff(x: Tensor) -> Tensor:
+    """dX_t = X_{t+1} - X_t along token time (dim 1 of [B, T', H', W', C])."""
+    return x[:, 1:] - x[:, :-1]
+
+
+def global_count(mask: Tensor) -> Tensor:
+    """The number of True entries of ``mask`` over every rank, divided by the number of ranks.
+
+    Dividing a rank's sum by it gives that rank's share of the mean over the whole batch: DDP averages
+    the ranks' gradients, so the run trains as on one process (see jepa_lit.distributed). Every rank
+    must call it, with or without entries of its own: it is a collective."""
+    return all_reduce_sum(mask.sum().float()) / world_size()
+
+
+def global_mean(values: Tensor, count: Tensor) -> Tensor:
+    """Mean of ``values`` [N, ...] (this rank's N selected positions; N may be 0) over the ``count``
+    positions of the whole batch (``global_count``) and all trailing elements."""
+    return values.sum() / (count * values.shape[1:].numel())
+
+
+def mean_over_generators(outputs: StepOutputs, term: Callable[[int], Optional[Tensor]]) -> Tensor:
+    """Average ``term(g)`` over the generators where it is defined; zero (attached) when none is."""
+    values = [v for v in (term(g) for g in range(len(outputs.generators))) if v is not None]
+    if not values:
+        return outputs.zero()
+    return torch.stack(values).mean()
