@@ -14,6 +14,7 @@ TINY = ["--model.init_args.encoder.init_args.depth", "4", "--data.init_args.num_
         "--data.init_args.crop_size", "64", "--data.init_args.batch_size", "2"]
 
 
+@pytest.mark.slow
 def test_fit_through_the_console_script(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "jepa_lit.cli", "fit", "--config", SMOKE, *TINY,
@@ -32,6 +33,7 @@ def test_fit_through_the_console_script(tmp_path):
     assert list(run.glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_print_config_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_cli(["fit", "--config", str(REPO / "experiments" / "base.yaml"), "--print_config"])
@@ -49,6 +51,7 @@ def test_print_config_shows_every_default(capsys):
     assert model["guard"] == {"on_nonfinite": "stop", "spike_std": None, "spike_window": 100, "spike_min_history": 20}
 
 
+@pytest.mark.slow
 def test_validate_from_a_checkpoint(tmp_path):
     args = ["--config", SMOKE, *TINY, "--trainer.enable_progress_bar", "false",
             "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path)]
@@ -69,6 +72,7 @@ def test_unknown_class_in_a_config_is_a_clear_error_not_a_traceback(tmp_path, ca
     assert "jepa_lit.objectives.Delta" in message  # the valid ones are listed
 
 
+@pytest.mark.slow
 def test_resume_from_an_explicit_checkpoint_through_the_console_script(tmp_path):
     args = [sys.executable, "-m", "jepa_lit.cli", "fit", "--config", SMOKE, *TINY, "--trainer.enable_progress_bar",
             "false", "--trainer.limit_val_batches", "0", "--trainer.logger.init_args.save_dir", str(tmp_path)]
@@ -82,6 +86,7 @@ def test_resume_from_an_explicit_checkpoint_through_the_console_script(tmp_path)
                       weights_only=False)["global_step"] == 3
 
 
+@pytest.mark.slow
 def test_resume_with_ckpt_path_last_continues_the_same_run(tmp_path):
     args = ["--config", SMOKE, *TINY, "--trainer.enable_progress_bar", "false", "--trainer.limit_val_batches", "0",
             "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path)]
@@ -106,6 +111,7 @@ def test_test_without_a_probe_says_how_to_probe(capsys):
     assert "--probe synthetic" in err and "diving48" in err and "ssv2" in err
 
 
+@pytest.mark.slow
 def test_mixed_precision_falls_back_to_fp32_on_a_cpu_only_when_the_accelerator_is_auto(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without a GPU
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
@@ -117,6 +123,7 @@ def test_mixed_precision_falls_back_to_fp32_on_a_cpu_only_when_the_accelerator_i
     assert cli.trainer.precision == "bf16-mixed"
 
 
+@pytest.mark.slow
 def test_configs_saved_with_null_defaults_still_load():
     """Configs saved before the defaults were concrete hold guard / optimizer / mask_sampler: null."""
     cli = run_cli(["--config", SMOKE, *TINY, "--trainer.logger", "false", "--model.init_args.guard", "null",
@@ -128,6 +135,7 @@ def test_configs_saved_with_null_defaults_still_load():
     assert cli.model.optim.lr > 0
 
 
+@pytest.mark.slow
 def test_a_config_without_a_seed_gets_a_fixed_one(tmp_path):
     """Every process derives the same seed (under torchrun / srun each rank parses the config alone)."""
     config = tmp_path / "no_seed.yaml"

@@ -81,6 +81,7 @@ def tutorial(tmp_path_factory):
         sys.modules.pop("jepa_lit.objectives.variance", None)
 
 
+@pytest.mark.slow
 def test_tutorial_test_passes(tutorial):
     _, test_module, _ = tutorial
     tests = [getattr(test_module, name) for name in dir(test_module) if name.startswith("test_")]
@@ -89,6 +90,7 @@ def test_tutorial_test_passes(tutorial):
         test()
 
 
+@pytest.mark.slow
 def test_tutorial_objective_trains_two_steps_through_the_cli(tutorial):
     cli, _, _ = tutorial
     assert cli.trainer.global_step == 2
@@ -98,6 +100,7 @@ def test_tutorial_objective_trains_two_steps_through_the_cli(tutorial):
     assert gradients.last_norms["grad_norm/variance"] > 0  # the term reaches the encoder
 
 
+@pytest.mark.slow
 def test_mask_images_are_written_to_tensorboard(tutorial):
     cli, _, _ = tutorial
     callback = next(c for c in cli.trainer.callbacks if type(c).__name__ == "MaskImages")
@@ -116,6 +119,7 @@ def test_mask_images_are_written_to_tensorboard(tutorial):
     assert (second[0] - second[1:].mean(0)).mean() > (top[0] - top[1:].mean(0)).mean()
 
 
+@pytest.mark.slow
 def test_probe_confusion_matrix_in_results_json_and_tensorboard(tutorial, capsys):
     cli, _, root = tutorial
     ckpt = Path(cli.trainer.checkpoint_callback.last_model_path)
@@ -134,6 +138,7 @@ def test_probe_confusion_matrix_in_results_json_and_tensorboard(tutorial, capsys
     assert event.height == event.width == 8 * (256 // 8)
 
 
+@pytest.mark.slow
 def test_the_cpu_ddp_command_of_distributed_md_runs(tmp_path):
     """docs/distributed.md's two-process gloo run, to its end (every rank must join the end-of-fit summary)."""
     command = [sys.executable, "-m", "jepa_lit.cli", "fit", "--config", SMOKE, "--trainer.accelerator", "cpu",
@@ -180,6 +185,7 @@ def exit_message(capsys, call) -> str:
     return f"{info.value.code if not isinstance(info.value.code, int) else ''}\n{captured.out}\n{captured.err}"
 
 
+@pytest.mark.slow
 def test_a_mistyped_key_names_the_nearest_valid_one(capsys):
     text = exit_message(capsys, lambda: run_cli(["fit", "--config", SMOKE, "--trainer.max_stpes", "3"]))
     assert "trainer.max_stpes" in text and "did you mean 'trainer.max_steps'" in text
@@ -187,6 +193,7 @@ def test_a_mistyped_key_names_the_nearest_valid_one(capsys):
     assert "'bf16-mixd' is not one of the accepted values; did you mean 'bf16-mixed'?" in text
 
 
+@pytest.mark.slow
 def test_a_mistyped_objective_argument_and_class_name_the_nearest_valid_ones(tmp_path, capsys):
     config = tmp_path / "typo.yaml"
     config.write_text(yaml.safe_dump({"model": {"init_args": {"objectives": [
@@ -203,6 +210,7 @@ def test_a_mistyped_probe_name_names_the_nearest_benchmark(capsys):
     assert "--probe 'ucf' is not a benchmark" in text and "did you mean 'ucf101'?" in text
 
 
+@pytest.mark.slow
 def test_a_missing_checkpoint_names_the_nearest_file(tmp_path, capsys):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
@@ -213,6 +221,7 @@ def test_a_missing_checkpoint_names_the_nearest_file(tmp_path, capsys):
     assert "did you mean" in text and "last.ckpt" in text
 
 
+@pytest.mark.slow
 def test_a_wrong_dataset_root_names_the_key_and_the_nearest_folder(tmp_path, capsys):
     (tmp_path / "ucf101").mkdir()
     text = exit_message(capsys, lambda: main([

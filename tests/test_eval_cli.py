@@ -40,6 +40,7 @@ def pretrained(tmp_path_factory):
     return cli, ckpt
 
 
+@pytest.mark.slow
 def test_online_probe_logs_top1_during_pretraining(pretrained):
     cli, _ = pretrained
     probe = next(c for c in cli.trainer.callbacks if type(c).__name__ == "OnlineProbe")
@@ -51,6 +52,7 @@ TINY_SYNTHETIC = ["--data.num_clips", "24", "--data.crop_size", "32", "--trainer
                   "--model.lrs", "[0.001, 0.0003]", *QUIET]
 
 
+@pytest.mark.slow
 def test_probe_synthetic_end_to_end_through_the_cli(pretrained, capsys):
     _, ckpt = pretrained
     main(["test", "--probe", "synthetic", "--ckpt_path", str(ckpt), *TINY_SYNTHETIC])
@@ -95,6 +97,7 @@ def test_probe_synthetic_end_to_end_through_the_cli(pretrained, capsys):
         check_comparable([results, other])
 
 
+@pytest.mark.slow
 def test_random_init_control_through_the_cli(pretrained, tmp_path):
     _, ckpt = pretrained
     out = tmp_path / "random.json"
@@ -104,6 +107,7 @@ def test_random_init_control_through_the_cli(pretrained, tmp_path):
     assert results["encoder"]["used"] == "random_init" and "control" in results["encoder"]["description"]
 
 
+@pytest.mark.slow
 def test_a_real_benchmark_from_its_fixture_tree_with_multi_view_test_clips(pretrained, tmp_path):
     _, ckpt = pretrained
     root = tmp_path / "ucf101"
@@ -121,6 +125,7 @@ def test_a_real_benchmark_from_its_fixture_tree_with_multi_view_test_clips(pretr
     assert results["probe"]["lrs"] == [3e-4] and results["training"]["epochs"] == 2  # ucf101 default lr, overridden epochs
 
 
+@pytest.mark.slow
 def test_bad_clips_are_dropped_counted_and_reported_not_substituted(pretrained, tmp_path, capsys):
     """Diving-48's fixture: 3 good test videos and one missing; 6 good train videos, one zero-byte and
     one truncated. Each bad clip is left out of its split (a training-style substitute would score a
@@ -181,6 +186,7 @@ def test_each_probe_yaml_writes_out_the_benchmark_defaults(name, capsys):
     assert defaults["model"]["lrs"] == [benchmark.lr] and defaults["features"]["batch_size"] == benchmark.batch_size
 
 
+@pytest.mark.slow
 def test_official_weights_are_probed_through_the_cli(pretrained, tmp_path):
     """An official-layout file (target_encoder / encoder entries, module.backbone. prefixes, no jepa_lit
     metadata) is probed with --encoder official; its target_encoder weights are the ones used, and the

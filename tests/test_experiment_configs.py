@@ -112,6 +112,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.filterwarnings("ignore:LightningCLI's args parameter", "ignore:The number of training batches")
 @pytest.mark.parametrize("name", SHIPPED)

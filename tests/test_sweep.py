@@ -332,6 +332,7 @@ def test_probe_commands_do_not_inherit_the_slurm_task_layout(tmp_path, monkeypat
 
 
 # ----- one tiny real run: pretraining + probe through the CLI, interrupted, resumed, then skipped ---
+@pytest.mark.slow
 def test_tiny_real_run_end_to_end_and_resumed(tmp_path):
     tiny = {
         "trainer": {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true", "max_steps": 4,
@@ -401,6 +402,7 @@ def tensorboard_image_tags(log_dir: Path) -> dict[str, int]:
     return {tag: len(events.Images(tag)) for tag in events.Tags()["images"]}
 
 
+@pytest.mark.slow
 def test_sweep_then_report_two_variants_two_seeds(tmp_path, capsys):
     """The smoke scale of experiments/sweep.yaml made tinier (2 blocks, 4 steps, 8 clips; probe on 24 clips
     at 32 px for 2 epochs), baseline and Kin-L1 x seeds 0 and 1, two runs at a time, through the sweep's
