@@ -33,6 +33,7 @@ def test_fit_through_the_console_script(tmp_path):
     assert list(run.glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_print_config_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_cli(["fit", "--config", str(REPO / "experiments" / "base.yaml"), "--print_config"])
@@ -110,6 +111,7 @@ def test_test_without_a_probe_says_how_to_probe(capsys):
     assert "--probe synthetic" in err and "diving48" in err and "ssv2" in err
 
 
+@pytest.mark.slow
 def test_mixed_precision_falls_back_to_fp32_on_a_cpu_only_when_the_accelerator_is_auto(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without a GPU
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
@@ -121,6 +123,7 @@ def test_mixed_precision_falls_back_to_fp32_on_a_cpu_only_when_the_accelerator_i
     assert cli.trainer.precision == "bf16-mixed"
 
 
+@pytest.mark.slow
 def test_configs_saved_with_null_defaults_still_load():
     """Configs saved before the defaults were concrete hold guard / optimizer / mask_sampler: null."""
     cli = run_cli(["--config", SMOKE, *TINY, "--trainer.logger", "false", "--model.init_args.guard", "null",
@@ -132,6 +135,7 @@ def test_configs_saved_with_null_defaults_still_load():
     assert cli.model.optim.lr > 0
 
 
+@pytest.mark.slow
 def test_a_config_without_a_seed_gets_a_fixed_one(tmp_path):
     """Every process derives the same seed (under torchrun / srun each rank parses the config alone)."""
     config = tmp_path / "no_seed.yaml"

@@ -28,6 +28,7 @@ def run(out_dir: Path, devices: int, batch: int, objectives: list[str]) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objectives", [BATCH_STATISTICS, PAIR_MEANS], ids=["batch_statistics", "pair_means"])
 def test_two_ranks_equal_one_process(tmp_path, objectives):
     run(tmp_path / "single", devices=1, batch=4, objectives=objectives)
@@ -47,6 +48,7 @@ def test_two_ranks_equal_one_process(tmp_path, objectives):
     assert ranks[0]["pairs"] != ranks[1]["pairs"]
 
 
+@pytest.mark.slow
 def test_a_rank_without_valid_pairs_joins_the_collectives(tmp_path):
     """Rank 1's sample has no valid pair and no whole tube: the pair-based objectives still run every
     collective there (no hang, no empty-FFT error), and each rank's term is its share of the batch mean."""

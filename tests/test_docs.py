@@ -81,6 +81,7 @@ def tutorial(tmp_path_factory):
         sys.modules.pop("jepa_lit.objectives.variance", None)
 
 
+@pytest.mark.slow
 def test_tutorial_test_passes(tutorial):
     _, test_module, _ = tutorial
     tests = [getattr(test_module, name) for name in dir(test_module) if name.startswith("test_")]
@@ -184,6 +185,7 @@ def exit_message(capsys, call) -> str:
     return f"{info.value.code if not isinstance(info.value.code, int) else ''}\n{captured.out}\n{captured.err}"
 
 
+@pytest.mark.slow
 def test_a_mistyped_key_names_the_nearest_valid_one(capsys):
     text = exit_message(capsys, lambda: run_cli(["fit", "--config", SMOKE, "--trainer.max_stpes", "3"]))
     assert "trainer.max_stpes" in text and "did you mean 'trainer.max_steps'" in text
@@ -191,6 +193,7 @@ def test_a_mistyped_key_names_the_nearest_valid_one(capsys):
     assert "'bf16-mixd' is not one of the accepted values; did you mean 'bf16-mixed'?" in text
 
 
+@pytest.mark.slow
 def test_a_mistyped_objective_argument_and_class_name_the_nearest_valid_ones(tmp_path, capsys):
     config = tmp_path / "typo.yaml"
     config.write_text(yaml.safe_dump({"model": {"init_args": {"objectives": [
@@ -207,6 +210,7 @@ def test_a_mistyped_probe_name_names_the_nearest_benchmark(capsys):
     assert "--probe 'ucf' is not a benchmark" in text and "did you mean 'ucf101'?" in text
 
 
+@pytest.mark.slow
 def test_a_missing_checkpoint_names_the_nearest_file(tmp_path, capsys):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
@@ -217,6 +221,7 @@ def test_a_missing_checkpoint_names_the_nearest_file(tmp_path, capsys):
     assert "did you mean" in text and "last.ckpt" in text
 
 
+@pytest.mark.slow
 def test_a_wrong_dataset_root_names_the_key_and_the_nearest_folder(tmp_path, capsys):
     (tmp_path / "ucf101").mkdir()
     text = exit_message(capsys, lambda: main([

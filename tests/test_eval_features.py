@@ -61,6 +61,7 @@ def test_no_ema_checkpoint_is_probed_with_the_online_encoder_that_trained(tmp_pa
     assert "online encoder" in frozen.describe()["description"]
 
 
+@pytest.mark.slow
 def test_random_init_control_is_labelled_and_reproducible(tmp_path):
     path = save_checkpoint(tiny_module(), tmp_path / "run.ckpt")
     a, b = load_eval_encoder(path, random_init=True, seed=3), load_eval_encoder(path, random_init=True, seed=3)
@@ -84,6 +85,7 @@ def test_a_checkpoint_without_jepa_lit_metadata_is_refused(tmp_path):
         load_eval_encoder(str(tmp_path / "missing.ckpt"))
 
 
+@pytest.mark.slow
 def test_cached_features_equal_fresh_ones_and_a_second_run_never_runs_the_encoder(tmp_path):
     encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32).eval()
     data = tiny_data()
@@ -108,6 +110,7 @@ def test_cached_features_equal_fresh_ones_and_a_second_run_never_runs_the_encode
     assert json.loads((entry / "meta.json").read_text())["splits"]["test"]["shape"] == [2, 1, 8, 192]
 
 
+@pytest.mark.slow
 def test_a_bad_clip_is_dropped_from_the_cached_split_not_replaced(tmp_path):
     """UCF-101's fixture lists 9 train videos: 6 good ones, then a zero-byte, a truncated and a missing one."""
     make_ucf101(tmp_path / "ucf101")

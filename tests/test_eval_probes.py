@@ -39,6 +39,7 @@ def test_probe_shapes_and_gradients_reach_only_the_probe(kind):
     assert all(p.grad is not None for p in probe.parameters())
 
 
+@pytest.mark.slow
 def test_probe_defaults_follow_the_papers():
     assert build_probe("attentive", 192, 3).attn.num_heads == 8  # the study
     vjepa2 = build_probe("vjepa2_attentive", 192, 3)
@@ -59,6 +60,7 @@ def test_attentive_probe_cls_output_equals_full_self_attention():
     assert torch.allclose(probe(tokens), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", PROBE_TYPES)
 def test_every_probe_reaches_100_on_a_separable_toy_set(kind):
     torch.manual_seed(0)
@@ -73,6 +75,7 @@ def test_every_probe_reaches_100_on_a_separable_toy_set(kind):
     assert metrics["top1_ci95"] == [100.0, 100.0]
 
 
+@pytest.mark.slow
 def test_multi_head_training_reports_every_head_and_selects_by_the_stated_rule():
     torch.manual_seed(0)
     data = separable()

@@ -28,6 +28,7 @@ def test_nonfinite_term_stops_naming_step_and_term():
         fit(tiny_module(objectives=[NaNAt(1)]), steps=3)
 
 
+@pytest.mark.slow
 def test_nonfinite_term_skips_when_asked():
     L.seed_everything(0)
     module = tiny_module(objectives=[NaNAt(1)], guard=GuardConfig(on_nonfinite="skip"))
@@ -91,12 +92,14 @@ class InfiniteGradientAt(Objective):
         return {self.name: (context - context.detach()).square().sum().sqrt()}
 
 
+@pytest.mark.slow
 def test_nonfinite_gradient_stops_naming_step_and_term():
     L.seed_everything(0)
     with pytest.raises(NonFiniteLossError, match=r"non-finite gradient at step 1 from term\(s\) inf_grad \(loss"):
         fit(tiny_module(objectives=[InfiniteGradientAt(1)]), steps=3)
 
 
+@pytest.mark.slow
 def test_nonfinite_gradient_skips_the_step_when_asked():
     L.seed_everything(0)
     module = tiny_module(objectives=[InfiniteGradientAt(1)], guard=GuardConfig(on_nonfinite="skip"))

@@ -100,6 +100,7 @@ def test_ema_follows_online_encoder_after_each_optimizer_step():
     assert (after - online).abs().mean() < (before - online).abs().mean()
 
 
+@pytest.mark.slow
 def test_loss_decreases_on_synthetic_video():
     L.seed_everything(0)
     module = tiny_module(ema_momentum=0.99, optimizer=OptimizerConfig(lr=1e-3, start_lr=1e-4, warmup_steps=5))
@@ -108,6 +109,7 @@ def test_loss_decreases_on_synthetic_video():
     assert last < 0.85 * first, (first, last)  # measured: 0.79 -> 0.62
 
 
+@pytest.mark.slow
 def test_bf16_mixed_runs_on_a_tiny_input():
     L.seed_everything(0)
     module = tiny_module(objectives=[Delta()], context_loss_start=0.0)
@@ -115,6 +117,7 @@ def test_bf16_mixed_runs_on_a_tiny_input():
     assert trainer.global_step == 1 and torch.isfinite(torch.tensor(losses)).all()
 
 
+@pytest.mark.slow
 def test_checkpoint_records_the_encoder_to_evaluate():
     for mode, expected in (("ema", "target_encoder"), ("online", "encoder")):
         checkpoint = {}
@@ -124,6 +127,7 @@ def test_checkpoint_records_the_encoder_to_evaluate():
         assert rebuilt.depth == 4 and rebuilt.embed_dim == 192
 
 
+@pytest.mark.slow
 def test_incompatible_clip_settings_fail_before_training_naming_the_keys():
     with pytest.raises(ValueError, match=r"data.init_args.num_frames=7 .*tubelet_size=2"):
         tiny_module().check_data_fits(SyntheticMotionDataModule(num_frames=7))
@@ -131,6 +135,7 @@ def test_incompatible_clip_settings_fail_before_training_naming_the_keys():
         tiny_module().check_data_fits(SyntheticMotionDataModule(crop_size=100))
 
 
+@pytest.mark.slow
 def test_validation_loss_weights_follow_the_run_schedule():
     """Validation draws fixed masks per batch, but its context weight is the run's at this step (the
     ramp 0 -> 0.5 ends half-way through 4 steps; batch 0 alone would give weight 0)."""

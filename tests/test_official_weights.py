@@ -49,6 +49,7 @@ def test_v2_layout_loads_final_norm_and_reports_the_rest():
     assert torch.equal(encoder.norms_block[3].weight, source.norms_block[3].weight)
 
 
+@pytest.mark.slow
 def test_ema_weights_are_preferred_and_an_explicit_entry_is_honoured():
     online, target, ema = tiny(), tiny(), tiny()
     checkpoint = {"encoder": official_v21_checkpoint(online)["encoder"],
@@ -66,6 +67,7 @@ def test_ema_weights_are_preferred_and_an_explicit_entry_is_honoured():
         load_official_encoder(encoder, checkpoint, entry="ema_encoder")
 
 
+@pytest.mark.slow
 def test_mismatch_is_an_error_listing_keys_and_shapes():
     checkpoint = official_v21_checkpoint(VisionTransformer(size="small", depth=4))
     with pytest.raises(CheckpointMismatch, match=r"shape mismatches .*blocks\.0\.attn\.qkv\.weight: checkpoint \(1152, 384\)"):

@@ -55,6 +55,7 @@ def trainer(tmp_path, max_steps, *callbacks):
                                                                              every_n_train_steps=1)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("interrupt_at", [3, 5, 6])  # mid-epoch (5 batches per epoch), at its end, in the 2nd
 def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, interrupt_at):
     total = 9
@@ -138,6 +139,7 @@ def test_real_dataset_clips_and_crops_resume_exactly(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(full[1:], rest))
 
 
+@pytest.mark.slow
 def test_run_checkpoint_keeps_the_final_step(tmp_path):
     from jepa_lit.checkpointing import RunCheckpoint
 
@@ -148,6 +150,7 @@ def test_run_checkpoint_keeps_the_final_step(tmp_path):
     assert torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"] == 3
 
 
+@pytest.mark.slow
 def test_base_config_checkpoints_every_n_steps_and_at_each_epoch_end(tmp_path):
     """base.yaml's two checkpoint callbacks, as configured there: periodic steps (and last.ckpt), and the
     latest epoch end (5 batches per epoch here)."""

@@ -44,6 +44,7 @@ def test_recipe_ranges_and_determinism():
     assert not np.array_equal(a[0], a[1])  # per-frame noise
 
 
+@pytest.mark.slow
 def test_benchmark_split_and_normalised_clips():
     data = SyntheticMotionDataModule()  # the benchmark: 200 clips, 160 / 40, first 8 of 32 frames, 160 px
     data.setup("fit")
