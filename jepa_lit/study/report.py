@@ -11,7 +11,11 @@ run's probe results JSON, and writes to ``<root>/report/`` (or ``--out``):
   interval (stats.py; no interval from one seed), then the released number (released.json) as a
   reference column; then the probe settings of each benchmark and every run's own result with its
   bootstrap interval over test clips (render.py).
-- ``table_<regime>.csv`` (the same table, one number a column) and ``runs.csv`` (one row per run x benchmark).
+  Each table has a Random init row (the untrained control). Under a regime's table, for each variant
+  ``V`` beside ``V_released``: released vs corrected objective (corrections.py); after the tables, the
+  cross-regime table ``A - B`` per variant, benchmark and seed with a computed answer (cross_regime.py).
+- ``table_<regime>.csv`` (the same table, one number a column) and ``runs.csv`` (one row per run x benchmark);
+  ``corrections_<regime>.csv``, ``cross_regime.csv`` and ``cross_regime_<A>_<B>.png``.
 - ``heatmap_<regime>.png`` and ``tradeoff_<regime>_<motion>.png``; ``tensorboard/``: one HParams entry
   per run (plots.py).
 

@@ -79,7 +79,8 @@ class SweepSpec:
         return Path(self.output).resolve() / self.scale
 
 
-TOP_KEYS = {"name", "output", "seeds", "baseline", "keep_feature_cache", "random_init", "regimes", "probes", "report", "slurm",
+TOP_KEYS = {"name", "output", "seeds", "baseline", "keep_feature_cache", "random_init", "regimes", "probes", "report",
+            "slurm",
             "jobs", "env", "fit", "probe", "scales"}
 SCALE_KEYS = TOP_KEYS - {"scales", "name"}
 MERGED_BY_ENTRY = ("probes", "slurm", "env")  # a scale sets the entries it names
