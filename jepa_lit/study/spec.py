@@ -80,8 +80,7 @@ class SweepSpec:
 
 
 TOP_KEYS = {"name", "output", "seeds", "baseline", "keep_feature_cache", "random_init", "regimes", "probes", "report",
-            "slurm",
-            "jobs", "env", "fit", "probe", "scales"}
+            "slurm", "jobs", "env", "fit", "probe", "scales"}
 SCALE_KEYS = TOP_KEYS - {"scales", "name"}
 MERGED_BY_ENTRY = ("probes", "slurm", "env")  # a scale sets the entries it names
 MERGED_DEEP = ("fit", "probe")  # a scale's value is merged over the spec's
