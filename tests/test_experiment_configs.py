@@ -24,10 +24,11 @@ from jepa_lit.data.fixtures import MAKERS
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 VARIANTS = {
     "mixed": ["baseline", "mg", "amg", "hw", "delta", "fwm", "ld", "fwm_ld", "hw_ld", "fwm_hw_ld", "combo",
-              "spectral", "ltc", "ac", "ac_hw", "fac"],
+              "spectral", "ltc", "ac", "ac_hw", "fac", "hw_ld_released", "fwm_hw_ld_released"],
     "ucf101": ["baseline", "kinematic_l1", "kinematic_l1_0_1", "kinematic_huber", "kinematic_accel",
                "kinematic_split", "kinematic_anneal", "sigreg", "sigreg_no_ema", "hamiltonian", "velgate", "mg",
                "future", "motion_future"],
+    "synthetic": ["baseline", "kinematic", "sigreg"],
 }
 TRAINING_KEYS = {"config", "trainer", "model"}  # sweep.yaml and probes/ are not `jepa-lit fit` configs
 SHIPPED = sorted(p.name for p in EXPERIMENTS.glob("*.yaml") if TRAINING_KEYS & set(yaml.safe_load(p.read_text()) or {}))
@@ -54,7 +55,9 @@ def objectives_of(path: Path) -> list:
 
 def test_every_variant_has_a_config():
     expected = {f"{regime}_{variant}.yaml" for regime, names in VARIANTS.items() for variant in names}
-    assert len(expected) == 30  # 27 variants (MG in both regimes) + 2 baselines + mixed MG counted once each
+    # 27 variants (MG in both regimes) + 2 baselines + mixed MG counted once each; HW-LD and FWM-HW-LD also
+    # as released; the synthetic regime's baseline, Kinematic and SIGReg
+    assert len(expected) == 30 + 2 + 3
     assert expected <= set(SHIPPED), sorted(expected - set(SHIPPED))
 
 
@@ -89,6 +92,13 @@ def test_study_coefficients():
         assert load(EXPERIMENTS / f"ucf101_{name}.yaml")["model"]["init_args"]["target_encoder"] == "online"
     assert "target_encoder" not in load(EXPERIMENTS / "ucf101_sigreg.yaml")["model"]["init_args"]
     assert args("ucf101_kinematic_l1.yaml")["weight"] == 1.0 and args("ucf101_kinematic_l1_0_1.yaml")["weight"] == 0.1
+    assert args("synthetic_kinematic.yaml") == {"weight": 1.0, "penalty": "l1"}
+    assert args("synthetic_sigreg.yaml")["weight"] == 1.0
+    synthetic = load(EXPERIMENTS / "regimes" / "synthetic.yaml")  # the release's train_synth_2gpu_*.yaml recipe
+    assert synthetic["model"]["init_args"]["target_encoder"] == "online"  # no EMA
+    assert synthetic["trainer"] == {"devices": 2, "max_steps": 5000}
+    assert synthetic["model"]["init_args"]["encoder"]["init_args"] == {"num_frames": 8, "img_size": 128}
+    assert synthetic["model"]["init_args"]["optimizer"]["warmup_steps"] == 50
 
 
 @pytest.fixture
@@ -154,7 +164,8 @@ def test_config_trains_two_steps_with_a_tiny_encoder(name, tmp_path, fixture_dat
     norms = trainer.callbacks[0].last_norms
     assert set(norms) == {f"grad_norm/{k}" for k in module.last_terms}
     assert all(f"train/{k}" in trainer.logged_metrics for k in module.last_terms)
-    for objective in module.objectives:  # every auxiliary term reaches the encoder
+    for objective in module.objectives:  # every auxiliary term reaches the encoder, but the one run as released
+        as_released = getattr(objective, "released_no_grad", False)  # the release's LD term: a constant
         for key in module.last_terms:
             if key.startswith(objective.name):
-                assert norms[f"grad_norm/{key}"] > 0, key
+                assert (norms[f"grad_norm/{key}"] == 0) if as_released else (norms[f"grad_norm/{key}"] > 0), key

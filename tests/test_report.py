@@ -16,6 +16,7 @@ import yaml
 
 from jepa_lit.eval.results import comparison_key
 from jepa_lit.study.checks import Refused
+from jepa_lit.study.corrections import verdict
 from jepa_lit.study.released import released
 from jepa_lit.study.report import main as report_main
 from jepa_lit.study.report import make_report
@@ -283,3 +284,131 @@ def test_a_mistyped_sweep_folder_names_the_nearest_one(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"sweep folder not found: {tmp_path / 'sweep' / 'smok'}" in err
     assert f"did you mean {tmp_path / 'sweep' / 'smoke'}?" in err
+
+
+# ----- released vs corrected objectives, the random_init control, and mixed - UCF-101 ------------------
+T3 = 4.302653  # t(0.975, 2): three seeds
+HEADLINE = {  # regime -> variant -> seed -> {benchmark: top-1}
+    "mixed": {
+        "baseline": {0: {"imagenet100": 20.0, "ssv2": 6.0}, 1: {"imagenet100": 22.0, "ssv2": 7.0},
+                     2: {"imagenet100": 24.0, "ssv2": 8.0}},
+        "fwm_hw_ld": {0: {"imagenet100": 23.0, "ssv2": 7.0}, 1: {"imagenet100": 24.0, "ssv2": 8.0},
+                      2: {"imagenet100": 28.0, "ssv2": 10.0}},
+        "fwm_hw_ld_released": {0: {"imagenet100": 25.0, "ssv2": 8.0}, 1: {"imagenet100": 28.0, "ssv2": 10.0},
+                               2: {"imagenet100": 29.0, "ssv2": 11.0}},
+        "mg": {s: {"imagenet100": 21.0, "ssv2": 6.0} for s in (0, 1, 2)},
+        "random_init": {s: {"imagenet100": 5.0 + s, "ssv2": 1.0} for s in (0, 1, 2)},
+    },
+    "ucf101": {
+        "baseline": {0: {"imagenet100": 17.0, "ssv2": 5.0, "synthetic": 30.0},
+                     1: {"imagenet100": 20.0, "ssv2": 6.0, "synthetic": 35.0},
+                     2: {"imagenet100": 21.0, "ssv2": 6.0, "synthetic": 40.0}},
+        "mg": {s: {"imagenet100": 20.0, "ssv2": 7.0, "synthetic": 30.0} for s in (0, 1, 2)},
+        "random_init": {s: {"imagenet100": 5.0 + s, "ssv2": 1.0, "synthetic": 60.0} for s in (0, 1, 2)},
+    },
+}
+
+
+@pytest.fixture
+def two_regimes(tmp_path):
+    root = tmp_path / "sweep"
+    for regime, variants in HEADLINE.items():
+        for variant, seeds in variants.items():
+            for seed, top1 in seeds.items():
+                make_run(root, regime, variant, seed, top1, reference=regime)
+    (root / "sweep.json").write_text(json.dumps({
+        "regimes": {"mixed": {"variants": ["baseline", "mg", "fwm_hw_ld", "fwm_hw_ld_released"],
+                              "probes": ["imagenet100", "ssv2"]},
+                    "ucf101": {"variants": ["baseline", "mg"], "probes": ["imagenet100", "ssv2", "synthetic"]}},
+        "report": {"cross_regime": ["mixed", "ucf101"]}}))
+    return root
+
+
+def test_released_vs_corrected_difference_and_whether_the_gain_survives(two_regimes):
+    report = make_report(two_regimes)
+    mixed = next(t for t in report["tables"] if t.regime == "mixed")
+    assert mixed.variants == ["baseline", "mg", "fwm_hw_ld", "fwm_hw_ld_released", "random_init"]
+    # the released row carries the release's number; only its SSv2 probe trained 50 epochs (†)
+    released_cell = mixed.cells[("fwm_hw_ld_released", "imagenet100")]
+    assert (released_cell.released, released_cell.released_mark) == (30.78, "")
+    assert mixed.cells[("fwm_hw_ld_released", "ssv2")].released_mark == "†"
+    (inet, ssv2) = report["corrections"]["mixed"]
+    assert (inet.variant, inet.released_variant, inet.benchmark) == ("fwm_hw_ld", "fwm_hw_ld_released", "imagenet100")
+    # IN-100: corrected - released per seed -2, -4, -1 (mean -7/3, sd sqrt(7/3))
+    sd = math.sqrt(7 / 3)
+    assert inet.difference.per_seed == {0: -2.0, 1: -4.0, 2: -1.0} and inet.difference.mean == pytest.approx(-7 / 3)
+    assert inet.difference.lo == pytest.approx(-7 / 3 - T3 * sd / math.sqrt(3), abs=1e-6)
+    assert inet.difference.hi == pytest.approx(-7 / 3 + T3 * sd / math.sqrt(3), abs=1e-6)
+    # gains over the baseline: released 5, 6, 5; corrected 3, 2, 4: both intervals above 0
+    assert inet.gain_released.mean == pytest.approx(16 / 3) and inet.gain_released.lo > 0
+    assert inet.gain_corrected.mean == pytest.approx(3.0) and inet.gain_corrected.lo == pytest.approx(3 - T3 / math.sqrt(3))
+    assert verdict(inet) == "the gain holds with the corrected objective"
+    # SSv2: released gains 2, 3, 3 (above 0); corrected 1, 1, 2 (interval includes 0); cost -1, -2, -1
+    assert ssv2.difference.mean == pytest.approx(-4 / 3) and ssv2.difference.hi == pytest.approx(
+        -4 / 3 + T3 * math.sqrt(1 / 3) / math.sqrt(3), abs=1e-6)
+    assert ssv2.gain_released.lo > 0 and ssv2.gain_corrected.lo < 0 < ssv2.gain_corrected.hi
+    assert verdict(ssv2) == "the released gain does not survive: the corrected gain's interval includes 0"
+
+    md = report["markdown"]
+    assert "### Released vs corrected objectives (mixed)" in md
+    row = next(line for line in md.splitlines() if line.startswith("| FWM-HW-LD | IN-100 |"))
+    assert row == ("| FWM-HW-LD | IN-100 | 27.33 ± 2.08 | 25.00 ± 2.65 | -2.33 [-6.13, +1.46] | "
+                   "**+5.33 [+3.90, +6.77]** | **+3.00 [+0.52, +5.48]** | the gain holds with the corrected objective |")
+    with open(two_regimes / "report" / "corrections_mixed.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["benchmark"], float(r["cost"])) for r in rows] == [("imagenet100", -2.3333), ("ssv2", -1.3333)]
+    assert float(rows[0]["cost_ci_lo"]) == pytest.approx(-6.1279, abs=1e-3)
+
+
+def test_random_init_is_a_row_of_each_table(two_regimes):
+    report = make_report(two_regimes, plots=False)
+    for table in report["tables"]:
+        assert table.variants[-1] == "random_init" and table.seeds["random_init"] == [0, 1, 2]
+    ucf = next(t for t in report["tables"] if t.regime == "ucf101")
+    control = ucf.cells[("random_init", "synthetic")]
+    assert control.mean == 60.0 and control.delta.per_seed == {0: 30.0, 1: 25.0, 2: 20.0}  # minus what training adds
+    assert "| Random init | 0, 1, 2 | 6.00 ± 1.00 | 1.00 ± 0.00 |" in report["markdown"]
+    assert "Random init: the regime baseline's architecture, never trained" in report["markdown"]
+
+
+def test_cross_regime_table_known_values_and_answer(two_regimes):
+    report = make_report(two_regimes)
+    cross = report["cross_regime"]
+    assert (cross.a, cross.b) == ("mixed", "ucf101")
+    assert cross.variants == ["baseline", "mg", "random_init"]  # in both regimes, the control last
+    assert cross.benchmarks == ["imagenet100", "ssv2"]  # synthetic is probed in ucf101 only
+    base = cross.deltas[("baseline", "imagenet100")]  # 3, 2, 3
+    assert base.per_seed == {0: 3.0, 1: 2.0, 2: 3.0} and base.mean == pytest.approx(8 / 3)
+    assert base.lo == pytest.approx(8 / 3 - T3 * math.sqrt(1 / 3) / math.sqrt(3), abs=1e-6) and base.lo > 0
+    assert cross.deltas[("baseline", "ssv2")].per_seed == {0: 1.0, 1: 1.0, 2: 2.0}
+    assert cross.deltas[("mg", "ssv2")].mean == pytest.approx(-1.0) and cross.deltas[("mg", "ssv2")].degenerate
+    assert cross.deltas[("random_init", "imagenet100")].per_seed == {0: 0.0, 1: 0.0, 2: 0.0}
+    md = report["markdown"]
+    assert "## Cross-regime: mixed − ucf101" in md
+    assert ("The study's question: Does adding SSv2 and ImageNet-100 to UCF-101 pretraining improve robustness "
+            "across the benchmarks?") in md
+    assert "| Baseline | **+2.67 [+1.23, +4.10]** | +1.33 [-0.10, +2.77] |" in md
+    assert ("**Answer.** Not uniformly for the Baseline: mixed pretraining is better on IN-100; inconclusive on SSv2 "
+            "(vs ucf101). Over the other variants run in both (MG): 0 of 2 variant-benchmark differences favour "
+            "mixed, 0 favour ucf101, 2 are inconclusive.") in md
+    out = two_regimes / "report"
+    assert (out / "cross_regime_mixed_ucf101.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(out / "cross_regime.csv") as handle:
+        rows = {(r["variant"], r["benchmark"]): r for r in csv.DictReader(handle)}
+    assert float(rows[("baseline", "imagenet100")]["a_minus_b"]) == pytest.approx(2.6667, abs=1e-4)
+    assert len(rows) == 3 * 2
+
+
+@pytest.mark.parametrize("ucf_baseline, expected", [
+    ({0: 10.0, 1: 11.0, 2: 13.0}, "Yes for the Baseline: mixed pretraining beats ucf101 on every shared benchmark"),
+    ({0: 30.0, 1: 31.0, 2: 33.0}, "No for the Baseline: mixed pretraining is worse than ucf101 on every shared benchmark"),
+    ({0: 20.0, 1: 21.0, 2: 25.0}, "Inconclusive for the Baseline: no mixed - ucf101 interval excludes 0"),
+])
+def test_the_answer_follows_the_numbers(ucf_baseline, expected):
+    from jepa_lit.study.cross_regime import CrossRegime, answer
+
+    mixed = {0: 20.0, 1: 22.0, 2: 24.0}
+    delta = paired_delta(mixed, ucf_baseline)
+    cross = CrossRegime("mixed", "ucf101", "baseline", ["baseline"], ["imagenet100"],
+                        {("baseline", "imagenet100"): delta})
+    assert answer(cross).startswith(expected)

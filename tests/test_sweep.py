@@ -34,6 +34,7 @@ def write_spec(tmp_path: Path, **changes) -> Path:
         "name": "mini",
         "output": str(tmp_path / "out"),
         "seeds": [0, 1],
+        "random_init": False,  # the control's own tests turn it on
         "regimes": {
             "ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"), "reference": "ucf101",
                        "probes": ["synthetic"], "variants": ["mg", "baseline", "kinematic_l1"]},
@@ -118,6 +119,8 @@ def test_scale_hash_of_a_scale_without_the_removed_head_width_key_is_unchanged(t
      "sweep.yaml: regimes.ucf101.variants: expected a list of strings, got 'baseline'"),
     ({"regimes": {"ucf101": {"variants": ["baseline"]}}}, "sweep.yaml: regimes.ucf101.config: is missing"),
     ({"probes": {"ssv2": 3}}, "sweep.yaml: probes.ssv2: expected a non-empty string, got 3"),
+    ({"random_init": "yes"}, "sweep.yaml: random_init: expected true or false, got 'yes'"),
+    ({"report": {"cross_regime": ["mixed"]}}, r"sweep.yaml: report.cross_regime: expected two different regimes"),
 ])
 def test_spec_values_of_the_wrong_type_are_named_by_key(tmp_path, change, message):
     spec = write_spec(tmp_path, **change)
@@ -207,17 +210,105 @@ def test_missing_variant_file_is_named(tmp_path):
         expand(spec)
 
 
+REGIMES = ("mixed", "ucf101", "synthetic")
+
+
 def test_shipped_sweep_covers_every_experiment_file():
     runs = expand(EXPERIMENTS / "sweep.yaml", "full")
-    for regime in ("mixed", "ucf101"):
+    for regime in REGIMES:  # every variant file, and the random_init control of each regime
         files = {p.stem.split("_", 1)[1] for p in EXPERIMENTS.glob(f"{regime}_*.yaml")}
-        assert {r.variant for r in runs if r.regime == regime} == files
-    variant_files = [p for regime in ("mixed", "ucf101") for p in EXPERIMENTS.glob(f"{regime}_*.yaml")]
-    assert {r.seed for r in runs} == {0, 1, 2} and len(runs) == 3 * len(variant_files)
+        assert {r.variant for r in runs if r.regime == regime} == files | {"random_init"}
+    variant_files = [p for regime in REGIMES for p in EXPERIMENTS.glob(f"{regime}_*.yaml")]
+    assert {r.seed for r in runs} == {0, 1, 2} and len(runs) == 3 * (len(variant_files) + len(REGIMES))
     assert {p.benchmark for r in runs if r.regime == "mixed" for p in r.probes} == {"diving48", "imagenet100", "ssv2"}
-    assert [p.benchmark for p in runs[-1].probes] == ["diving48", "imagenet100", "ssv2", "synthetic"]
+    assert {p.benchmark for r in runs if r.regime == "synthetic" for p in r.probes} == {"synthetic"}
+    ucf = [r for r in runs if r.regime == "ucf101"]
+    assert [p.benchmark for p in ucf[-1].probes] == ["diving48", "imagenet100", "ssv2", "synthetic"]
     smoke = expand(EXPERIMENTS / "sweep.yaml", "smoke")
-    assert len(smoke) == 8 and {r.seed for r in smoke} == {0, 1} and smoke[0].variant == "baseline"
+    assert {r.seed for r in smoke} == {0, 1} and smoke[0].variant == "baseline"
+    assert sorted({r.regime for r in smoke}) == sorted(REGIMES)
+    assert len(smoke) == 2 * (4 + 5 + 4)  # per seed: ucf101 3 + mixed 4 + synthetic 3 variants, 3 controls
+
+
+def test_the_headline_variants_run_as_released_beside_the_corrected_ones():
+    runs = {r.run_id: r for r in expand(EXPERIMENTS / "sweep.yaml", "full")}
+    for variant in ("hw_ld", "fwm_hw_ld"):
+        corrected, released = runs[f"mixed/{variant}/seed_0"], runs[f"mixed/{variant}_released/seed_0"]
+        objectives = [yaml.safe_load(Path(r.config).read_text())["model"]["init_args"]["objectives"]
+                      for r in (corrected, released)]
+        ld = [next(o for o in listed if o["class_path"].endswith("LatentDynamics")) for listed in objectives]
+        assert ld[0]["init_args"].pop("released_no_grad") is False
+        assert ld[1]["init_args"].pop("released_no_grad") is True
+        assert ld[0] == ld[1]  # nothing else differs in the LD term
+        assert [o for o in objectives[0] if o not in ld] == [o for o in objectives[1] if o not in ld]
+        assert corrected.config_hash != released.config_hash
+
+
+def test_random_init_control_expands_per_regime_and_seed(tmp_path):
+    runs = expand(write_spec(tmp_path, random_init=True), "tiny")
+    controls = [r for r in runs if r.variant == "random_init"]
+    assert [r.run_id for r in controls] == ["ucf101/random_init/seed_5", "mixed/random_init/seed_5"]
+    control = controls[1]
+    baseline = next(r for r in runs if r.run_id == "mixed/baseline/seed_5")
+    assert not control.pretrain and baseline.pretrain
+    assert control.config == baseline.config  # the baseline's architecture
+    assert control.config_hash != baseline.config_hash
+    assert control.checkpoint == control.run_dir / "checkpoints" / "architecture.ckpt"
+    command = control.probe_command(control.probes[0], "py")
+    assert command[command.index("--ckpt_path") + 1] == str(control.checkpoint)
+    assert command[command.index("--encoder") + 1] == "random_init"
+    assert "--encoder" not in baseline.probe_command(baseline.probes[0], "py")
+    assert plan(control)[0] == "start" and "no pretraining" in plan(control)[1]
+    # its hash covers the architecture only: another learning rate leaves it, another width does not
+    lr = expand(write_spec(tmp_path, random_init=True, fit={"model": {"init_args": {"optimizer": {"lr": 1.0}}}}))
+    width = expand(write_spec(tmp_path, random_init=True,
+                              fit={"model": {"init_args": {"encoder": {"init_args": {"img_size": 128}}}}}))
+    full = {r.run_id: r.config_hash for r in expand(write_spec(tmp_path, random_init=True))}
+    assert {r.run_id: r.config_hash for r in lr}["mixed/random_init/seed_0"] == full["mixed/random_init/seed_0"]
+    assert {r.run_id: r.config_hash for r in lr}["mixed/baseline/seed_0"] != full["mixed/baseline/seed_0"]
+    assert {r.run_id: r.config_hash for r in width}["mixed/random_init/seed_0"] != full["mixed/random_init/seed_0"]
+    with pytest.raises(SpecError, match="regimes.mixed.variants: names 'random_init'"):
+        load_spec(write_spec(tmp_path, regimes={"mixed": {"config": "mixed_{variant}.yaml",
+                                                          "variants": ["baseline", "random_init"]}}))
+
+
+def test_random_init_control_writes_the_baselines_architecture_and_probes_it_untrained(tmp_path):
+    """The executor writes no pretraining for the control, only an architecture file that the probe CLI's
+    --encoder random_init builds: the baseline's encoder (with the scale's overrides), weights from the seed."""
+    from jepa_lit.eval.checkpoint import load_eval_encoder
+
+    fit = {"model": {"init_args": {"encoder": {"init_args": {"size": "tiny", "img_size": 64, "num_frames": 8}}}}}
+    spec = write_spec(tmp_path, random_init=True, fit=fit)
+    control = next(r for r in expand(spec) if r.run_id == "ucf101/random_init/seed_1")
+    launch = FakeLaunch()
+    assert Executor(launch=launch, echo=lambda m: None)(control) == "done"
+    assert [cmd[3] for _, cmd in launch.calls] == ["test"]  # no fit
+    assert "--encoder" in launch.calls[0][1] and "random_init" in launch.calls[0][1]
+    record = read_record(control.registry_path)
+    assert record.status == "done" and record.pretraining["random_init"] and record.pretraining["global_step"] == 0
+    frozen = load_eval_encoder(str(control.checkpoint), random_init=True, seed=1)
+    assert frozen.used == "random_init"
+    assert (frozen.encoder_config["size"], frozen.encoder_config["img_size"], frozen.encoder_config["num_frames"]) == (
+        "tiny", 64, 8)
+    assert frozen.encoder_config["patch_size"] == 16 and frozen.encoder_config["interpolate_rope"] is True  # base.yaml
+    again = load_eval_encoder(str(control.checkpoint), random_init=True, seed=1)
+    other = load_eval_encoder(str(control.checkpoint), random_init=True, seed=2)
+    assert frozen.weights_sha256 == again.weights_sha256 != other.weights_sha256  # the seed decides the weights
+    with pytest.raises(ValueError, match="no 'encoder.\\*' weights"):  # never probed as if it had trained
+        load_eval_encoder(str(control.checkpoint))
+    assert plan(control)[0] == "skip"
+
+
+def test_dry_run_lists_the_new_runs(capsys):
+    assert sweep.main([str(EXPERIMENTS / "sweep.yaml"), "--scale", "smoke", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for run_id in ("mixed/fwm_hw_ld_released/seed_0", "synthetic/kinematic/seed_1", "synthetic/sigreg/seed_0",
+                   "ucf101/random_init/seed_0", "mixed/random_init/seed_1", "synthetic/random_init/seed_1"):
+        assert run_id in out
+    assert "no pretraining (random_init control" in out
+    assert sweep.main([str(EXPERIMENTS / "sweep.yaml"), "--list"]) == 0
+    full = capsys.readouterr().out.split()
+    assert {"mixed/hw_ld_released/seed_2", "mixed/fwm_hw_ld_released/seed_0", "synthetic/baseline/seed_2"} <= set(full)
 
 
 # ----- resuming, with a stand-in for the two commands -------------------------------------------

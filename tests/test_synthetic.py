@@ -101,6 +101,22 @@ def test_shipped_pretraining_never_trains_on_the_benchmark_test_clips():
     smoke = yaml.safe_load((REPO / "experiments" / "smoke.yaml").read_text())
     sweep = yaml.safe_load((REPO / "experiments" / "sweep.yaml").read_text())
     pretraining = [data_args(smoke["data"]), data_args(sweep["scales"]["smoke"]["fit"]["data"])]
+    # every sweep run that pretrains on synthetic clips, with its regime's data and the scale's overrides
+    # merged (the synthetic regime at full scale; every regime at the smoke scale)
+    from jepa_lit.study.runs import expand, merged_config
+
+    synthetic_runs = 0
+    for scale in ("full", "smoke"):
+        for run in expand(REPO / "experiments" / "sweep.yaml", scale):
+            data = merged_config([yaml.safe_load(Path(f).read_text()) for f in run.config_stack], run.fit_overrides)
+            if run.pretrain and data["data"]["class_path"].endswith("SyntheticMotionDataModule"):
+                pretraining.append(data_args(data["data"]))
+                synthetic_runs += 1
+    assert synthetic_runs >= 3 * 3 + 2 * 10  # full: synthetic regime x 3 seeds; smoke: every pretraining run
+    for name in ("synthetic_baseline.yaml", "synthetic_kinematic.yaml", "synthetic_sigreg.yaml"):
+        assert "regimes/synthetic.yaml" in yaml.safe_load((REPO / "experiments" / name).read_text())["config"]
+    regime = data_args(yaml.safe_load((REPO / "experiments" / "regimes" / "synthetic.yaml").read_text())["data"])
+    assert (regime["crop_size"], regime["num_frames"]) == (128, 8)  # the study's synthetic pretraining
     probes = [BENCHMARKS["synthetic"].data_args]
     for name in ("synthetic.yaml", "synthetic_demo.yaml"):
         probes.append(data_args(yaml.safe_load((REPO / "experiments" / "probes" / name).read_text())["data"]))

@@ -143,8 +143,20 @@ class Executor:
             self.echo(f"{run.run_id}: FAILED: {message}" + (f"\n{tail(log)}" if log else ""))
             return "failed"
 
-        # 1. pretraining
-        if action in ("start", "resume"):
+        # 1. pretraining (the random_init control: its architecture file instead)
+        if action in ("start", "resume") and not run.pretrain:
+            from jepa_lit.study.architecture import write_architecture_checkpoint
+
+            self.echo(f"{run.run_id}: no pretraining (random_init control): writing its architecture")
+            try:
+                write_architecture_checkpoint(run)
+            except (ValueError, TypeError, OSError) as error:
+                return fail(f"random_init control: {error}")
+            record.pretraining = {"complete": True, "checkpoint": f"checkpoints/{run.checkpoint.name}",
+                                  "global_step": 0, "max_steps": 0, "wall_time_s": 0.0, "random_init": True}
+            record.status, record.updated = "pretrained", now()
+            write_record(run.registry_path, record)
+        elif action in ("start", "resume"):
             resume_step = checkpoint_step(run.checkpoint) if action == "resume" else None
             attempt["resumed_from_step"] = resume_step
             self.echo(f"{run.run_id}: pretraining" + (f" (resuming from step {resume_step})" if action == "resume" else ""))

@@ -41,6 +41,8 @@ def plan(run: Run, record: Optional[RunRecord] = None) -> tuple[str, str]:
         if not missing and record.status == "done":
             return "skip", "done"
         return "probe", "probe " + ", ".join(missing) if missing else "record the probe results"
+    if not run.pretrain:  # the random_init control: its architecture file, then the probes
+        return "start", "start: no pretraining (random_init control: the baseline's architecture, untrained)"
     if run.checkpoint.is_file():
         return "resume", "resume from its last checkpoint"
     return "start", "start"

@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from jepa_lit.study.checks import Result
+from jepa_lit.study.cross_regime import CrossRegime
 from jepa_lit.study.registry import RunRecord
 from jepa_lit.study.tables import BENCH_TITLES, NAMES, Table
 
@@ -79,6 +80,33 @@ def tradeoff(table: Table, appearance: str, motion: str, path: Path) -> Path:
     ax.set_xlabel(f"Δ {BENCH_TITLES.get(appearance, appearance)} top-1 (appearance), points")
     ax.set_ylabel(f"Δ {BENCH_TITLES.get(motion, motion)} top-1 (motion), points")
     ax.set_title(f"{table.regime}: trade-off vs same-seed baseline (95% paired-t intervals)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def cross_regime_plot(cross: CrossRegime, path: Path) -> Path:
+    """A - B per benchmark (x) and variant (one marker each, side by side), error bars = 95% intervals."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.6 * len(cross.benchmarks) + 3.5, 4.5))
+    ax.axhline(0, color="grey", lw=0.8)
+    width = 0.8 / max(len(cross.variants), 1)
+    for i, variant in enumerate(cross.variants):
+        xs, ys, lo, hi = [], [], [], []
+        for j, bench in enumerate(cross.benchmarks):
+            d = cross.deltas[(variant, bench)]
+            if d is None:
+                continue
+            xs.append(j - 0.4 + width * (i + 0.5))
+            ys.append(d.mean)
+            lo.append(d.mean - d.lo if d.lo is not None else 0.0)
+            hi.append(d.hi - d.mean if d.hi is not None else 0.0)
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, ms=5, label=NAMES.get(variant, variant))
+    ax.set_xticks(range(len(cross.benchmarks)), [BENCH_TITLES.get(b, b) for b in cross.benchmarks])
+    ax.set_ylabel(f"{cross.a} − {cross.b} top-1 (points)")
+    ax.set_title(f"{cross.a} − {cross.b}, same variant and seed (mean, 95% paired-t interval)", fontsize=9)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 from jepa_lit.study.checks import Result, names
+from jepa_lit.study.corrections import Correction, verdict
+from jepa_lit.study.cross_regime import CrossRegime, answer
 from jepa_lit.study.registry import RunRecord
 from jepa_lit.study.released import MARKS, released
+from jepa_lit.study.stats import Delta
 from jepa_lit.study.tables import BENCH_TITLES, NAMES, Cell, Table
 
 STALE = "※"  # a cell with a run whose config is no longer what the spec expands to
@@ -29,15 +32,21 @@ def fmt_value(cell: Cell) -> str:
     return text + (" §" if cell.flagged else "") + (f" {STALE}" if cell.stale else "")
 
 
-def fmt_delta(cell: Cell) -> str:
-    d = cell.delta
+def fmt_interval(d: Optional[Delta]) -> str:
+    """A delta with its interval: bold when the interval excludes 0, "(sd 0)" when it is degenerate."""
     if d is None:
         return "—"
     text = _f(d.mean, sign=True) + (f" [{_f(d.lo, sign=True)}, {_f(d.hi, sign=True)}]" if d.lo is not None else " (n=1)")
     if d.excludes_zero:
-        text = f"**{text}**"
-    elif d.degenerate:
-        text += " (sd 0)"
+        return f"**{text}**"
+    return text + (" (sd 0)" if d.degenerate else "")
+
+
+def fmt_delta(cell: Cell) -> str:
+    d = cell.delta
+    if d is None:
+        return "—"
+    text = fmt_interval(d)
     return (text + (" ‡u" if d.method != "paired-t" else "") + (" §" if cell.flagged else "")
             + (f" {STALE}" if cell.stale_delta else ""))
 
@@ -55,9 +64,48 @@ def stale_warning(stale: dict[tuple[str, str], str], sweep: dict[str, Any]) -> s
             "--rerun-changed` reruns them with the current config.")
 
 
+def corrections_markdown(corrections: list[Correction]) -> list[str]:
+    """The released-vs-corrected section of one regime (empty without such pairs)."""
+    if not corrections:
+        return []
+    regime = corrections[0].regime
+    lines = ["", f"### Released vs corrected objectives ({regime})", "",
+             "Released: the objective as the study's release computed it; corrected: as intended. "
+             "Cost: corrected − released, paired by seed, 95% paired-t interval. Gains: each against the "
+             "baseline of the same seed.", "",
+             "| Objective | Benchmark | Released | Corrected | Corrected − released [95% CI] | "
+             "Gain as released | Gain corrected | Does the gain survive? |", "|---|---|---|---|---|---|---|---|"]
+    for c in corrections:
+        lines.append(f"| {NAMES.get(c.variant, c.variant)} | {BENCH_TITLES.get(c.benchmark, c.benchmark)} | "
+                     f"{fmt_value(c.released)} | {fmt_value(c.corrected)} | {fmt_interval(c.difference)} | "
+                     f"{fmt_interval(c.gain_released)} | {fmt_interval(c.gain_corrected)} | {verdict(c)} |")
+    return lines
+
+
+def cross_regime_markdown(cross: Optional[CrossRegime]) -> list[str]:
+    """The cross-regime table and the answer its intervals give (empty without both regimes)."""
+    if cross is None:
+        return []
+    titles = [BENCH_TITLES.get(b, b) for b in cross.benchmarks]
+    lines = ["", f"## Cross-regime: {cross.a} − {cross.b}", ""]
+    if cross.question:
+        lines += [f"The study's question: {cross.question}", ""]
+    lines += [f"Each cell: {cross.a} − {cross.b} top-1 for the same variant and seed, mean over the shared seeds "
+              "with its 95% paired-t interval (bold when it excludes 0). Random init: the same untrained encoder "
+              "in both regimes, so its difference shows what the probes alone vary (0 when they are deterministic).",
+              "", "| Variant | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles)]
+    for variant in cross.variants:
+        lines.append(f"| {NAMES.get(variant, variant)} | "
+                     + " | ".join(fmt_interval(cross.deltas[(variant, b)]) for b in cross.benchmarks) + " |")
+    lines += ["", f"**Answer.** {answer(cross)}"]
+    return lines
+
+
 def markdown(tables: list[Table], problems: list[dict[str, Any]], records: list[RunRecord],
              results: list[Result], root: Path, stale: Optional[dict[tuple[str, str], str]] = None,
-             sweep: Optional[dict[str, Any]] = None, extra_notes: Optional[list[str]] = None) -> str:
+             sweep: Optional[dict[str, Any]] = None, extra_notes: Optional[list[str]] = None,
+             corrections: Optional[dict[str, list[Correction]]] = None,
+             cross: Optional[CrossRegime] = None) -> str:
     stale, sweep = stale or {}, sweep or {}
     status = Counter(r.status for r in records)
     commits = Counter(r.package.git_commit for r in records if r.status == "done")
@@ -70,7 +118,9 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], records: list[
              "Δ: variant − baseline **of the same seed**, mean over seeds, with a 95% paired-t interval "
              "(t(0.975, n−1)·sd/√n over the per-seed differences; none from one seed; bold when it excludes 0; "
              "\"sd 0\" when every seed gave the same difference, an interval of width 0 that is no evidence). "
-             "Released: the study's single-seed number (docs/reproducing.md), for reference only."]
+             "Released: the study's single-seed number (docs/reproducing.md), for reference only. "
+             "Random init: the regime baseline's architecture, never trained, probed with weights drawn from the "
+             "run's seed; its Δ is minus what the baseline's pretraining adds over an untrained encoder."]
     if stale:
         lines += ["", f"**Warning.** {stale_warning(stale, sweep)}"]
     for note in extra_notes or []:
@@ -98,6 +148,8 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], records: list[
         notes = released().notes.get(table.reference or "", [])
         used = {mark for c in table.cells.values() for mark in c.released_mark}
         lines += [f"- {n}" for n in notes if n[0] not in MARKS or n[0] in used]
+        lines += corrections_markdown((corrections or {}).get(table.regime, []))
+    lines += cross_regime_markdown(cross)
     if any(c.delta is not None and c.delta.method != "paired-t" for t in tables for c in t.cells.values()):
         lines += ["", "‡u: no same-seed baseline for every seed: difference of the means with a Welch interval "
                   "(tabulated because of --allow-mismatch; not a same-seed comparison)."]
@@ -123,8 +175,22 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], records: list[
     return "\n".join(lines) + "\n"
 
 
+def _delta_header(name: str) -> list[str]:
+    return [name, f"{name}_ci_lo", f"{name}_ci_hi", f"{name}_n"]
+
+
+def _delta_row(d: Optional[Delta]) -> list[Any]:
+    return [d.mean, d.lo, d.hi, d.n] if d is not None else [None] * 4
+
+
+def _csv_row(row: list[Any]) -> list[Any]:
+    return ["" if v is None else (round(v, 4) if isinstance(v, float) else v) for v in row]
+
+
 def write_csvs(tables: list[Table], results: list[Result], out: Path,
-               stale: Optional[dict[tuple[str, str], str]] = None) -> list[Path]:
+               stale: Optional[dict[tuple[str, str], str]] = None,
+               corrections: Optional[dict[str, list[Correction]]] = None,
+               cross: Optional[CrossRegime] = None) -> list[Path]:
     stale = stale or {}
     paths = []
     for table in tables:
@@ -145,6 +211,29 @@ def write_csvs(tables: list[Table], results: list[Result], out: Path,
                             d.hi if d else None, d.n if d else None, d.method if d else None, c.released, int(c.flagged),
                             int(c.stale)]
                 writer.writerow(["" if v is None else (round(v, 4) if isinstance(v, float) else v) for v in row])
+        paths.append(path)
+    for regime, found in (corrections or {}).items():
+        if found:
+            path = out / f"corrections_{regime}.csv"
+            with open(path, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["variant", "released_variant", "benchmark", "released_mean", "corrected_mean",
+                                 *_delta_header("cost"), *_delta_header("gain_released"),
+                                 *_delta_header("gain_corrected"), "verdict"])
+                for c in found:
+                    writer.writerow(_csv_row([c.variant, c.released_variant, c.benchmark, c.released.mean,
+                                              c.corrected.mean, *_delta_row(c.difference), *_delta_row(c.gain_released),
+                                              *_delta_row(c.gain_corrected), verdict(c)]))
+            paths.append(path)
+    if cross is not None:
+        path = out / "cross_regime.csv"
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["regime_a", "regime_b", "variant", "benchmark", *_delta_header("a_minus_b")])
+            for variant in cross.variants:
+                for bench in cross.benchmarks:
+                    writer.writerow(_csv_row([cross.a, cross.b, variant, bench,
+                                              *_delta_row(cross.deltas[(variant, bench)])]))
         paths.append(path)
     path = out / "runs.csv"
     with open(path, "w", newline="") as handle:

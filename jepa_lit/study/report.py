@@ -11,7 +11,11 @@ run's probe results JSON, and writes to ``<root>/report/`` (or ``--out``):
   interval (stats.py; no interval from one seed), then the released number (released.json) as a
   reference column; then the probe settings of each benchmark and every run's own result with its
   bootstrap interval over test clips (render.py).
-- ``table_<regime>.csv`` (the same table, one number a column) and ``runs.csv`` (one row per run x benchmark).
+  Each table has a Random init row (the untrained control). Under a regime's table, for each variant
+  ``V`` beside ``V_released``: released vs corrected objective (corrections.py); after the tables, the
+  cross-regime table ``A - B`` per variant, benchmark and seed with a computed answer (cross_regime.py).
+- ``table_<regime>.csv`` (the same table, one number a column) and ``runs.csv`` (one row per run x benchmark);
+  ``corrections_<regime>.csv``, ``cross_regime.csv`` and ``cross_regime_<A>_<B>.png``.
 - ``heatmap_<regime>.png`` and ``tradeoff_<regime>_<motion>.png``; ``tensorboard/``: one HParams entry
   per run (plots.py).
 
@@ -33,7 +37,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from jepa_lit.study.checks import Refused, collect, find_mismatches, find_stale
-from jepa_lit.study.plots import heatmap, tensorboard_hparams, tradeoff
+from jepa_lit.study.corrections import build_corrections
+from jepa_lit.study.cross_regime import build_cross_regime
+from jepa_lit.study.plots import cross_regime_plot, heatmap, tensorboard_hparams, tradeoff
 from jepa_lit.study.registry import RecordError, load_records
 from jepa_lit.study.render import markdown, stale_warning, write_csvs
 from jepa_lit.study.tables import build_tables
@@ -74,11 +80,13 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
                       "anyway, marked:\n" + "\n".join(f"  - {p['kind']}: {p['message']}" for p in problems))
     stale, notes = find_stale(records, sweep)
     tables = build_tables(results, problems, sweep, stale)
+    corrections = {table.regime: build_corrections(table) for table in tables}
+    cross = build_cross_regime(tables, *settings.get("cross_regime", ["mixed", "ucf101"]))
     out.mkdir(parents=True, exist_ok=True)
-    text = markdown(tables, problems, records, results, root, stale, sweep, notes)
+    text = markdown(tables, problems, records, results, root, stale, sweep, notes, corrections, cross)
     files = [out / "report.md"]
     files[0].write_text(text)
-    files += write_csvs(tables, results, out, stale)
+    files += write_csvs(tables, results, out, stale, corrections, cross)
     warnings = ([stale_warning(stale, sweep)] if stale else []) + notes
     skipped = []
     if plots:
@@ -90,9 +98,11 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
                     files.append(tradeoff(table, appearance, bench, out / f"tradeoff_{table.regime}_{bench}.png"))
             if appearance not in table.benchmarks:
                 skipped.append(f"tradeoff_{table.regime}: no {appearance} (appearance) probe in this regime")
+        if cross is not None and cross.benchmarks:
+            files.append(cross_regime_plot(cross, out / f"cross_regime_{cross.a}_{cross.b}.png"))
         files.append(tensorboard_hparams(records, results, out / "tensorboard"))
     return {"markdown": text, "files": files, "tables": tables, "problems": problems, "skipped": skipped,
-            "stale": stale, "warnings": warnings}
+            "stale": stale, "warnings": warnings, "corrections": corrections, "cross_regime": cross}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

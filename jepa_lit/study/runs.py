@@ -13,9 +13,10 @@ from typing import Any, Optional
 import jepa_lit
 from jepa_lit.config import deep_merge, load_yaml, merge_stack, stack_of
 from jepa_lit.hashing import json_sha256
-from jepa_lit.study.spec import SweepSpec, load_spec
+from jepa_lit.study.spec import RANDOM_INIT, SweepSpec, load_spec
 
 RECORD_FILE = "run.json"  # the run's registry record (registry.py)
+ARCHITECTURE_FILE = "architecture.ckpt"  # a random_init run's checkpoint: the encoder's config, no weights
 FIT_OVERRIDES = "sweep_fit.yaml"  # the last --config of a run's fit: the scale's overrides, seed, paths
 
 
@@ -53,6 +54,7 @@ class Run:
     scale_hash: str  # the scale's overrides alone: equal for every run that may share a table
     keep_feature_cache: bool = True
     env: dict[str, str] = field(default_factory=dict)  # set for its commands (e.g. OMP_NUM_THREADS)
+    pretrain: bool = True  # False: the random_init control, probed untrained (``config`` gives the architecture)
 
     @property
     def run_id(self) -> str:
@@ -60,7 +62,9 @@ class Run:
 
     @property
     def checkpoint(self) -> Path:
-        return self.run_dir / "checkpoints" / "last.ckpt"
+        """What the probes read: the pretraining's last checkpoint, or for the random_init control the
+        architecture file the executor writes in place of a pretraining (architecture.py)."""
+        return self.run_dir / "checkpoints" / ("last.ckpt" if self.pretrain else ARCHITECTURE_FILE)
 
     @property
     def registry_path(self) -> Path:
@@ -80,9 +84,11 @@ class Run:
         return [python, "-m", "jepa_lit.cli", "fit", *configs, *resume_from]
 
     def probe_command(self, probe: ProbeSpec, python: str = sys.executable) -> list[str]:
+        encoder = [] if self.pretrain else ["--encoder", "random_init"]  # weights drawn from the probe's seed
         return [python, "-m", "jepa_lit.cli", "test", "--probe", probe.benchmark, "--config", probe.config,
                 "--config", str(self.run_dir / "probes" / f"{probe.benchmark}.sweep.yaml"),
-                "--ckpt_path", str(self.checkpoint), "--output", str(self.run_dir / "probes" / probe.output_name)]
+                "--ckpt_path", str(self.checkpoint), *encoder,
+                "--output", str(self.run_dir / "probes" / probe.output_name)]
 
 
 def merged_config(content: list[Any], fit: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +121,9 @@ def scale_hash_of(spec: SweepSpec) -> str:
 
 def expand(spec: SweepSpec | str | os.PathLike, scale: str = "full") -> list[Run]:
     """The runs of a spec (a loaded spec or its path): seed-major, the baseline first in each regime,
-    so that partial results already pair every variant with its same-seed baseline."""
+    so that partial results already pair every variant with its same-seed baseline; then, with the
+    spec's ``random_init``, the regime's random_init control: the baseline's config (its architecture),
+    no pretraining, the probes on an encoder initialised from the run's seed."""
     if not isinstance(spec, SweepSpec):
         spec = load_spec(spec, scale)
     root = spec.root
@@ -131,8 +139,10 @@ def expand(spec: SweepSpec | str | os.PathLike, scale: str = "full") -> list[Run
     for seed in spec.seeds:
         for regime, body in spec.regimes.items():
             variants = [spec.baseline] + [v for v in body.variants if v != spec.baseline]
-            for variant in variants:
-                config = (spec.spec_dir / body.config.format(variant=variant, regime=regime)).resolve()
+            for variant in variants + ([RANDOM_INIT] if spec.random_init else []):
+                pretrain = variant != RANDOM_INIT
+                source = variant if pretrain else spec.baseline  # the control takes the baseline's architecture
+                config = (spec.spec_dir / body.config.format(variant=source, regime=regime)).resolve()
                 if not config.is_file():
                     raise FileNotFoundError(f"{spec.spec_path}: regimes.{regime}: variant {variant!r} has no "
                                             f"experiment file {config}")
@@ -140,13 +150,17 @@ def expand(spec: SweepSpec | str | os.PathLike, scale: str = "full") -> list[Run
                 fit = copy.deepcopy(spec.fit)
                 merged = merged_config([load(f) for f in stack], fit)
                 check_final_checkpoint(config, merged)
+                # the control's hash covers its architecture alone: a baseline's new learning rate leaves it be
+                encoder = ((merged.get("model") or {}).get("init_args") or {}).get("encoder")
+                hashed = merged if pretrain else (RANDOM_INIT, encoder)
                 runs.append(Run(
                     sweep=spec.name, scale=spec.scale, regime=regime, variant=variant, seed=seed,
                     baseline=spec.baseline, reference=body.reference, config=str(config),
                     config_stack=stack, run_dir=root / regime / variant / f"seed_{seed}", fit_overrides=fit,
                     probes=[probe_spec(spec, bench, load) for bench in body.probes],
-                    config_hash=stable_hash(merged, jepa_lit.BEHAVIOUR_VERSION)[:16], scale_hash=scale_hash[:16],
-                    keep_feature_cache=spec.keep_feature_cache, env=dict(spec.env),
+                    config_hash=stable_hash(hashed, jepa_lit.BEHAVIOUR_VERSION)[:16],
+                    scale_hash=scale_hash[:16], keep_feature_cache=spec.keep_feature_cache, env=dict(spec.env),
+                    pretrain=pretrain,
                 ))
     return runs
 

@@ -14,6 +14,9 @@ from typing import Any, Optional
 from jepa_lit.config import deep_merge, load_yaml
 
 
+RANDOM_INIT = "random_init"  # the pseudo-variant of every regime: its baseline's architecture, never trained
+
+
 class SpecError(ValueError):
     """A sweep spec that cannot be used; the message names the file and the key."""
 
@@ -43,6 +46,7 @@ class SlurmSpec:
 class ReportSpec:
     appearance: str = "imagenet100"  # x axis of the trade-off plots
     motion: list[str] = field(default_factory=lambda: ["ssv2", "diving48", "synthetic"])  # their y axes
+    cross_regime: list[str] = field(default_factory=lambda: ["mixed", "ucf101"])  # [A, B]: A - B, same variant and seed
 
 
 @dataclass
@@ -55,6 +59,7 @@ class SweepSpec:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     baseline: str = "baseline"
     keep_feature_cache: bool = True
+    random_init: bool = True  # add the random_init pseudo-variant (untrained encoder, probes only) to every regime
     probes: dict[str, str] = field(default_factory=dict)  # benchmark -> probe config, relative to the spec
     report: ReportSpec = field(default_factory=ReportSpec)
     report_given: dict[str, Any] = field(default_factory=dict)  # report: as written (recorded in sweep.json)
@@ -74,8 +79,8 @@ class SweepSpec:
         return Path(self.output).resolve() / self.scale
 
 
-TOP_KEYS = {"name", "output", "seeds", "baseline", "keep_feature_cache", "regimes", "probes", "report", "slurm",
-            "jobs", "env", "fit", "probe", "scales"}
+TOP_KEYS = {"name", "output", "seeds", "baseline", "keep_feature_cache", "random_init", "regimes", "probes", "report",
+            "slurm", "jobs", "env", "fit", "probe", "scales"}
 SCALE_KEYS = TOP_KEYS - {"scales", "name"}
 MERGED_BY_ENTRY = ("probes", "slurm", "env")  # a scale sets the entries it names
 MERGED_DEEP = ("fit", "probe")  # a scale's value is merged over the spec's
@@ -184,17 +189,25 @@ def _build(raw: dict[str, Any], scale: str, path: Path, check: _Checker) -> Swee
     report_raw = check.mapping(raw.get("report"), check.key("report"))
     unknown = set(report_raw) - set(ReportSpec.__dataclass_fields__)
     if unknown:
-        raise check.fail(check.key("report"), f"unknown key(s) {sorted(unknown)}; expected appearance, motion")
+        raise check.fail(check.key("report"), f"unknown key(s) {sorted(unknown)}; "
+                         f"expected some of {sorted(ReportSpec.__dataclass_fields__)}")
     report = ReportSpec(**report_raw)
     check.string(report.appearance, check.key("report", "appearance"))
     check.strings(report.motion, check.key("report", "motion"))
+    cross = check.strings(report.cross_regime, check.key("report", "cross_regime"))
+    if len(cross) != 2 or cross[0] == cross[1]:
+        raise check.fail(check.key("report", "cross_regime"), f"expected two different regimes [A, B] (the "
+                         f"table shows A - B), got {cross}")
     keep = raw.get("keep_feature_cache", True)
     if not isinstance(keep, bool):
         raise check.fail(check.key("keep_feature_cache"), f"expected true or false, got {_describe(keep)}")
+    random_init = raw.get("random_init", True)
+    if not isinstance(random_init, bool):
+        raise check.fail(check.key("random_init"), f"expected true or false, got {_describe(random_init)}")
     return SweepSpec(
         name=check.string(raw.get("name", path.stem), "name"), scale=scale, spec_path=str(path.resolve()),
         regimes=regimes, output=check.string(raw.get("output", "runs/sweep"), check.key("output")), seeds=seeds,
-        baseline=baseline, keep_feature_cache=keep, probes=probes, report=report, report_given=report_raw,
+        baseline=baseline, keep_feature_cache=keep, random_init=random_init, probes=probes, report=report, report_given=report_raw,
         slurm=slurm, jobs=check.integer(raw.get("jobs", 1), check.key("jobs"), minimum=1),
         env={str(k): str(v) for k, v in check.mapping(raw.get("env"), check.key("env")).items()},
         fit=check.mapping(raw.get("fit"), check.key("fit")), probe=check.mapping(raw.get("probe"), check.key("probe")))
@@ -212,6 +225,9 @@ def _regime(body: Any, key: str, baseline: str, probes: dict[str, str], check: _
                         variants=check.strings(body["variants"], f"{key}.variants"),
                         reference=check.string(body.get("reference"), f"{key}.reference", optional=True),
                         probes=check.strings(body.get("probes") or [], f"{key}.probes"))
+    if RANDOM_INIT in regime.variants:
+        raise check.fail(f"{key}.variants", f"names {RANDOM_INIT!r}, the pseudo-variant the sweep adds to every "
+                         "regime itself (top-level random_init: false leaves it out)")
     if baseline not in regime.variants:
         raise check.fail(f"{key}.variants", f"lacks the baseline {baseline!r}: every variant is compared with "
                          "the baseline of the same seed")

@@ -21,7 +21,8 @@ NAMES = {  # the study's names for the variants (paper tables 7.1 / 7.2)
     "kinematic_l1_0_1": "Kin-L1 0.1", "kinematic_huber": "Kin-Huber", "kinematic_accel": "Kin-Accel",
     "kinematic_split": "Kin-Split", "kinematic_anneal": "Kin-Anneal", "sigreg": "SIGReg",
     "sigreg_no_ema": "SIGReg-noEMA", "hamiltonian": "Hamiltonian", "velgate": "VelGate", "future": "Future",
-    "motion_future": "Motion-Future",
+    "motion_future": "Motion-Future", "hw_ld_released": "HW-LD (released)",
+    "fwm_hw_ld_released": "FWM-HW-LD (released)", "kinematic": "Kinematic 1.0", "random_init": "Random init",
 }
 
 
