@@ -2,7 +2,7 @@
 
 Layer 1: imports nothing from jepa_lit, nor torch or Lightning. An error of these types has a known cause;
 its message names the file, key or value and what was expected, so the commands print it without a stack
-and exit with status 2 (bad input). ``--traceback`` on any command line, or ``JEPA_LIT_TRACEBACK=1``,
+and exit with its ``exit_code``: 2 (bad input), 1 for a run that failed (e.g. too many skipped steps). ``--traceback`` on any command line, or ``JEPA_LIT_TRACEBACK=1``,
 shows the stack as well (for debugging). Exit statuses: docs/distributed.md.
 """
 
@@ -19,7 +19,9 @@ TRACEBACK_VARIABLE = "JEPA_LIT_TRACEBACK"
 
 
 class JepaLitError(Exception):
-    """Bad input with a known cause; the message says what is wrong and what was expected."""
+    """An error with a known cause; the message says what is wrong and what was expected."""
+
+    exit_code = 2  # bad input; a subclass for a failed run (not its input) says 1
 
 
 class ConfigError(JepaLitError, ValueError):
@@ -61,4 +63,4 @@ def run_command(prog: str, command: Callable[[list[str]], int], argv: list[str])
         print(f"{prog}: error: {error}", file=sys.stderr)
         if not show:
             print(f"({TRACEBACK_FLAG} or {TRACEBACK_VARIABLE}=1 shows where it was raised)", file=sys.stderr)
-        return BAD_INPUT
+        return error.exit_code

@@ -47,7 +47,8 @@ def test_print_config_shows_every_default(capsys):
         run_cli(["fit", "--config", SMOKE, "--print_config"])
     model = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
     assert model["mask_sampler"]["class_path"] == "jepa_lit.masks.MultiBlock3D"
-    assert model["guard"] == {"on_nonfinite": "stop", "spike_std": None, "spike_window": 100, "spike_min_history": 20}
+    assert model["guard"] == {"on_nonfinite": "stop", "spike_std": None, "spike_window": 100, "spike_min_history": 20,
+                              "max_skipped_fraction": 0.1}
 
 
 @pytest.mark.slow

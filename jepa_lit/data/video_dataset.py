@@ -38,6 +38,7 @@ from jepa_lit.data.decode import (
     open_video,
 )
 from jepa_lit.data.transforms import Interpolation, VideoEvalTransform, VideoTrainTransform, transform_image_as_clip
+from jepa_lit.errors import DataError
 from jepa_lit.hints import path_hint
 from jepa_lit.seeds import run_seed
 
@@ -68,7 +69,7 @@ class IndexProblem:
     reason: str
 
 
-class LayoutError(FileNotFoundError):
+class LayoutError(DataError, FileNotFoundError):
     """A dataset root that is missing or not laid out as expected; the message shows the expected tree."""
 
 
@@ -157,7 +158,8 @@ def load_json(path: Path):
     try:
         return json.loads(Path(path).read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
+        raise DataError(f"{path}: not valid JSON ({e}); expected the dataset's annotation file as "
+                        "downloaded (see docs/datasets.md)") from e
 
 
 def fitting(datamodule: L.LightningDataModule) -> bool:
@@ -418,7 +420,8 @@ class ClipDataModule(L.LightningDataModule):
         self.index_problems.extend(problems)
         for p in problems:
             if self.on_error == "raise":
-                raise ValueError(f"{self.dataset_name} {split}: {p.where}: {p.reason}")
+                raise DataError(f"{self.dataset_name} {split}: {p.where}: {p.reason} (data.on_error: skip "
+                                "leaves such entries out, counted)")
             log.warning("%s %s: skipped annotation entry %s: %s", self.dataset_name, split, p.where, p.reason)
         if problems:
             log.warning("%s %s: %d annotation entries skipped (see above)", self.dataset_name, split, len(problems))
