@@ -136,6 +136,9 @@ class JepaCLI(LightningCLI):
                 from jepa_lit.eval.checkpoint import checkpoint_not_found
 
                 raise CheckpointError(f"--ckpt_path: {checkpoint_not_found(ckpt)}")
+        if config is not None:
+            check_ckpt_file(config.get("ckpt_path"))
+            check_data_values(config.get("data"))
         cpu_precision_fallback((config if config is not None else self.config).trainer)
 
     def instantiate_trainer(self, **kwargs):
@@ -168,6 +171,34 @@ class JepaCLI(LightningCLI):
             if trainer.logger is not None and trainer.logger.save_dir:
                 lines.append(f"tensorboard:     tensorboard --logdir {trainer.logger.save_dir}")
             print("\n".join(lines), flush=True)
+
+
+def check_ckpt_file(ckpt) -> None:
+    """A --ckpt_path file must be what torch.save writes (a zip archive, or a pickle for old files); the
+    checkpoint loader checks the rest. Lightning would fail deep inside torch.load, naming no file."""
+    if not ckpt or str(ckpt).split(":")[0] in SPECIAL_CKPT_PATHS or not Path(ckpt).is_file():
+        return
+    import zipfile
+
+    with open(ckpt, "rb") as handle:
+        head = handle.read(2)
+    if not zipfile.is_zipfile(ckpt) and head[:1] != b"\x80":  # \x80: a pickle's protocol marker
+        raise CheckpointError(f"--ckpt_path {ckpt}: not a checkpoint (expected a file written by torch.save, as "
+                              "RUN/checkpoints/*.ckpt; this one is neither a zip archive nor a pickle)")
+
+
+def check_data_values(data) -> None:
+    """Sizes that must be positive, named by key, before any dataset or process is built."""
+    init = data.get("init_args") if hasattr(data, "get") else None
+    if init is None:
+        return
+    for key in ("batch_size", "num_frames", "crop_size"):
+        value = init.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+            raise ConfigError(f"data.init_args.{key}={value}; expected a positive integer")
+    workers = init.get("num_workers")
+    if isinstance(workers, int) and workers < 0:
+        raise ConfigError(f"data.init_args.num_workers={workers}; expected 0 (load in the main process) or more")
 
 
 def check_clip_fits_encoder(model, datamodule) -> None:

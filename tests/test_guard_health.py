@@ -123,7 +123,8 @@ def test_nonfinite_gradient_stops_naming_step_and_term():
 
 def test_nonfinite_gradient_skips_the_step_when_asked():
     L.seed_everything(0)
-    module = tiny_module(objectives=[InfiniteGradientAt(1)], guard=GuardConfig(on_nonfinite="skip"))
+    module = tiny_module(objectives=[InfiniteGradientAt(1)],
+                         guard=GuardConfig(on_nonfinite="skip", max_skipped_fraction=0.5))
     with pytest.warns(UserWarning, match=r"skipping step 1: non-finite gradient at step 1 from term\(s\) inf_grad"):
         fit(module, steps=3)
     assert module.guard.skipped == 1 and all(torch.isfinite(p).all() for p in module.parameters())
