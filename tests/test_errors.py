@@ -153,3 +153,75 @@ def test_sigterm_saves_a_resumable_checkpoint_and_exits_143(tmp_path, capsys):
 
     cli = run_cli(["fit", *args, "--trainer.max_steps", "4", "--ckpt_path", "last"])  # the preempted run goes on
     assert cli.trainer.global_step == 4
+
+
+# ----- data: bad files and lists are named, not silently left out ----------------------------------
+def test_an_imagenet100_dangling_link_is_reported_not_silently_left_out(tmp_path, caplog):
+    from jepa_lit.data.fixtures import IN100_CLASSES, make_imagenet100
+    from jepa_lit.data.imagenet100 import ImageNet100DataModule, index_imagenet100
+
+    make_imagenet100(tmp_path, broken=False)
+    link = tmp_path / "train" / IN100_CLASSES[0] / "dangling.JPEG"
+    link.symlink_to(tmp_path / "gone.JPEG")
+    records, problems = index_imagenet100(str(tmp_path), "train")
+    assert [(p.where, p.reason) for p in problems if "dangling" in p.reason] == [
+        (f"train/{IN100_CLASSES[0]}/dangling.JPEG", f"dangling link to {tmp_path / 'gone.JPEG'} (no such file)")]
+    assert str(link) not in [r.path for r in records]
+    with caplog.at_level("WARNING"):  # on_error: skip counts and logs it
+        ImageNet100DataModule(root=str(tmp_path), num_workers=0)._records("train")
+    assert "skipped annotation entry" in caplog.text and "dangling link" in caplog.text
+    with pytest.raises(DataError, match="dangling.JPEG: dangling link"):
+        ImageNet100DataModule(root=str(tmp_path), num_workers=0, on_error="raise")._records("train")
+
+
+@pytest.mark.parametrize("change, message", [
+    ("duplicate", r"trainlist01.txt:\d+: .* is listed again \(first at line 1\)"),
+    ("test clip", r"trainlist01.txt:\d+: .* is a test clip of split 1 \(.*testlist01.txt:1\)"),
+])
+def test_ucf101_lists_with_duplicates_or_test_clips_in_train_are_errors(tmp_path, change, message):
+    from jepa_lit.data.fixtures import make_ucf101
+    from jepa_lit.data.ucf101 import index_ucf101
+
+    make_ucf101(tmp_path, broken=False)
+    lists = tmp_path / "ucfTrainTestlist"
+    train = (lists / "trainlist01.txt").read_text().splitlines()
+    test = (lists / "testlist01.txt").read_text().splitlines()
+    added = train[0] if change == "duplicate" else f"{test[0]} 1"
+    (lists / "trainlist01.txt").write_text("\n".join([*train, added]) + "\n")
+    with pytest.raises(DataError, match=message):
+        index_ucf101(str(tmp_path), 1, "train")
+
+
+def test_a_permission_denied_video_is_labelled_so(tmp_path, monkeypatch):
+    import av
+
+    from jepa_lit.data import decode
+    from jepa_lit.data.check import check_video
+    from jepa_lit.data.fixtures import write_video
+
+    video = write_video(tmp_path / "v.mp4", 8)
+    # chmod 000 does not stop root (as tests may run): play the error PyAV raises for EACCES instead
+    def denied(*args, **kwargs):
+        raise av.error.PermissionError(13, "Permission denied", str(video))
+
+    monkeypatch.setattr(decode.av, "open", denied)
+    assert check_video(str(video)) == "permission denied (the file is not readable by this user)"
+    with pytest.raises(decode.VideoDecodeError, match="permission denied"):
+        decode.open_video(video)
+
+
+def test_data_check_and_training_announce_the_same_frame_count(tmp_path):
+    from jepa_lit.data import decode
+    from jepa_lit.data.check import check_video
+    from jepa_lit.data.fixtures import _truncate, write_video
+
+    video = write_video(tmp_path / "t.avi", 30)
+    _truncate(video)
+    container = decode.open_video(video)
+    announced = decode.announced_frame_count(container)
+    assert decode.estimated_frame_count(container) == announced  # the count training draws clips from
+    header = container.streams.video[0].frames
+    container.close()
+    # the header says 30 frames, its duration half as many: both tools now say the duration's count
+    assert header == 30 and announced == 15
+    assert f"its header announces {announced} " in check_video(str(video))
