@@ -224,4 +224,4 @@ def test_data_check_and_training_announce_the_same_frame_count(tmp_path):
     container.close()
     # the header says 30 frames, its duration half as many: both tools now say the duration's count
     assert header == 30 and announced == 15
-    assert f"its header announces {announced} " in check_video(str(video))
+    assert f"it announces {announced} " in check_video(str(video))

@@ -75,7 +75,7 @@ def check_video(path: str, full_decode: bool = False) -> Optional[str]:
         if decoded < packets - 1:
             return f"decodes only {decoded} of its {packets} frames"
         if clearly_truncated(packets, announced):
-            return f"holds {packets} frames, its header announces {announced} (truncated, or a wrong header)"
+            return f"holds {packets} frames, it announces {announced} (truncated, or a wrong header)"
         return None
     finally:
         container.close()
