@@ -17,11 +17,11 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Literal, Optional
 
-import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from jepa_lit.config import check_class_paths, config_files, expand_config_stack
+from jepa_lit.config import check_class_paths, config_files, expand_config_stack, load_yaml
 from jepa_lit.distributed import close_process_group
+from jepa_lit.errors import CheckpointError, ConfigError, run_command
 from jepa_lit.module import JEPAModule
 
 
@@ -135,8 +135,28 @@ class JepaCLI(LightningCLI):
             if ckpt and str(ckpt).split(":")[0] not in SPECIAL_CKPT_PATHS and not Path(ckpt).is_file():
                 from jepa_lit.checkpointing.metadata import checkpoint_not_found
 
-                raise SystemExit(f"error: --ckpt_path: {checkpoint_not_found(ckpt)}")
+                raise CheckpointError(f"--ckpt_path: {checkpoint_not_found(ckpt)}")
+        if config is not None:
+            check_ckpt_file(config.get("ckpt_path"))
+            check_data_values(config.get("data"))
         cpu_precision_fallback((config if config is not None else self.config).trainer)
+
+    def instantiate_trainer(self, **kwargs):
+        """The configured Trainer plus the SIGTERM callback (a preempted fit leaves a resumable last.ckpt)."""
+        from jepa_lit.callbacks.preemption import CheckpointOnSigterm
+
+        trainer = super().instantiate_trainer(**kwargs)
+        if not any(isinstance(c, CheckpointOnSigterm) for c in trainer.callbacks):
+            trainer.callbacks.append(CheckpointOnSigterm())
+        return trainer
+
+    def before_fit(self) -> None:
+        """What can be checked in this one process is checked before Lightning launches the other ranks,
+        so a bad config or data root gives one message, not one per rank."""
+        check_clip_fits_encoder(self.model, self.datamodule)
+        setup = getattr(self.datamodule, "setup", None)
+        if setup is not None:
+            setup("fit")  # indexes the training split (roots, annotation files); kept, not read again
 
     def after_fit(self) -> None:
         trainer = self.trainer
@@ -153,10 +173,66 @@ class JepaCLI(LightningCLI):
             print("\n".join(lines), flush=True)
 
 
-def cpu_precision_fallback(trainer_config) -> None:
+def check_ckpt_file(ckpt) -> None:
+    """A --ckpt_path file must be what torch.save writes (a zip archive, or a pickle for old files); the
+    checkpoint loader checks the rest. Lightning would fail deep inside torch.load, naming no file."""
+    if not ckpt or str(ckpt).split(":")[0] in SPECIAL_CKPT_PATHS or not Path(ckpt).is_file():
+        return
+    import zipfile
+
+    with open(ckpt, "rb") as handle:
+        head = handle.read(2)
+    if not zipfile.is_zipfile(ckpt) and head[:1] != b"\x80":  # \x80: a pickle's protocol marker
+        raise CheckpointError(f"--ckpt_path {ckpt}: not a checkpoint (expected a file written by torch.save, as "
+                              "RUN/checkpoints/*.ckpt; this one is neither a zip archive nor a pickle)")
+
+
+def check_data_values(data) -> None:
+    """Sizes that must be positive, named by key, before any dataset or process is built."""
+    init = data.get("init_args") if hasattr(data, "get") else None
+    if init is None:
+        return
+    for key in ("batch_size", "num_frames", "crop_size"):
+        value = init.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+            raise ConfigError(f"data.init_args.{key}={value}; expected a positive integer")
+    workers = init.get("num_workers")
+    if isinstance(workers, int) and workers < 0:
+        raise ConfigError(f"data.init_args.num_workers={workers}; expected 0 (load in the main process) or more")
+
+
+def check_clip_fits_encoder(model, datamodule) -> None:
+    """data.num_frames a multiple of the encoder's tubelet_size and data.crop_size of its patch_size
+    (checked once, before training, instead of failing in the first forward on every rank)."""
+    encoder = getattr(model, "encoder", None)
+    tubelet, patch = getattr(encoder, "tubelet_size", None), getattr(encoder, "patch_size", None)
+    frames, crop = getattr(datamodule, "num_frames", None), getattr(datamodule, "crop_size", None)
+    problems = []
+    if isinstance(tubelet, int) and isinstance(frames, int) and frames % tubelet:
+        problems.append(f"data.init_args.num_frames={frames} is not a multiple of "
+                        f"model.init_args.encoder.init_args.tubelet_size={tubelet}")
+    if isinstance(patch, int) and isinstance(crop, int) and crop % patch:
+        problems.append(f"data.init_args.crop_size={crop} is not a multiple of "
+                        f"model.init_args.encoder.init_args.patch_size={patch}")
+    if problems:
+        raise ConfigError("; ".join(problems) + " (the encoder cuts clips into tubelet x patch x patch pieces)")
+
+
+def cpu_bf16_units(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
+    """The bf16 instruction sets this CPU announces (amx_bf16, avx512_bf16), from /proc/cpuinfo's flags."""
+    try:
+        with open(cpuinfo) as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return [unit for unit in ("amx_bf16", "avx512_bf16") if unit in flags]
+
+
+def cpu_precision_fallback(trainer_config, cpuinfo: str = "/proc/cpuinfo") -> None:
     """fp32 on CPU by default: with ``accelerator: auto`` on a machine without a GPU, a mixed precision
-    (the study's bf16-mixed) becomes 32-true, because bf16 autocast runs ~20x slower than fp32 on CPUs
-    without bf16 units. Naming ``accelerator: cpu`` keeps the precision asked for (e.g. to test bf16)."""
+    (the study's bf16-mixed) becomes 32-true, because bf16 autocast runs many times slower than fp32 on
+    CPUs without bf16 units. A CPU that announces them (amx_bf16 / avx512_bf16) keeps the precision. Naming
+    ``accelerator: cpu`` keeps the precision asked for (e.g. to test bf16)."""
     precision = str(trainer_config.get("precision"))
     if trainer_config.get("accelerator") != "auto" or "mixed" not in precision:
         return
@@ -166,8 +242,13 @@ def cpu_precision_fallback(trainer_config) -> None:
         return
     from lightning.pytorch.utilities import rank_zero_warn
 
-    rank_zero_warn(f"no GPU: trainer.precision {precision} -> 32-true (bf16 autocast is ~20x slower than fp32 "
-                   "on CPUs; set trainer.accelerator: cpu to keep the precision asked for)")
+    units = cpu_bf16_units(cpuinfo)
+    if units and "bf16" in precision:
+        rank_zero_warn(f"no GPU: trainer.precision {precision} kept on the CPU (it announces {', '.join(units)})")
+        return
+    rank_zero_warn(f"no GPU: trainer.precision {precision} -> 32-true (this CPU announces no bf16 units "
+                   "(amx_bf16 / avx512_bf16 in /proc/cpuinfo), so autocast would emulate it, many times slower "
+                   "than fp32; set trainer.accelerator: cpu to keep the precision asked for)")
     trainer_config.precision = "32-true"
 
 
@@ -180,7 +261,7 @@ def resolve_last_checkpoint(config) -> None:
     logger = config.trainer.get("logger")
     init = logger.get("init_args") if hasattr(logger, "get") else None
     if init is None or init.get("save_dir") is None:
-        raise SystemExit("--ckpt_path last needs trainer.logger with init_args.save_dir (as in experiments/*.yaml)")
+        raise ConfigError("--ckpt_path last needs trainer.logger with init_args.save_dir (as in experiments/*.yaml)")
     runs = Path(init.save_dir) / (init.get("name") or "lightning_logs")
     found = sorted(runs.glob("version_*/checkpoints/last.ckpt"),
                    key=lambda p: (int(p.parents[1].name.split("_")[-1]) if p.parents[1].name.split("_")[-1].isdigit()
@@ -188,7 +269,7 @@ def resolve_last_checkpoint(config) -> None:
     if init.get("version") not in (None, ""):
         found = [p for p in found if p.parents[1].name in (str(init.version), f"version_{init.version}")]
     if not found:
-        raise SystemExit(f"--ckpt_path last: no {runs}/version_*/checkpoints/last.ckpt to resume from")
+        raise CheckpointError(f"--ckpt_path last: no {runs}/version_*/checkpoints/last.ckpt to resume from")
     config.ckpt_path = str(found[-1])
     init.version = found[-1].parents[1].name
     print(f"resuming {config.ckpt_path}", flush=True)
@@ -294,7 +375,7 @@ def find_probe_name(argv: list[str]) -> Optional[str]:
         return name
     for path in config_files(expand_config_stack(argv)):  # a probe: key may sit in a stacked parent
         if Path(path).is_file():
-            content = yaml.safe_load(Path(path).read_text())
+            content = load_yaml(path)
             if isinstance(content, dict) and content.get("probe"):
                 name = str(content["probe"])
     return name
@@ -346,16 +427,26 @@ def export_command(argv: list[str]) -> int:
     return export_main(argv)
 
 
+# Exit status of a fit stopped by SIGTERM after saving a resumable checkpoint: 128 + 15, as a shell reports a
+# process killed by the signal, so `fit && test --probe` never probes a half-trained run (docs/distributed.md).
+EXIT_SIGTERM = 143
+
+
 def lightning_command(argv: list[str]) -> int:
     """fit / validate / predict (and test's help): the LightningCLI of JEPAModule; ``argv`` starts with the command."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from jepa_lit.data.records import LayoutError
 
     try:
         run_cli(argv)
         close_process_group()
     except LayoutError as error:  # a wrong --data.root: the message shows the path, what is near and the tree
-        print(f"jepa-lit {argv[0]}: error: {error}{root_note(error, 'data.init_args')}", file=sys.stderr)
-        return 2
+        raise LayoutError(f"{error}{root_note(error, 'data.init_args')}") from error
+    except SIGTERMException:  # Lightning's loops stop at a batch's end; CheckpointOnSigterm saved last.ckpt
+        print(f"jepa-lit {argv[0]}: stopped by SIGTERM; resume with --ckpt_path last (or the run's "
+              f"checkpoints/last.ckpt); exit status {EXIT_SIGTERM}", file=sys.stderr, flush=True)
+        return EXIT_SIGTERM
     return 0
 
 
@@ -417,7 +508,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         print(usage() + f"\n\njepa-lit: error: unknown command {argv[0]!r}"
               + (f"; did you mean {near!r}?" if near else ""), file=sys.stderr)
         sys.exit(2)
-    code = command.run(argv)
+    code = run_command(f"jepa-lit {argv[0]}", command.run, argv)
     if code or command.exits:
         sys.exit(code)
 

@@ -15,13 +15,18 @@ from typing import Any, Iterator
 
 import yaml
 
+from jepa_lit.errors import ConfigError
+
 
 def load_yaml(path: str | os.PathLike) -> Any:
-    """A YAML file's content; a syntax error names the file."""
+    """A YAML file's content; a syntax error names the file and the line (a ConfigError)."""
     try:
         return yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML: {error}") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
 
 
 def expand_config_stack(args: list[str]) -> list[str]:
@@ -30,10 +35,20 @@ def expand_config_stack(args: list[str]) -> list[str]:
     itself ignores a ``config:`` list inside a config file)."""
 
     def parents(path: str) -> list[str]:
-        with open(path) as handle:
-            names = (yaml.safe_load(handle) or {}).get("config") or []
+        content = load_yaml(path) or {}
+        if not isinstance(content, dict):
+            raise ConfigError(f"{path}: expected a mapping of config keys, got {type(content).__name__}")
+        names = content.get("config") or []
         names = [names] if isinstance(names, str) else names
         base = os.path.dirname(path)
+        for name in names:  # a parent that is not there: name the file that lists it
+            if not os.path.isfile(os.path.join(base, str(name))):
+                from jepa_lit.hints import path_hint
+
+                hint = path_hint(os.path.join(base, str(name)), suffixes=(".yaml", ".yml"))
+                raise ConfigError(f"{path}: config: names {name!r}, but {os.path.join(base, str(name))} is not "
+                                  "a file (parents are read relative to the file that names them)"
+                                  + (f"\n{hint}" if hint else ""))
         return [f for name in names for f in [*parents(os.path.join(base, name)), os.path.join(base, name)]]
 
     expanded, i = [], 0
@@ -126,4 +141,4 @@ def check_class_paths(args: list[str]) -> None:
             if class_path.startswith("jepa_lit."):
                 problem = unknown_class_path(class_path)
                 if problem is not None:
-                    raise SystemExit(f"error: {path} {problem}")
+                    raise ConfigError(f"{path} {problem}")

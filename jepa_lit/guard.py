@@ -17,22 +17,32 @@ import torch
 from torch import Tensor
 
 from jepa_lit.distributed import all_reduce_sum, world_size
+from jepa_lit.errors import JepaLitError
 
 
 class NonFiniteLossError(RuntimeError):
     pass
 
 
+class SkippedStepsError(JepaLitError, RuntimeError):
+    """More steps were skipped than ``guard.max_skipped_fraction`` allows: the run did not really train."""
+
+    exit_code = 1  # the run failed; its input is not known to be at fault
+
+
 @dataclass
 class GuardConfig:
     """on_nonfinite: "stop" raises naming the step and the term; "skip" drops the step.
     spike_std: skip a step whose loss exceeds mean + spike_std * std of the last ``spike_window``
-    losses (None: off); checked once ``spike_min_history`` losses are known."""
+    losses (None: off); checked once ``spike_min_history`` losses are known.
+    max_skipped_fraction: a fit that skipped more than this fraction of its training batches (non-finite
+    or spike) fails at its end (non-zero exit status) after saving its last checkpoint."""
 
     on_nonfinite: Literal["stop", "skip"] = "stop"
     spike_std: Optional[float] = None
     spike_window: int = 100
     spike_min_history: int = 20
+    max_skipped_fraction: float = 0.1
 
 
 class LossGuard:
@@ -40,6 +50,7 @@ class LossGuard:
         self.config = config
         self.history: deque[float] = deque(maxlen=config.spike_window)
         self.skipped = 0
+        self.batches = 0  # training batches seen (skipped ones included), over every resumed attempt
 
     def check(self, terms: dict[str, Tensor], loss: Tensor, step: int) -> Optional[str]:
         """Why this step must be skipped (None: train on it); raises on a non-finite loss under "stop".
@@ -74,10 +85,26 @@ class LossGuard:
         self.history.append(loss)
         return None
 
+    def summary(self) -> Optional[str]:
+        """``skipped k of n training batches (p%)``, or None when none was skipped."""
+        if not self.skipped:
+            return None
+        return (f"guard: skipped {self.skipped} of {self.batches} training batches "
+                f"({100.0 * self.skipped / max(1, self.batches):.1f}%)")
+
+    def check_skipped(self) -> None:
+        """Raise SkippedStepsError when more than ``max_skipped_fraction`` of the batches were skipped."""
+        limit = self.config.max_skipped_fraction
+        if self.batches and self.skipped / self.batches > limit:
+            raise SkippedStepsError(f"{self.summary()}, more than model.init_args.guard.max_skipped_fraction="
+                                    f"{limit}: the run did not really train (see the skip warnings above for the "
+                                    "steps and terms)")
+
     def state_dict(self) -> dict:
-        return {"history": list(self.history), "skipped": self.skipped}
+        return {"history": list(self.history), "skipped": self.skipped, "batches": self.batches}
 
     def load_state_dict(self, state: dict) -> None:
         self.history.clear()
         self.history.extend(state.get("history", []))
         self.skipped = state.get("skipped", 0)
+        self.batches = state.get("batches", 0)

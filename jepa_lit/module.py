@@ -183,6 +183,7 @@ class JEPAModule(L.LightningModule):
         self.last_clip = batch["video"]  # to name the term behind a non-finite gradient
         batch_size = batch["video"].shape[0]
         skip = self.guard.check(terms, loss, self.global_step)  # the same decision on every rank
+        self.guard.batches += 1
         if skip is not None:
             self.guard.skipped += 1
             rank_zero_warn(f"skipping step {self.global_step}: {skip}")
@@ -244,6 +245,13 @@ class JEPAModule(L.LightningModule):
                     f"parameters without a gradient under DDP: {', '.join(unused[:10])}; remove them from the "
                     "model or set trainer.strategy: ddp_find_unused_parameters_true"
                 )
+
+    def on_train_end(self) -> None:
+        """The skipped steps, summed up; too many fail the fit (after the callbacks saved the last checkpoint)."""
+        summary = self.guard.summary()
+        if summary is not None:
+            rank_zero_warn(summary)
+        self.guard.check_skipped()
 
     def on_before_optimizer_step(self, optimizer) -> None:
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]

@@ -48,7 +48,8 @@ def test_print_config_shows_every_default(capsys):
         run_cli(["fit", "--config", SMOKE, "--print_config"])
     model = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
     assert model["mask_sampler"]["class_path"] == "jepa_lit.masks.MultiBlock3D"
-    assert model["guard"] == {"on_nonfinite": "stop", "spike_std": None, "spike_window": 100, "spike_min_history": 20}
+    assert model["guard"] == {"on_nonfinite": "stop", "spike_std": None, "spike_window": 100, "spike_min_history": 20,
+                              "max_skipped_fraction": 0.1}
 
 
 @pytest.mark.slow
@@ -65,9 +66,11 @@ def test_unknown_class_in_a_config_is_a_clear_error_not_a_traceback(tmp_path, ca
     config = tmp_path / "bad.yaml"
     config.write_text(f"config: {SMOKE}\nmodel:\n  init_args:\n    objectives:\n"
                       "      - class_path: jepa_lit.objectives.NoSuchObjective\n")
-    with pytest.raises(SystemExit) as exit_info:
+    from jepa_lit.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exit_info:
         run_cli(["fit", "--config", str(config)])
-    message = str(exit_info.value.code)
+    message = str(exit_info.value)
     assert "names jepa_lit.objectives.NoSuchObjective, which jepa-lit does not have" in message
     assert "jepa_lit.objectives.Delta" in message  # the valid ones are listed
 
@@ -96,7 +99,9 @@ def test_resume_with_ckpt_path_last_continues_the_same_run(tmp_path):
     assert sorted(p.name for p in (tmp_path / "smoke").iterdir()) == ["version_0"]
     assert torch.load(tmp_path / "smoke" / "version_0" / "checkpoints" / "last.ckpt",
                       weights_only=False)["global_step"] == 4
-    with pytest.raises(SystemExit, match="no .* to resume from"):
+    from jepa_lit.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no .* to resume from"):
         run_cli(["fit", *args[:-4], "--trainer.logger.init_args.save_dir", str(tmp_path / "empty"),
                  "--ckpt_path", "last"])
 

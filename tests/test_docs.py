@@ -215,7 +215,7 @@ def test_a_missing_checkpoint_names_the_nearest_file(tmp_path, capsys):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
     missing = str(tmp_path / "checkpoints" / "lats.ckpt")
-    text = exit_message(capsys, lambda: run_cli(["validate", "--config", SMOKE, "--ckpt_path", missing]))
+    text = exit_message(capsys, lambda: main(["validate", "--config", SMOKE, "--ckpt_path", missing]))
     assert f"checkpoint not found: {missing}" in text and f"did you mean {tmp_path}/checkpoints/last.ckpt?" in text
     text = exit_message(capsys, lambda: main(["test", "--probe", "synthetic", "--ckpt_path", missing, *QUIET]))
     assert "did you mean" in text and "last.ckpt" in text

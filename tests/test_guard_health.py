@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from jepa_lit.callbacks.health import RepresentationHealth, effective_rank
-from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError
+from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError, SkippedStepsError
 from jepa_lit.objectives import Objective
 from test_module import fit, tiny_module
 
@@ -31,9 +31,33 @@ def test_nonfinite_term_stops_naming_step_and_term():
 @pytest.mark.slow
 def test_nonfinite_term_skips_when_asked():
     L.seed_everything(0)
-    module = tiny_module(objectives=[NaNAt(1)], guard=GuardConfig(on_nonfinite="skip"))
+    module = tiny_module(objectives=[NaNAt(1)], guard=GuardConfig(on_nonfinite="skip", max_skipped_fraction=0.5))
     trainer, _ = fit(module, steps=3)
     assert module.guard.skipped == 1 and all(torch.isfinite(p).all() for p in module.parameters())
+    assert module.guard.batches == 3 and module.guard.summary() == "guard: skipped 1 of 3 training batches (33.3%)"
+
+
+class NaNEveryOther(Objective):
+    """A term that is non-finite on every other batch."""
+
+    name = "nan_every_other"
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, outputs):
+        self.calls += 1
+        return {self.name: outputs.zero() + (float("nan") if self.calls % 2 == 0 else 0.0)}
+
+
+def test_a_fit_that_skipped_too_many_steps_fails_with_a_summary():
+    L.seed_everything(0)
+    module = tiny_module(objectives=[NaNEveryOther()], guard=GuardConfig(on_nonfinite="skip"))
+    with pytest.raises(SkippedStepsError, match=r"guard: skipped 1 of 3 training batches \(33.3%\), more than "
+                                                r"model.init_args.guard.max_skipped_fraction=0.1"):
+        fit(module, steps=3)
+    assert SkippedStepsError.exit_code == 1
 
 
 def test_loss_spike_rule():
@@ -102,7 +126,8 @@ def test_nonfinite_gradient_stops_naming_step_and_term():
 @pytest.mark.slow
 def test_nonfinite_gradient_skips_the_step_when_asked():
     L.seed_everything(0)
-    module = tiny_module(objectives=[InfiniteGradientAt(1)], guard=GuardConfig(on_nonfinite="skip"))
+    module = tiny_module(objectives=[InfiniteGradientAt(1)],
+                         guard=GuardConfig(on_nonfinite="skip", max_skipped_fraction=0.5))
     with pytest.warns(UserWarning, match=r"skipping step 1: non-finite gradient at step 1 from term\(s\) inf_grad"):
         fit(module, steps=3)
     assert module.guard.skipped == 1 and all(torch.isfinite(p).all() for p in module.parameters())

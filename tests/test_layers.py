@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "jepa_lit"
 
 LAYERS = {
     1: ["jepa_lit", "jepa_lit.distributed", "jepa_lit.seeds", "jepa_lit.schedules", "jepa_lit.hashing",
-        "jepa_lit.hints", "jepa_lit.config"],
+        "jepa_lit.hints", "jepa_lit.config", "jepa_lit.errors"],
     2: ["jepa_lit.step", "jepa_lit.losses", "jepa_lit.guard",
         "jepa_lit.checkpointing", "jepa_lit.checkpointing.export", "jepa_lit.checkpointing.metadata",
         "jepa_lit.checkpointing.writing",
@@ -42,7 +42,7 @@ LAYERS = {
         "jepa_lit.objectives.spectral", "jepa_lit.objectives.velgate"],
     3: ["jepa_lit.module",
         "jepa_lit.callbacks", "jepa_lit.callbacks.health", "jepa_lit.callbacks.mask_images",
-        "jepa_lit.callbacks.online_probe", "jepa_lit.callbacks.term_gradients",
+        "jepa_lit.callbacks.online_probe", "jepa_lit.callbacks.term_gradients", "jepa_lit.callbacks.preemption",
         "jepa_lit.eval", "jepa_lit.eval.benchmarks", "jepa_lit.eval.checkpoint", "jepa_lit.eval.evaluate",
         "jepa_lit.eval.feature_data", "jepa_lit.eval.features", "jepa_lit.eval.probe_module",
         "jepa_lit.eval.results"],

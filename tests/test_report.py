@@ -412,3 +412,26 @@ def test_the_answer_follows_the_numbers(ucf_baseline, expected):
     cross = CrossRegime("mixed", "ucf101", "baseline", ["baseline"], ["imagenet100"],
                         {("baseline", "imagenet100"): delta})
     assert answer(cross).startswith(expected)
+
+
+def test_a_deleted_results_json_is_warned_about_and_not_tabulated(study, capsys):
+    gone = study / "mixed" / "ld" / "seed_1" / "probes" / "ssv2.json"
+    gone.unlink()
+    report = make_report(study, plots=False)
+    assert any(f"mixed/ld/seed_1 ssv2: {gone.parents[1] / 'run.json'} lists {gone}, which no longer exists "
+               "(not tabulated" in w for w in report["warnings"])
+    assert report_main([str(study), "--no-plots"]) == 0
+    assert f"lists {gone}, which no longer exists" in capsys.readouterr().err
+    rows = list(csv.DictReader((study / "report" / "runs.csv").open()))
+    assert not any(r.get("run_id") == "mixed/ld/seed_1" and r.get("benchmark") == "ssv2" for r in rows)
+
+
+@pytest.mark.parametrize("target", ["run.json", "probes/ssv2.json"])
+def test_a_corrupt_registry_or_results_file_is_named_with_exit_status_2(study, capsys, target):
+    from jepa_lit.study.__main__ import main as study_main
+
+    broken = study / "mixed" / "ld" / "seed_1" / target
+    broken.write_text(broken.read_text()[:40])  # cut short, as by a full disk
+    assert study_main(["report", str(study), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}: not valid JSON" in err and "Traceback" not in err

@@ -408,12 +408,91 @@ def test_changed_config_is_refused_then_rerun_aside(tmp_path):
 
 
 def test_a_run_locked_by_a_live_process_is_left_alone(tmp_path):
+    import fcntl
+
     runs = expand(write_spec(tmp_path, seeds=[0]))[:1]
     runs[0].run_dir.mkdir(parents=True)
-    (runs[0].run_dir / ".lock").write_text(json.dumps({"host": "elsewhere", "pid": 1, "since": "now"}))
+    with open(runs[0].run_dir / ".lock", "w") as other:  # another process's lock (a separate open file)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        fake = FakeLaunch()
+        assert run_local(runs, Executor(launch=fake, echo=lambda m: None)) == {runs[0].run_id: "locked"}
+        assert fake.calls == []
+    assert run_local(runs, Executor(launch=fake, echo=lambda m: None)) == {runs[0].run_id: "done"}  # released
+
+
+def test_a_fit_outliving_its_sweep_keeps_the_run_locked(tmp_path):
+    """kill -9 of the sweep alone: its fit trains on and holds the lock, so a rerun leaves the run alone."""
+    from jepa_lit.study.lock import LOCK_FD_VARIABLE
+
+    runs = expand(write_spec(tmp_path, seeds=[0]))[:1]
+    orphans = []
+
+    def orphaning(cmd, log, env):  # the fit goes on in a process the sweep no longer waits for
+        orphans.append(subprocess.Popen(["sleep", "60"], pass_fds=(int(env[LOCK_FD_VARIABLE]),)))
+        return -9
+    try:
+        assert run_local(runs, Executor(launch=orphaning, echo=lambda m: None)) == {runs[0].run_id: "failed"}
+        fake = FakeLaunch()
+        assert run_local(runs, Executor(launch=fake, echo=lambda m: None)) == {runs[0].run_id: "locked"}
+        assert fake.calls == []
+    finally:
+        for orphan in orphans:
+            orphan.kill()
+            orphan.wait()
+    assert run_local(runs, Executor(launch=FakeLaunch(), echo=lambda m: None)) == {runs[0].run_id: "done"}
+
+
+@pytest.mark.parametrize("status", [143, 130, -15])
+def test_a_run_stopped_by_a_signal_is_interrupted_not_failed(tmp_path, status):
+    runs = expand(write_spec(tmp_path, seeds=[0]))[:1]
+    fake = FakeLaunch(crash={runs[0].run_id: 2}, crash_status=status)
+    assert run_local(runs, Executor(launch=fake, echo=lambda m: None)) == {runs[0].run_id: "interrupted"}
+    assert statuses(runs) == {runs[0].run_id: "interrupted"} and plan(runs[0])[0] == "resume"
+
+
+def test_once_the_sweep_stops_no_run_starts(tmp_path):
+    from jepa_lit.study import executor
+
+    runs = expand(write_spec(tmp_path, seeds=[0]))[:2]
     fake = FakeLaunch()
-    assert run_local(runs, Executor(launch=fake, echo=lambda m: None)) == {runs[0].run_id: "locked"}
+    executor.STOPPING.set()
+    try:
+        assert set(run_local(runs, Executor(launch=fake, echo=lambda m: None)).values()) == {"interrupted"}
+    finally:
+        executor.STOPPING.clear()
     assert fake.calls == []
+
+
+def test_every_run_records_the_git_info_read_once_before_the_jobs(tmp_path, monkeypatch):
+    from jepa_lit.study import registry
+    from jepa_lit.study.registry import PackageInfo
+
+    runs = expand(write_spec(tmp_path, seeds=[0]))[:4]
+    calls = []
+    monkeypatch.setattr(registry, "package_info", lambda: calls.append(1) or PackageInfo(version="x"))
+    package = PackageInfo(version="0.2.0", git_commit="c0ffee", git_dirty=False)
+    run_local(runs, Executor(launch=FakeLaunch(), echo=lambda m: None, package=package), jobs=2)
+    recorded = [json.loads(r.registry_path.read_text()) for r in runs]
+    assert [r["package"]["git_commit"] for r in recorded] == ["c0ffee"] * 4
+    assert all(a["package"]["git_commit"] == "c0ffee" for r in recorded for a in r["attempts"])
+    assert calls == []  # nothing read git again while the jobs ran
+
+
+@pytest.mark.parametrize("target, dry_run", [("run.json", True), ("run.json", False), ("results", True),
+                                             ("results", False)])
+def test_a_corrupt_registry_file_is_named_and_exits_2(tmp_path, capsys, target, dry_run):
+    from jepa_lit.study.__main__ import main as study_main
+
+    spec = write_spec(tmp_path, regimes={"ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"),
+                                                    "probes": ["synthetic"], "variants": ["baseline"]}}, seeds=[0])
+    runs = expand(spec)
+    run_local(runs, Executor(launch=FakeLaunch(), echo=lambda m: None))
+    broken = runs[0].registry_path if target == "run.json" else runs[0].run_dir / "probes" / runs[0].probes[0].output_name
+    broken.write_text('{"run_id": "ucf101/baseline/seed_0", "metrics": {"top1": 5')  # cut short
+    capsys.readouterr()
+    assert study_main(["sweep", str(spec), "--scale", "full", *(["--dry-run"] if dry_run else [])]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}: not valid JSON" in err and "Traceback" not in err
 
 
 def test_sbatch_array_script(tmp_path):

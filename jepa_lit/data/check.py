@@ -26,13 +26,12 @@ import av
 from jepa_lit.data import diving48, imagenet100, ssv2, ucf101
 from jepa_lit.data.decode import (
     BadInputError,
+    announced_frame_count,
     clearly_truncated,
     error_reason,
-    duration_seconds,
     decode_frames,
     demux_frame_count,
     open_video,
-    stream_fps,
 )
 from jepa_lit.data.mixed import SOURCES
 from jepa_lit.data.clip_dataset import read_image
@@ -58,10 +57,7 @@ def check_video(path: str, full_decode: bool = False) -> Optional[str]:
         return e.reason
     try:
         stream = container.streams.video[0]
-        announced = stream.frames or None
-        duration = duration_seconds(container, stream)
-        if announced is None and duration is not None:
-            announced = round(duration * stream_fps(stream))
+        announced = announced_frame_count(container)  # what training compares with, too
         try:
             packets = demux_frame_count(container)
         except av.FFmpegError as e:
@@ -80,7 +76,7 @@ def check_video(path: str, full_decode: bool = False) -> Optional[str]:
         if decoded < packets - 1:
             return f"decodes only {decoded} of its {packets} frames"
         if clearly_truncated(packets, announced):
-            return f"holds {packets} frames, its header announces {announced} (truncated, or a wrong header)"
+            return f"holds {packets} frames, it announces {announced} (truncated, or a wrong header)"
         return None
     finally:
         container.close()

@@ -17,6 +17,7 @@ from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
 from jepa_lit.data.records import IndexProblem, LayoutError, Record, read_list_file, resolve_dataset_root
 from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
 from jepa_lit.data.transforms import Interpolation, VideoEvalTransform, VideoTrainTransform
+from jepa_lit.errors import DataError
 from jepa_lit.seeds import run_seed
 
 log = logging.getLogger("jepa_lit.data")
@@ -143,7 +144,8 @@ class ClipDataModule(L.LightningDataModule):
         self.index_problems.extend(problems)
         for p in problems:
             if self.on_error == "raise":
-                raise ValueError(f"{self.dataset_name} {split}: {p.where}: {p.reason}")
+                raise DataError(f"{self.dataset_name} {split}: {p.where}: {p.reason} (data.on_error: skip "
+                                "leaves such entries out, counted)")
             log.warning("%s %s: skipped annotation entry %s: %s", self.dataset_name, split, p.where, p.reason)
         if problems:
             log.warning("%s %s: %d annotation entries skipped (see above)", self.dataset_name, split, len(problems))

@@ -73,8 +73,12 @@ def open_video(path: Union[str, os.PathLike], thread_type: ThreadType = DEFAULT_
         raise VideoDecodeError(path, "file not found (listed in the annotations but missing on disk)")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(path, "zero-byte file")
+    if not os.access(path, os.R_OK):  # FFmpeg would call it an invalid file; say what it is
+        raise VideoDecodeError(path, "permission denied (the file is not readable by this user)")
     try:
         container = av.open(path, metadata_errors="ignore")
+    except PermissionError as e:  # PyAV's EACCES error is one too
+        raise VideoDecodeError(path, "permission denied (the file is not readable by this user)") from e
     except av.FFmpegError as e:
         raise VideoDecodeError(path, f"cannot open container: {error_reason(e)} (truncated, corrupt or not a video)") from e
     if not container.streams.video:
@@ -154,16 +158,23 @@ def count_frames(video: Union[str, os.PathLike, "av.container.InputContainer"]) 
     return n
 
 
+def announced_frame_count(container) -> Optional[int]:
+    """The frame count a video announces: its header's when that agrees with duration x fps, else duration x
+    fps; None when it announces neither. The one count that ``jepa-lit data check`` and the datasets compare
+    the decoded frames with, so both report the same number for the same file."""
+    n = header_frame_count(container)
+    if n is not None:
+        return n
+    stream = container.streams.video[0]
+    seconds = duration_seconds(container, stream)
+    return max(1, round(seconds * stream_fps(stream))) if seconds else None
+
+
 def estimated_frame_count(container) -> int:
-    """The header's count, else duration x fps, else a demux: no extra pass over the file in the usual
+    """The announced count (announced_frame_count), else a demux: no extra pass over the file in the usual
     cases (WebM has no header count). An over-estimate shows up when decoding reaches the real end
     (``num_frames_seen``), and the dataset then draws again within the real length."""
-    if header_frame_count(container) is None:
-        stream = container.streams.video[0]
-        seconds = duration_seconds(container, stream)
-        if seconds:
-            return max(1, round(seconds * stream_fps(stream)))
-    return count_frames(container)
+    return announced_frame_count(container) or count_frames(container)
 
 
 def _runs(indices: np.ndarray, seek_gap: int) -> list[tuple[int, int]]:

@@ -132,8 +132,8 @@ def make_ucf101(root: PathLike, broken: bool = True) -> dict:
         (root / "UCF-101" / zero).write_bytes(b"")
         _truncate(write_video(root / "UCF-101" / trunc, 30))
         train += [f"{zero} 101", f"{trunc} 1", f"{missing} 37"]
-        # the truncated AVI still opens but decodes 2 of the 30 frames its header announces: a bad
-        # sample (skipped in training, dropped in evaluation), and listed by data check
+        # the truncated AVI still opens but decodes 2 of the 15 frames it announces (duration x fps; its
+        # header says 30): a bad sample (skipped in training, dropped in evaluation), and listed by data check
         bad = {f"UCF-101/{zero}": "zero-byte", f"UCF-101/{trunc}": "truncated", f"UCF-101/{missing}": "missing"}
     (lists / "trainlist01.txt").write_text("\r\n".join(train) + "\r\n")  # the official files use CRLF
     (lists / "testlist01.txt").write_text("\r\n".join(test) + "\r\n")

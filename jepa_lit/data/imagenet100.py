@@ -48,8 +48,8 @@ def index_imagenet100(
 ) -> tuple[list[Record], list[IndexProblem]]:
     """Image records of train/ or val/ (the test split) for the listed classes, files in sorted order.
 
-    A listed class without a folder is reported as an IndexProblem; a split folder with none of the
-    listed classes is a layout error.
+    A listed class without a folder is reported as an IndexProblem, and so is an image entry that is a
+    link to nothing (a dangling symlink); a split folder with none of the listed classes is a layout error.
     """
     root_p = Path(root)
     split_dir = root_p / ("train" if subset == "train" else "val")
@@ -62,9 +62,12 @@ def index_imagenet100(
             problems.append(IndexProblem(f"{split_dir.name}/{wnid}", "class folder missing"))
             continue
         found += 1
-        names = sorted(
-            e.name for e in os.scandir(folder) if e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS
-        )
+        entries = [e for e in os.scandir(folder) if Path(e.name).suffix.lower() in IMAGE_EXTENSIONS]
+        names = sorted(e.name for e in entries if e.is_file())
+        for e in sorted(entries, key=lambda e: e.name):
+            if e.is_symlink() and not e.is_file():  # is_file() follows the link: it points at nothing
+                problems.append(IndexProblem(f"{split_dir.name}/{wnid}/{e.name}",
+                                             f"dangling link to {os.readlink(e.path)} (no such file)"))
         records.extend(Record(str(folder / name), label, modality=IMAGE) for name in names)
     if found == 0:
         raise layout_error(
@@ -108,13 +111,15 @@ class ImageNet100DataModule(ClipDataModule):
 
     def index_official(self, root, split):
         records, problems = index_imagenet100(root, split, self.class_list)
+        folders = [p for p in problems if p.reason == "class folder missing"]
         # Missing class folders leave the labels intact (they are list positions): warn, don't fail.
-        if problems:
+        if folders:
             log.warning(
                 "imagenet100 %s: %d of %d class folders missing, e.g. %s",
                 split,
-                len(problems),
+                len(folders),
                 NUM_CLASSES,
-                problems[0].where,
+                folders[0].where,
             )
-        return records, []
+        # Bad files (dangling links) follow data.on_error as other bad entries: counted and skipped, or raised.
+        return records, [p for p in problems if p not in folders]

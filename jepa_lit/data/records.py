@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from jepa_lit.errors import DataError
 from jepa_lit.hints import path_hint
 
 VIDEO, IMAGE = 0, 1  # the "modality" flag of a sample
@@ -38,7 +39,7 @@ class IndexProblem:
     reason: str
 
 
-class LayoutError(FileNotFoundError):
+class LayoutError(DataError, FileNotFoundError):
     """A dataset root that is missing or not laid out as expected; the message shows the expected tree."""
 
 
@@ -109,5 +110,6 @@ def load_json(path: Path):
     try:
         return json.loads(Path(path).read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
+        raise DataError(f"{path}: not valid JSON ({e}); expected the dataset's annotation file as "
+                        "downloaded (see docs/datasets.md)") from e
 

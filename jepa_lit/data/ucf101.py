@@ -14,6 +14,7 @@ from typing import Literal, Optional
 
 from jepa_lit.data.datamodule import ClipDataModule
 from jepa_lit.data.records import IndexProblem, Record, layout_error, require
+from jepa_lit.errors import DataError
 
 NUM_CLASSES = 101
 OFFICIAL_SIZES = {1: {"train": 9537, "test": 3783}, 2: {"train": 9586, "test": 3734}, 3: {"train": 9624, "test": 3696}}
@@ -44,6 +45,22 @@ def read_class_index(path: Path) -> dict[str, int]:
     return classes
 
 
+def list_entries(list_file: Path) -> dict[str, int]:
+    """The clips a split list names (lower case, ``/`` separators) -> the line of each; a clip listed twice
+    is a DataError naming both lines (it would be trained on, or tested, twice as often)."""
+    seen: dict[str, int] = {}
+    for n, line in enumerate(list_file.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        clip = parts[0].replace("\\", "/").lower()
+        if clip in seen:
+            raise DataError(f"{list_file}:{n}: {parts[0]} is listed again (first at line {seen[clip]}); "
+                            "expected each clip once (a damaged or hand-edited split list?)")
+        seen[clip] = n
+    return seen
+
+
 def video_dir(root: Path) -> Path:
     """The folder holding the class folders: root/UCF-101 when present, else the root itself."""
     return root / "UCF-101" if (root / "UCF-101").is_dir() else root
@@ -64,6 +81,14 @@ def index_ucf101(
     folders = {p.name.lower(): p.name for p in videos.iterdir() if p.is_dir()}
     if not folders:
         raise layout_error("UCF-101", root, f"no class folders in {videos}", EXPECTED_LAYOUT)
+    entries = list_entries(list_file)
+    test_list = lists / f"testlist0{split}.txt"
+    if subset == "train" and test_list.is_file():  # a test clip trained on would inflate every probe result
+        tested = list_entries(test_list)
+        for clip, n in entries.items():
+            if clip in tested:
+                raise DataError(f"{list_file}:{n}: {clip} is a test clip of split {split} ({test_list}:"
+                                f"{tested[clip]}); expected the train list to hold no test clips")
     records, problems = [], []
     for n, line in enumerate(list_file.read_text().splitlines(), 1):
         parts = line.split()

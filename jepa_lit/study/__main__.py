@@ -34,7 +34,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if argv and not asked:
             print(f"error: unknown command {argv[0]!r}", file=sys.stderr)
         return 0 if asked else 2
-    return COMMANDS[argv[0]][0](argv[1:])
+    from jepa_lit.errors import run_command
+
+    return run_command(f"python -m jepa_lit.study {argv[0]}", COMMANDS[argv[0]][0], argv[1:])
 
 
 if __name__ == "__main__":

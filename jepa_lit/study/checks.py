@@ -8,14 +8,13 @@ probe settings are no longer what the sweep's spec expands to.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from jepa_lit.eval.results import comparison_settings, differences
-from jepa_lit.study.registry import RunRecord
+from jepa_lit.study.registry import RunRecord, read_results
 
 
 class Refused(ValueError):
@@ -42,7 +41,9 @@ class Result:
         return self.record.baseline_run
 
 
-def collect(records: list[RunRecord]) -> list[Result]:
+def collect(records: list[RunRecord], missing: Optional[list[str]] = None) -> list[Result]:
+    """The results of finished runs. A result whose run.json names a results JSON that is gone is left out,
+    with a line in ``missing``; a results JSON that cannot be read raises a RegistryError naming it."""
     results = []
     for record in records:
         if record.status != "done":
@@ -50,8 +51,13 @@ def collect(records: list[RunRecord]) -> list[Result]:
         for bench, metric in record.metrics.items():
             settings = None
             path = Path(record.directory or ".") / (metric.results or "")
-            if metric.results and path.is_file():
-                settings = comparison_settings(json.loads(path.read_text()))
+            if metric.results and not path.is_file():
+                if missing is not None:
+                    missing.append(f"{record.run_id} {bench}: {Path(record.directory or '.') / 'run.json'} lists "
+                                   f"{path}, which no longer exists (not tabulated; rerun the sweep to probe again)")
+                continue
+            if metric.results:
+                settings = comparison_settings(read_results(path))
             results.append(Result(record.run_id, record.regime, record.variant, record.seed, bench,
                                   float(metric.top1), metric.top1_ci95, metric.comparison_key, settings, record))
     return results

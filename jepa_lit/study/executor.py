@@ -14,8 +14,10 @@ import os
 import shlex
 import shutil
 import socket
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,21 +26,54 @@ from typing import Any, Callable, Optional
 import yaml
 
 from jepa_lit.config import deep_merge
-from jepa_lit.study.lock import RunLock
+from jepa_lit.study.lock import LOCK_FD_VARIABLE, RunLock
 from jepa_lit.study.plan import checkpoint_step, plan, target_steps
-from jepa_lit.study.registry import REPO, ProbeMetrics, RunRecord, now, package_info, read_record, write_record
+from jepa_lit.study.registry import (REPO, PackageInfo, ProbeMetrics, RegistryError, RunRecord, now, package_info,
+                                     read_record, read_results, write_record)
 from jepa_lit.study.runs import FIT_OVERRIDES, Run
 
 Launch = Callable[[list[str], Path, dict[str, str]], int]
 
 
+# Set when the sweep is told to stop (Ctrl-C, SIGTERM): runs whose commands then end are ``interrupted``, not
+# ``failed``, and runs not yet started are left alone.
+STOPPING = threading.Event()
+# Exit statuses of a command stopped by SIGINT / SIGTERM (the CLI's 143 included): the run was interrupted.
+INTERRUPTED_STATUSES = (130, 143, -signal.SIGINT, -signal.SIGTERM)
+_children: set[subprocess.Popen] = set()
+_children_lock = threading.Lock()
+
+
 def subprocess_launch(cmd: list[str], log: Path, env: dict[str, str]) -> int:
-    """Run a command with its output appended to ``log``; returns its exit status."""
+    """Run a command with its output appended to ``log``; returns its exit status. The run's lock file
+    (``LOCK_FD_VARIABLE`` in ``env``) is passed on, so the lock lasts as long as the command."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    keep = (int(env[LOCK_FD_VARIABLE]),) if env.get(LOCK_FD_VARIABLE) else ()
     with open(log, "a") as handle:
         handle.write(f"\n===== {now()}  {shlex.join(cmd)}\n")
         handle.flush()
-        return subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd()).returncode
+        process = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd(),
+                                   pass_fds=keep)
+        with _children_lock:
+            _children.add(process)
+        try:
+            return process.wait()
+        except BaseException:  # the sweep itself is stopping: the command must not train on unwatched
+            process.terminate()
+            process.wait()
+            raise
+        finally:
+            with _children_lock:
+                _children.discard(process)
+
+
+def stop_children(signum: int = signal.SIGTERM) -> None:
+    """Tell every running command to stop (a fit then saves last.ckpt and exits 143)."""
+    STOPPING.set()
+    with _children_lock:
+        for process in _children:
+            if process.poll() is None:
+                process.send_signal(signum)
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -73,9 +108,14 @@ class Executor:
     fit_prefix: list[str] = field(default_factory=list)  # e.g. ["srun"] inside a SLURM allocation
     rerun_changed: bool = False
     echo: Callable[[str], None] = print
+    # jepa-lit's version and git commit, read once before runs start (None: read on first use)
+    package: Optional[PackageInfo] = None
 
-    def environment(self, run: Run, gpus: Optional[str] = None, probe: bool = False) -> dict[str, str]:
+    def environment(self, run: Run, gpus: Optional[str] = None, probe: bool = False,
+                    lock: Optional[RunLock] = None) -> dict[str, str]:
         env = {**os.environ, **run.env}
+        if lock is not None and lock.fd is not None:
+            env[LOCK_FD_VARIABLE] = str(lock.fd)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
         if gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpus
@@ -84,7 +124,9 @@ class Executor:
         return env
 
     def __call__(self, run: Run, gpus: Optional[str] = None) -> str:
-        """Returns the run's final status (done, failed, changed, locked)."""
+        """Returns the run's final status (done, failed, interrupted, changed, locked)."""
+        if STOPPING.is_set():
+            return "interrupted"
         if plan(run)[0] == "skip":  # no lock needed to leave a finished run alone
             self.echo(f"{run.run_id}: done, skipped")
             return "done"
@@ -112,36 +154,46 @@ class Executor:
                     self.echo(f"{run.run_id}: skipped: {held}")
                     return "locked"
                 record, action = None, "start"
-            return self._execute(run, record, action, gpus)
+            return self._execute(run, record, action, gpus, lock)
         except BaseException as error:  # Ctrl-C or a bug: say so in the registry; the files decide the resume
             if lock.held:
-                current = read_record(run.registry_path) or RunRecord.new(run)
-                current.status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+                try:
+                    current = read_record(run.registry_path) or RunRecord.new(run, self.package)
+                except RegistryError:
+                    current = RunRecord.new(run, self.package)
+                stopped = isinstance(error, KeyboardInterrupt) or STOPPING.is_set()
+                current.status = "interrupted" if stopped else "failed"
                 current.error, current.updated = f"{type(error).__name__}: {error}", now()
                 write_record(run.registry_path, current)
             raise
         finally:
             lock.release()
 
-    def _execute(self, run: Run, previous: Optional[RunRecord], action: str, gpus: Optional[str]) -> str:
-        record = RunRecord.new(run)  # the current config, probes and package; history carried over
+    def _execute(self, run: Run, previous: Optional[RunRecord], action: str, gpus: Optional[str],
+                 lock: Optional[RunLock] = None) -> str:
+        if self.package is None:
+            self.package = package_info()
+        record = RunRecord.new(run, self.package)  # the current config, probes and package; history carried over
         if previous is not None:
             record.attempts, record.created = previous.attempts, previous.created
             if action == "probe":
                 record.pretraining = previous.pretraining
         record.status, record.host, record.pid = "running", socket.gethostname(), os.getpid()
-        attempt = {"started": now(), "action": action, "package": vars(package_info()), "host": socket.gethostname()}
+        attempt = {"started": now(), "action": action, "package": dict(vars(self.package)),
+                   "host": socket.gethostname()}
         record.attempts.append(attempt)
         write_record(run.registry_path, record)
         write_yaml(run.run_dir / FIT_OVERRIDES, run.run_overrides(),
                    f"# written by jepa_lit.study for {run.run_id} (scale {run.scale}); the last --config of its fit")
 
-        def fail(message: str, log: Optional[Path] = None) -> str:
-            record.status, record.error, record.updated = "failed", message, now()
+        def fail(message: str, log: Optional[Path] = None, rc: Optional[int] = None) -> str:
+            # A command stopped by Ctrl-C / SIGTERM (or while the sweep stops) was interrupted, not broken.
+            status = "interrupted" if STOPPING.is_set() or rc in INTERRUPTED_STATUSES else "failed"
+            record.status, record.error, record.updated = status, message, now()
             attempt.update(ended=now(), error=message)
             write_record(run.registry_path, record)
-            self.echo(f"{run.run_id}: FAILED: {message}" + (f"\n{tail(log)}" if log else ""))
-            return "failed"
+            self.echo(f"{run.run_id}: {status.upper()}: {message}" + (f"\n{tail(log)}" if log else ""))
+            return status
 
         # 1. pretraining (the random_init control: its architecture file instead)
         if action in ("start", "resume") and not run.pretrain:
@@ -163,10 +215,10 @@ class Executor:
             log = run.run_dir / "logs" / "fit.log"
             start = time.perf_counter()
             rc = self.launch(self.fit_prefix + run.fit_command(self.python, resume=action == "resume"), log,
-                             self.environment(run, gpus))
+                             self.environment(run, gpus, lock=lock))
             attempt.update(fit_rc=rc, fit_wall_s=round(time.perf_counter() - start, 1))
             if rc != 0:
-                return fail(f"pretraining exited with status {rc} (log: {log})", log)
+                return fail(f"pretraining exited with status {rc} (log: {log})", log, rc)
             if not run.checkpoint.is_file():
                 return fail(f"pretraining wrote no {run.checkpoint} (the config's logger and ModelCheckpoint must "
                             "write into the run directory, with save_last: true)", log)
@@ -191,11 +243,12 @@ class Executor:
                 write_yaml(run.run_dir / "probes" / f"{probe.benchmark}.sweep.yaml", over,
                            f"# written by jepa_lit.study for {run.run_id}: merged over {probe.config}")
                 log = run.run_dir / "logs" / f"probe-{probe.benchmark}.log"
-                rc = self.launch(run.probe_command(probe, self.python), log, self.environment(run, gpus, probe=True))
+                rc = self.launch(run.probe_command(probe, self.python), log,
+                                 self.environment(run, gpus, probe=True, lock=lock))
                 attempt[f"probe_{probe.benchmark}_rc"] = rc
                 if rc != 0 or not output.is_file():
-                    return fail(f"probe {probe.benchmark} exited with status {rc} (log: {log})", log)
-            record.metrics[probe.benchmark] = probe_metrics(json.loads(output.read_text()), probe.output_name)
+                    return fail(f"probe {probe.benchmark} exited with status {rc} (log: {log})", log, rc)
+            record.metrics[probe.benchmark] = probe_metrics(read_results(output), probe.output_name)
             write_record(run.registry_path, record)
 
         if not run.keep_feature_cache:

@@ -1,57 +1,58 @@
-"""``<run>/.lock``: one process works on a run at a time."""
+"""``<run>/.lock``: one process works on a run at a time, for as long as any process of it lives.
+
+The lock is an ``flock`` on ``<run>/.lock``. The kernel drops it when the last process holding the open
+file goes away, so there is no stale lock to guess about (a pid check would take over the lock of a run
+whose fit still trains after the sweep was killed). The sweep passes the locked file to the fit and probe
+processes it starts (``LOCK_FD_VARIABLE`` names it for the launcher): killed with ``kill -9``, the sweep
+leaves its fit holding the lock, and a rerun skips the run as locked until that fit ends.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
-from typing import Any, Optional
+from typing import Optional
 
 from jepa_lit.study.registry import now
 from jepa_lit.study.runs import Run
 
+LOCK_FD_VARIABLE = "JEPA_LIT_RUN_LOCK_FD"  # in a launched command's environment: the lock's file descriptor
+
 
 class RunLock:
-    """``<run>/.lock`` created exclusively; a lock left by a dead process on this host is taken over."""
+    """An exclusive ``flock`` on ``<run>/.lock``; the file says who took it (for the message to others)."""
 
     def __init__(self, run: Run):
         self.path = run.run_dir / ".lock"
-        self.held = False
+        self.fd: Optional[int] = None
+
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
 
     def acquire(self) -> Optional[str]:
         """None when acquired; otherwise who holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": now()}
-        for _ in range(2):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    holder = json.loads(self.path.read_text())
-                except (OSError, ValueError):
-                    holder = {}
-                if holder.get("host") == me["host"] and not alive(holder.get("pid")):
-                    self.path.unlink(missing_ok=True)  # stale: its process is gone
-                    continue
-                return (f"locked by {holder.get('host')} pid {holder.get('pid')} since {holder.get('since')} "
-                        f"(delete {self.path} if that process is gone)")
-            with os.fdopen(fd, "w") as handle:
-                json.dump(me, handle)
-            self.held = True
-            return None
-        return f"could not lock {self.path}"
+                holder = json.loads(self.path.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            return (f"locked by {holder.get('host', '?')} pid {holder.get('pid', '?')} since "
+                    f"{holder.get('since', '?')} (or by a fit or probe it started, which still runs)")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": now()}).encode(), 0)
+        self.fd = fd
+        return None
 
     def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
-
-
-def alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True  # PermissionError included: the process exists
+        """Close this process's handle; the lock ends once no started process holds the file either."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from jepa_lit.config import load_yaml
-from jepa_lit.study.registry import RunRecord, read_record
+from jepa_lit.study.registry import RunRecord, read_record, read_results
 from jepa_lit.study.runs import Run
 
 
@@ -38,6 +38,9 @@ def plan(run: Run, record: Optional[RunRecord] = None) -> tuple[str, str]:
                            f"{run.config_hash}); --rerun-changed moves {run.run_dir} aside and starts again")
     if record is not None and record.pretrained and run.checkpoint.is_file():
         missing = [p.benchmark for p in run.probes if not (run.run_dir / "probes" / p.output_name).is_file()]
+        for probe in run.probes:  # a results JSON that is there must be readable (a RegistryError names it)
+            if probe.benchmark not in missing:
+                read_results(run.run_dir / "probes" / probe.output_name)
         if not missing and record.status == "done":
             return "skip", "done"
         return "probe", "probe " + ", ".join(missing) if missing else "record the probe results"

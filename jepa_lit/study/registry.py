@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import jepa_lit
+from jepa_lit.errors import RegistryError
 from jepa_lit.study.runs import FIT_OVERRIDES, RECORD_FILE, Run
 
 SCHEMA = "jepa_lit.sweep_run/1"
 REPO = Path(jepa_lit.__file__).resolve().parents[1]
 
 
-class RecordError(ValueError):
+class RecordError(RegistryError):
     """A run.json that cannot be read; the message names the file and the key."""
 
 
@@ -94,13 +95,14 @@ class RunRecord:
         return bool((self.pretraining or {}).get("complete"))
 
     @classmethod
-    def new(cls, run: Run) -> "RunRecord":
-        """The record of a run not yet started."""
+    def new(cls, run: Run, package: Optional[PackageInfo] = None) -> "RunRecord":
+        """The record of a run not yet started (``package``: jepa-lit's version and commit, read once per sweep)."""
         return cls(
             run_id=run.run_id, sweep=run.sweep, scale=run.scale, regime=run.regime, variant=run.variant,
             seed=run.seed, baseline=run.baseline, is_baseline=run.variant == run.baseline, reference=run.reference,
             config=run.config, config_stack=run.config_stack, config_hash=run.config_hash,
-            scale_hash=run.scale_hash, overrides=FIT_OVERRIDES, package=package_info(),
+            scale_hash=run.scale_hash, overrides=FIT_OVERRIDES,
+            package=PackageInfo(**asdict(package)) if package is not None else package_info(),
             probes={p.benchmark: {"config": p.config, "overrides": p.overrides, "probe_hash": p.hash[:16],
                                   "results": f"probes/{p.output_name}"} for p in run.probes},
             created=now(), updated=now())
@@ -163,6 +165,19 @@ def read_record(path: Path) -> Optional[RunRecord]:
     return record
 
 
+def read_results(path: Path) -> dict[str, Any]:
+    """A probe results JSON; a RegistryError naming the file when it is not one."""
+    try:
+        results = json.loads(path.read_text())
+    except ValueError as error:
+        raise RegistryError(f"{path}: not valid JSON ({error}); delete it and rerun the sweep to probe "
+                            "again") from None
+    if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict):
+        raise RegistryError(f"{path}: expected a probe results JSON (an object with 'metrics'); delete it and "
+                            "rerun the sweep to probe again")
+    return results
+
+
 def load_records(root: Path) -> list[RunRecord]:
     """Every sweep run.json under root (runs moved aside by --rerun-changed left out)."""
     records = []
@@ -172,7 +187,8 @@ def load_records(root: Path) -> list[RunRecord]:
         try:
             data = json.loads(path.read_text())
         except ValueError as error:
-            raise RecordError(f"{path}: not valid JSON ({error})") from None
+            raise RecordError(f"{path}: not valid JSON ({error}); fix or delete it (a rerun of the sweep "
+                              "writes it again)") from None
         if isinstance(data, dict) and str(data.get("schema", "")).startswith("jepa_lit.sweep_run/"):
             record = RunRecord.from_dict(data, path)
             record.directory = path.parent

@@ -71,9 +71,11 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
     dup = [k for k, n in Counter(r.run_id for r in records).items() if n > 1]
     if dup:
         raise Refused(f"{root}: runs registered twice: {', '.join(dup)} (two sweeps in one folder?)")
-    results = collect(records)
+    missing: list[str] = []
+    results = collect(records, missing)
     if not results:
-        raise FileNotFoundError(f"{root}: {len(records)} runs registered, none done with probe results yet")
+        raise FileNotFoundError(f"{root}: {len(records)} runs registered, none done with probe results yet"
+                                + "".join(f"\n  {line}" for line in missing))
     problems = find_mismatches(results, records)
     if problems and not allow_mismatch:
         raise Refused(f"report refused: {len(problems)} mismatch(es); pass --allow-mismatch to tabulate them "
@@ -87,7 +89,7 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
     files = [out / "report.md"]
     files[0].write_text(text)
     files += write_csvs(tables, results, out, stale, corrections, cross)
-    warnings = ([stale_warning(stale, sweep)] if stale else []) + notes
+    warnings = ([stale_warning(stale, sweep)] if stale else []) + notes + missing
     skipped = []
     if plots:
         for table in tables:
@@ -118,7 +120,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         report = make_report(args.root, args.out, args.allow_mismatch, not args.no_plots, args.appearance,
                              args.motion.split(",") if args.motion else None)
-    except (Refused, RecordError, FileNotFoundError) as error:
+    except (Refused, FileNotFoundError) as error:  # nothing (yet) to tabulate side by side: not bad input
         print(f"report: {error}", file=sys.stderr)
         return 1
     print(report["markdown"])

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -35,7 +36,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from jepa_lit.hints import format_duration, nearest
-from jepa_lit.study.registry import RecordError, RunRecord, now, write_json, write_record
+from jepa_lit.errors import RegistryError
+from jepa_lit.study.registry import RunRecord, now, package_info, write_json, write_record
 from jepa_lit.study.runs import Run, expand
 from jepa_lit.study.spec import SweepSpec, load_spec
 
@@ -134,7 +136,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         try:
             for i, run in enumerate(runs):
                 print(f"  {i:3d}  {run.run_id:40s} {plan(run)[1]}")
-        except RecordError as error:
+        except RegistryError as error:
             print(f"sweep: error: {error}", file=sys.stderr)
             return 2
         return 0
@@ -152,6 +154,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     return run_here(runs, spec, args)
 
 
+def stop_on_signal(signum, frame) -> None:
+    """Ctrl-C or SIGTERM to the sweep: no run starts any more, the running commands get SIGTERM (a fit saves
+    last.ckpt and exits 143), their runs are recorded ``interrupted``, and the sweep ends with status 130."""
+    from jepa_lit.study.executor import stop_children
+
+    stop_children(signal.SIGTERM)
+    raise KeyboardInterrupt
+
+
 def run_here(runs: list[Run], spec: SweepSpec, args: argparse.Namespace) -> int:
     """The local launcher with a progress line per finished run; the exit status of the sweep."""
     from jepa_lit.study.executor import Executor
@@ -164,7 +175,9 @@ def run_here(runs: list[Run], spec: SweepSpec, args: argparse.Namespace) -> int:
         with lock:
             print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
-    executor = Executor(fit_prefix=shlex.split(args.fit_prefix), rerun_changed=args.rerun_changed, echo=echo)
+    # The version and git commit, read once before any run starts (every run's record carries them).
+    executor = Executor(fit_prefix=shlex.split(args.fit_prefix), rerun_changed=args.rerun_changed, echo=echo,
+                        package=package_info())
     register_pending(runs)
     start = time.perf_counter()
     groups = [g.strip() for g in args.gpu_groups.split(";")] if args.gpu_groups else None
@@ -183,11 +196,17 @@ def run_here(runs: list[Run], spec: SweepSpec, args: argparse.Namespace) -> int:
         echo(f"{finished[0]}/{len(runs)} runs finished ({run.run_id}: {status}){eta}")
         return status
 
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+        previous = {signum: signal.signal(signum, stop_on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         statuses = run_local(runs, tracked, jobs=args.jobs or spec.jobs, gpu_groups=groups)
     except KeyboardInterrupt:
         print(f"sweep interrupted after {time.perf_counter() - start:.0f} s; run it again to resume", file=sys.stderr)
         return 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     counts = {s: list(statuses.values()).count(s) for s in sorted(set(statuses.values()))}
     print(f"sweep finished in {time.perf_counter() - start:.0f} s: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     if set(statuses.values()) - {"done"}:
