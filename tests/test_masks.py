@@ -9,8 +9,14 @@ GRID = (8, 7, 7)
 CLIP = torch.zeros(4, 3, 16, 112, 112)
 
 
+def one_group(pairs):
+    """The MaskPair of each generator, for a batch that forms a single cut group (8 or fewer samples)."""
+    assert all(len(groups) == 1 and groups[0].rows is None for groups in pairs)
+    return [groups[0] for groups in pairs]
+
+
 def test_context_and_targets_disjoint_sorted_and_within_grid():
-    pairs = MultiBlock3D(seed=1)(CLIP, GRID, step=0)
+    pairs = one_group(MultiBlock3D(seed=1)(CLIP, GRID, step=0))
     assert len(pairs) == 2
     n = 8 * 7 * 7
     for pair in pairs:
@@ -22,7 +28,7 @@ def test_context_and_targets_disjoint_sorted_and_within_grid():
 
 def test_without_truncation_context_and_targets_cover_the_grid():
     sampler = MultiBlock3D(seed=3)
-    pairs = sampler(torch.zeros(1, 3, 16, 112, 112), GRID, step=5)  # batch 1: nothing is cut
+    pairs = one_group(sampler(torch.zeros(1, 3, 16, 112, 112), GRID, step=5))  # batch 1: nothing is cut
     for pair in pairs:
         assert pair.context.shape[1] + pair.target.shape[1] == 8 * 7 * 7
 
@@ -47,16 +53,16 @@ def test_block_shape_matches_scale_and_aspect():
 def test_block_counts_and_shared_block_size():
     """Each sample's targets are the union of num_blocks blocks of the one shape of this step."""
     sampler = MultiBlock3D(generators=[BlockGenerator(num_blocks=1, spatial_scale=(0.2, 0.2))], seed=0)
-    pair = sampler(torch.zeros(3, 3, 16, 224, 224), (8, 14, 14), step=2)[0]
+    pair = one_group(sampler(torch.zeros(3, 3, 16, 224, 224), (8, 14, 14), step=2))[0]
     rng = sampler.rng(2)
     t, h, w = block_shape(sampler.generators[0], (8, 14, 14), rng)
     assert pair.target.shape[1] == t * h * w  # one block: exactly its volume, same for every sample
 
 
 def test_deterministic_under_seed_and_step():
-    a = MultiBlock3D(seed=7)(CLIP, GRID, step=11)
-    b = MultiBlock3D(seed=7)(CLIP, GRID, step=11)
-    c = MultiBlock3D(seed=7)(CLIP, GRID, step=12)
+    a = one_group(MultiBlock3D(seed=7)(CLIP, GRID, step=11))
+    b = one_group(MultiBlock3D(seed=7)(CLIP, GRID, step=11))
+    c = one_group(MultiBlock3D(seed=7)(CLIP, GRID, step=12))
     assert all(torch.equal(x.context, y.context) and torch.equal(x.target, y.target) for x, y in zip(a, b))
     assert any(not torch.equal(x.target, y.target) for x, y in zip(a, c))
 
@@ -73,7 +79,7 @@ def test_ranks_draw_different_masks_that_equal_one_process():
 
 
 def test_study_long_range_masks_most_tokens():
-    pairs = MultiBlock3D(seed=0)(torch.zeros(8, 3, 16, 224, 224), (8, 14, 14), step=0)
+    pairs = one_group(MultiBlock3D(seed=0)(torch.zeros(8, 3, 16, 224, 224), (8, 14, 14), step=0))
     short, long = (p.target.shape[1] / (8 * 196) for p in pairs)
     assert long > short and long > 0.5
 
@@ -113,7 +119,7 @@ def test_an_unset_seed_follows_the_runs_seed(monkeypatch):
     seed keeps its masks whatever the run's seed."""
 
     def targets(sampler):
-        return [pair.target for pair in sampler(CLIP, GRID, step=3)]
+        return [pair.target for pair in one_group(sampler(CLIP, GRID, step=3))]
 
     monkeypatch.setenv("PL_GLOBAL_SEED", "1")
     follows_1, fixed_1 = targets(MultiBlock3D()), targets(MultiBlock3D(seed=5))
