@@ -74,7 +74,7 @@ def make_outputs(grid=GRID, online_target: bool = False, no_pairs: bool = False,
         features = torch.randn(batch, context.shape[1], WIDTH, generator=gen).requires_grad_()
         predictions = torch.randn(batch, target.shape[1], WIDTH, generator=gen).requires_grad_()
         context_predictions = torch.randn(batch, context.shape[1], WIDTH, generator=gen)
-        generators.append(GeneratorOutputs(masks, features, predictions, context_predictions))
+        generators.append([GeneratorOutputs(masks, features, predictions, context_predictions)])
     target = torch.randn(batch, num_tokens, WIDTH, generator=gen).requires_grad_(online_target)
     clip = torch.randn(batch, 3, 2 * grid[0], 4 * grid[1], 4 * grid[2], generator=gen)
     return StepOutputs(clip, target, generators, grid, EMBED, LEVELS, step=0, max_steps=10)
@@ -83,7 +83,7 @@ def make_outputs(grid=GRID, online_target: bool = False, no_pairs: bool = False,
 # ----- references, token by token ---------------------------------------------------------------
 def student(outputs: StepOutputs, g: int) -> list[dict[int, torch.Tensor]]:
     """Per sample: flat index -> student feature at the visible positions of generator g."""
-    out = outputs.generators[g]
+    out = outputs.generators[g][0]
     return [{int(i): out.context[b, k] for k, i in enumerate(out.masks.context[b])} for b in range(2)]
 
 
@@ -120,7 +120,7 @@ def close(a, b, tol=1e-5):
 def test_hard_weighting_known_value():
     outputs = make_outputs()
     per_generator = []
-    for g, out in enumerate(outputs.generators):
+    for g, (out,) in enumerate(outputs.generators):
         per_sample = []
         for b in range(2):
             errors = [
@@ -169,7 +169,7 @@ def test_factorized_world_model_known_value():
         mean((z1[:half] - z0[:half]).abs().mean() for *_, z0, z1 in pairs(outputs, 0))
     ]  # generator 1 has no valid pair
     orth = []
-    for out in outputs.generators:
+    for (out,) in outputs.generators:
         rows = out.context.detach().reshape(-1, WIDTH).tolist()
         n = len(rows)
         means = [sum(r[c] for r in rows) / n for c in range(WIDTH)]
@@ -264,7 +264,7 @@ def test_kinematic_anneal_schedule():
 def test_sigreg_known_value():
     outputs = make_outputs()
     objective = SIGReg(weight=1.0, num_slices=16)
-    x = torch.cat([g.context.detach().reshape(-1, WIDTH) for g in outputs.generators]).double().numpy()
+    x = torch.cat([g.context.detach().reshape(-1, WIDTH) for (g,) in outputs.generators]).double().numpy()
     y = x @ objective.directions(WIDTH, outputs.step, torch.device("cpu")).double().numpy()  # [n, K]
     t = np.linspace(-3.0, 3.0, 33)  # the same nodes, both signs: the symmetric trapezoid rule
     ecf = np.exp(1j * y[:, :, None] * t).mean(0)  # [K, P]
@@ -354,7 +354,7 @@ def test_gradients_reach_features_and_head(make, features, head):
     outputs = make_outputs(online_target=features == "target")
     loss = sum(objective(outputs).values())
     loss.backward()
-    grads = [g.predictions.grad if features == "predictions" else g.context.grad for g in outputs.generators]
+    grads = [g.predictions.grad if features == "predictions" else g.context.grad for (g,) in outputs.generators]
     if features == "target":
         grads = [outputs.target.grad]
     assert any(g is not None and g.abs().sum() > 0 for g in grads), "the features got no gradient"
@@ -426,7 +426,7 @@ def test_hard_weighted_ld_gradient_and_released_defect(released):
     assert scalar(term) > 0
     term.backward()
     head_grad = sum(float(p.grad.abs().sum()) for p in objective.head.parameters())
-    feature_grad = sum(float(g.context.grad.abs().sum()) for g in outputs.generators if g.context.grad is not None)
+    feature_grad = sum(float(g.context.grad.abs().sum()) for (g,) in outputs.generators if g.context.grad is not None)
     if released:
         assert head_grad == 0.0 and feature_grad == 0.0
     else:
