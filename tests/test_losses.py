@@ -59,6 +59,17 @@ def test_delta_objective_known_value():
     assert context.grad.abs().sum() > 0
 
 
+def test_delta_detaches_the_target_even_when_it_is_the_online_encoder():
+    """No-EMA runs: the target has gradient, but Delta trains only the student (the study's release)."""
+    grid = (2, 1, 2)
+    target = torch.tensor([[[0.0], [1.0], [2.0], [5.0]]], requires_grad=True)
+    context = torch.tensor([[[1.0], [7.0], [4.0]]], requires_grad=True)
+    gen = GeneratorOutputs(MaskPair(torch.tensor([[0, 1, 2]]), torch.tensor([[3]])), context,
+                           torch.zeros(1, 1, 1), torch.zeros(1, 3, 1))
+    Delta(weight=0.5)(make_outputs(target, [[gen]], grid, embed_dim=1))["delta"].backward()
+    assert target.grad is None and context.grad.abs().sum() > 0
+
+
 def test_delta_with_no_valid_pairs_is_zero_and_attached():
     grid = (2, 1, 1)
     context = torch.ones(1, 1, 1, requires_grad=True)
@@ -111,3 +122,33 @@ def test_context_loss_ramp():
     assert linear_ramp(14999, 15000, 30000, 0.5) == 0.0
     assert linear_ramp(22500, 15000, 30000, 0.5) == pytest.approx(0.25)
     assert linear_ramp(40000, 15000, 30000, 0.5) == 0.5
+
+
+def test_hard_weighting_skips_a_generator_with_fewer_than_2_targets():
+    """As the study's release: one target token has nothing to up-weight; that generator is left out."""
+    from jepa_lit.objectives import HardWeighting
+
+    grid = (1, 1, 4)
+    target = torch.tensor([[[1.0], [2.0], [0.0], [4.0]]])
+    one = GeneratorOutputs(MaskPair(torch.tensor([[0, 1, 2]]), torch.tensor([[3]])), torch.zeros(1, 3, 1),
+                           torch.tensor([[[0.0]]]), torch.zeros(1, 3, 1))  # |0 - 4| = 4: plain L1 if counted
+    two = GeneratorOutputs(MaskPair(torch.tensor([[0, 1]]), torch.tensor([[2, 3]])), torch.zeros(1, 2, 1),
+                           torch.tensor([[[1.0], [4.0]]]), torch.zeros(1, 2, 1))  # errors 1 and 0
+    weights = 2 * torch.softmax(torch.tensor([1.0, 0.0]), 0)
+    expected = 0.3 * (weights[0] * 1.0 + weights[1] * 0.0) / 2
+    assert torch.allclose(HardWeighting(weight=0.3)(make_outputs(target, [[one], [two]], grid, 1))["hw"], expected)
+    alone = HardWeighting(weight=0.3)(make_outputs(target, [[one]], grid, 1))["hw"]
+    assert alone.item() == 0.0  # no generator left: zero
+
+
+def test_velocity_gate_skips_a_single_time_step_with_a_warning():
+    from jepa_lit.objectives import VelocityGate
+
+    grid = (1, 1, 2)
+    context = torch.ones(1, 1, 1, requires_grad=True)
+    gen = GeneratorOutputs(MaskPair(torch.tensor([[0]]), torch.tensor([[1]])), context, torch.zeros(1, 1, 1),
+                           torch.zeros(1, 1, 1))
+    gate = VelocityGate()
+    with pytest.warns(UserWarning, match="single time step"):
+        loss = gate(make_outputs(torch.zeros(1, 2, 1), [[gen]], grid, embed_dim=1))["velgate"]
+    assert loss.item() == 0.0 and loss.requires_grad
