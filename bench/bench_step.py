@@ -91,9 +91,11 @@ def forward_loss(module, clip, step, precision):
     return outputs, loss
 
 
-def tokens(outputs) -> dict[str, list[int]]:
-    return {"context": [g.masks.context.shape[1] for g in outputs.generators],
-            "target": [g.masks.target.shape[1] for g in outputs.generators]}
+def tokens(outputs) -> dict[str, list[float]]:
+    """Mean context / target tokens per clip, per mask generator (over its cut groups)."""
+    batch = outputs.clip.shape[0]
+    return {"context": [sum(g.masks.context.numel() for g in groups) / batch for groups in outputs.generators],
+            "target": [sum(g.masks.target.numel() for g in groups) / batch for groups in outputs.generators]}
 
 
 def train_step(module, optimizer, clip, step, precision) -> dict:

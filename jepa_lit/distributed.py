@@ -32,12 +32,20 @@ def all_reduce_sum(value: Tensor) -> Tensor:
 
 
 def gather(value: Tensor) -> Tensor:
-    """Concatenate ``value`` [N, ...] (same N on every rank) from every rank along dim 0, differentiably."""
+    """Concatenate ``value`` [N, ...] from every rank along dim 0, differentiably. N may differ between
+    ranks (cut groups of different lengths): each rank's part is padded to the longest for the exchange."""
     if not is_distributed():
         return value
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(value.contiguous()), dim=0)
+    sizes = [torch.zeros(1, dtype=torch.long, device=value.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([value.shape[0]], device=value.device))
+    sizes = [int(s) for s in sizes]
+    longest = max(sizes)
+    padding = value.new_zeros(longest - value.shape[0], *value.shape[1:])
+    padded = torch.cat([value, padding]) if len(padding) else value
+    parts = all_gather(padded.contiguous())
+    return torch.cat([part[:size] for part, size in zip(parts, sizes)], dim=0)
 
 
 def logsumexp(values: Tensor) -> Tensor:

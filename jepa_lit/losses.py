@@ -4,6 +4,9 @@
     L_ctx  = mean over generators of mean_i |z_ctx_i - h[context_i]| / d_i  (d_i = sqrt(distance from
              context token i to the nearest target token, in (t, h, w) token units))
     L_base = L_pred + lambda(step) * L_ctx
+
+Each generator's means are taken per cut group and averaged over the groups (as the study's release
+averaged its per-GPU losses; jepa_lit.masks.groups): a process adds its groups' means times their weights.
 """
 
 from __future__ import annotations
@@ -25,13 +28,19 @@ def context_distance(context_idx: Tensor, target_idx: Tensor, grid: tuple[int, i
 
 
 def prediction_loss(outputs: StepOutputs) -> Tensor:
-    return torch.stack([outputs.prediction_error(g).mean() for g in range(len(outputs.generators))]).mean()
+    return torch.stack([
+        sum(out.masks.weight * error.mean() for out, error in zip(outputs.generators[g], outputs.prediction_error(g)))
+        for g in range(len(outputs.generators))
+    ]).mean()
 
 
 def context_loss(outputs: StepOutputs) -> Tensor:
     losses = []
-    for g in outputs.generators:
-        distance = context_distance(g.masks.context, g.masks.target, outputs.grid)
-        error = (g.context_predictions - gather_tokens(outputs.target, g.masks.context)).abs()
-        losses.append((error / distance.unsqueeze(-1)).mean())
+    for groups in outputs.generators:
+        loss = 0.0
+        for out in groups:
+            distance = context_distance(out.masks.context, out.masks.target, outputs.grid)
+            error = (out.context_predictions - gather_tokens(outputs.part_target(out), out.masks.context)).abs()
+            loss = loss + out.masks.weight * (error / distance.unsqueeze(-1)).mean()
+        losses.append(loss)
     return torch.stack(losses).mean()

@@ -37,7 +37,11 @@ STUDY_MASKS = lazy_instance(MultiBlock3D)
 class JEPAModule(L.LightningModule):
     """Args:
         encoder: the video ViT (the online / context encoder; the EMA target is a copy of it).
-        mask_sampler: draws context / target token sets, one pair per mask generator.
+        mask_sampler: draws context / target token sets: per mask generator, one pair per cut group
+            of the batch (the groups' index lists have different lengths, so each group is one encoder and
+            predictor pass; docs/reproducing.md).
+        mask_tokens: "shared" (the study's release: every generator's targets start from one learned
+            token) or "per_generator" (one learned token per mask generator).
         objectives: auxiliary objectives added to the base loss (each returns named terms); their heads
             are created here, sized to the encoder (``Objective.build``).
         predictor_width, predictor_depth, predictor_heads: the predictor ViT (study: 256, 8, 8).
@@ -60,6 +64,7 @@ class JEPAModule(L.LightningModule):
         predictor_width: int = 256,
         predictor_depth: int = 8,
         predictor_heads: int = 8,
+        mask_tokens: Literal["shared", "per_generator"] = "shared",
         target_encoder: Literal["ema", "online"] = "ema",
         ema_momentum: float = 0.99925,
         ema_final_momentum: Optional[float] = None,
@@ -79,12 +84,15 @@ class JEPAModule(L.LightningModule):
         self._check_objective_names()
         for objective in self.objectives:  # heads sized to this encoder, before DDP or a checkpoint sees them
             objective.build(encoder.embed_dim, encoder.num_levels)
+        if mask_tokens not in ("shared", "per_generator"):
+            raise ValueError(f"mask_tokens={mask_tokens!r}; expected 'shared' or 'per_generator'")
+        self.mask_token_mode = mask_tokens
         self.predictor = Predictor(
             encoder_dim=encoder.embed_dim,
             width=predictor_width,
             depth=predictor_depth,
             num_heads=predictor_heads,
-            num_mask_tokens=self.mask_sampler.num_generators,
+            num_mask_tokens=1 if mask_tokens == "shared" else self.mask_sampler.num_generators,
             num_levels=encoder.num_levels,
             rope_interleave=encoder.rope_interleave,
             interpolate_rope=encoder.interpolate_rope,
@@ -149,10 +157,16 @@ class JEPAModule(L.LightningModule):
         masks = self.mask_sampler(clip, grid, step if mask_step is None else mask_step)
         target = self.target_features(clip)
         generators = []
-        for index, pair in enumerate(masks):
-            context = self.encoder(clip, token_idx=pair.context, hierarchical=True)
-            predictions, context_predictions = self.predictor(context, pair.context, pair.target, grid, index)
-            generators.append(GeneratorOutputs(pair, context, predictions, context_predictions))
+        for index, groups in enumerate(masks):
+            mask_index = 0 if self.mask_token_mode == "shared" else index
+            outputs = []
+            for pair in groups:  # one pass per cut group: its index lists have their own lengths
+                rows = clip if pair.rows is None else clip[pair.rows]
+                context = self.encoder(rows, token_idx=pair.context, hierarchical=True)
+                predictions, context_predictions = self.predictor(context, pair.context, pair.target, grid,
+                                                                  mask_index)
+                outputs.append(GeneratorOutputs(pair, context, predictions, context_predictions))
+            generators.append(outputs)
         return StepOutputs(
             clip=clip,
             target=target,
@@ -170,7 +184,8 @@ class JEPAModule(L.LightningModule):
         if weight > 0:
             terms["context"] = weight * context_loss(outputs)
         else:  # keep the context head in the graph (DDP needs every parameter used) at no cost
-            terms["context"] = sum(g.context_predictions.sum() for g in outputs.generators) * 0.0
+            terms["context"] = sum(out.context_predictions.sum() for groups in outputs.generators
+                                   for out in groups) * 0.0
         for objective in self.objectives:
             terms.update(objective(outputs))
         return terms

@@ -1,6 +1,8 @@
 """Per-step schedules: learning rate, weight decay, EMA momentum and the context-loss weight.
 
-Each is a pure function of the optimizer step, so a resumed run continues them exactly.
+Each is a pure function of the optimizer step, so a resumed run continues them exactly. The learning
+rate and weight decay of optimizer step i are the schedules' values at i + 1, as in the study's release
+(its schedulers advance once before each step): the first step already trains above ``start_lr``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class OptimizerConfig:
     eps: float = 1e-8
 
     def lr_at(self, step: int, total_steps: int) -> float:
+        """The learning rate of optimizer step ``step`` (counted from 0): the schedule at step + 1."""
+        step = step + 1
         if step < self.warmup_steps:
             return self.start_lr + (self.lr - self.start_lr) * step / self.warmup_steps
         if self.lr_schedule == "constant":
@@ -49,9 +53,10 @@ class OptimizerConfig:
         return cosine(self.lr, self.final_lr, progress)
 
     def weight_decay_at(self, step: int, total_steps: int) -> float:
+        """The weight decay of optimizer step ``step`` (counted from 0): the schedule at step + 1."""
         if self.final_weight_decay is None:
             return self.weight_decay
-        return cosine(self.weight_decay, self.final_weight_decay, step / max(1, total_steps))
+        return cosine(self.weight_decay, self.final_weight_decay, (step + 1) / max(1, total_steps))
 
 
 def ema_momentum_at(step: int, total_steps: int, momentum: float, final_momentum: Optional[float]) -> float:

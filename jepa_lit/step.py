@@ -26,7 +26,8 @@ def gather_tokens(features: Tensor, index: Tensor) -> Tensor:
 
 @dataclass
 class GeneratorOutputs:
-    """What one mask generator produced in a step."""
+    """What one mask generator produced in a step for one cut group of the batch (masks.rows: its rows;
+    jepa_lit.masks.groups)."""
 
     masks: MaskPair
     context: Tensor  # [B, Kc, 4D] student features at masks.context (with gradient)
@@ -40,7 +41,7 @@ class StepOutputs:
 
     clip: Tensor  # [B, 3, T, H, W] normalised input
     target: Tensor  # [B, N, 4D] target features, each level layer-normalised; detached unless no-EMA
-    generators: list[GeneratorOutputs]
+    generators: list[list[GeneratorOutputs]]  # per mask generator, one entry per cut group held here
     grid: tuple[int, int, int]  # (T', H', W')
     embed_dim: int  # D, the width of one level
     num_levels: int = 4
@@ -61,10 +62,12 @@ class StepOutputs:
         """Z of generator ``g``: [B, T', H', W', 4D], zeros at masked positions, differentiable."""
         key = ("student", g)
         if key not in self._cache:
-            out = self.generators[g]
-            batch, _, width = out.context.shape
-            index = out.masks.context.unsqueeze(-1).expand(-1, -1, width)
-            grid = out.context.new_zeros(batch, self.num_tokens, width).scatter(1, index, out.context)
+            parts = []
+            for out in self.generators[g]:
+                batch, _, width = out.context.shape
+                index = out.masks.context.unsqueeze(-1).expand(-1, -1, width)
+                parts.append(out.context.new_zeros(batch, self.num_tokens, width).scatter(1, index, out.context))
+            grid = self.rows_in_order(g, parts)
             t, h, w = self.grid
             self._cache[key] = rearrange(grid, "b (t h w) c -> b t h w c", t=t, h=h, w=w)
         return self._cache[key]
@@ -73,11 +76,29 @@ class StepOutputs:
         """V of generator ``g``: bool [B, T', H', W']."""
         key = ("visible", g)
         if key not in self._cache:
-            context = self.generators[g].masks.context
-            flat = torch.zeros(context.shape[0], self.num_tokens, dtype=torch.bool, device=context.device)
-            flat.scatter_(1, context, True)
-            self._cache[key] = flat.view(-1, *self.grid)
+            parts = []
+            for out in self.generators[g]:
+                context = out.masks.context
+                flat = torch.zeros(context.shape[0], self.num_tokens, dtype=torch.bool, device=context.device)
+                parts.append(flat.scatter_(1, context, True))
+            self._cache[key] = self.rows_in_order(g, parts).view(-1, *self.grid)
         return self._cache[key]
+
+    def rows_in_order(self, g: int, parts: list[Tensor]) -> Tensor:
+        """Per-group tensors of generator ``g`` (rows first) -> one tensor over the batch's rows in order."""
+        groups = self.generators[g]
+        if len(groups) == 1 and groups[0].masks.rows is None:
+            return parts[0]
+        rows = torch.cat([out.masks.rows for out in groups]).to(parts[0].device)
+        return torch.cat(parts)[rows.argsort()]
+
+    def part_target(self, out: GeneratorOutputs) -> Tensor:
+        """The target features [b, N, 4D] of the rows of one cut group."""
+        return self.target if out.masks.rows is None else self.target[out.masks.rows]
+
+    def context_tokens(self, g: int) -> Tensor:
+        """Every visible student token of generator ``g`` on this process: [n, 4D]."""
+        return torch.cat([out.context.flatten(0, 1) for out in self.generators[g]])
 
     def valid_pairs(self, g: int) -> Tensor:
         """P_t = V_t and V_{t+1}: bool [B, T'-1, H', W']."""
@@ -110,12 +131,13 @@ class StepOutputs:
             self._cache[key] = temporal_diff(self.student_grid(g))
         return self._cache[key]
 
-    def prediction_error(self, g: int) -> Tensor:
-        """|z^ - h| of generator ``g`` at its target tokens: [B, Kt, 4D] (the base loss and HW read it)."""
+    def prediction_error(self, g: int) -> list[Tensor]:
+        """|z^ - h| of generator ``g`` at its target tokens, per cut group: [b, Kt, 4D] each (the base loss
+        and HW read it; a generator's loss is the groups' weighted sum, MaskPair.weight)."""
         key = ("prediction_error", g)
         if key not in self._cache:
-            out = self.generators[g]
-            self._cache[key] = (out.predictions - gather_tokens(self.target, out.masks.target)).abs()
+            self._cache[key] = [(out.predictions - gather_tokens(self.part_target(out), out.masks.target)).abs()
+                                for out in self.generators[g]]
         return self._cache[key]
 
     def target_diff(self) -> Tensor:
@@ -131,7 +153,7 @@ class StepOutputs:
 
     def zero(self) -> Tensor:
         """A zero loss still attached to the graph (so DDP sees every parameter used)."""
-        return sum(out.context.sum() for out in self.generators) * 0.0
+        return sum(out.context.sum() for groups in self.generators for out in groups) * 0.0
 
 
 def temporal_diff(x: Tensor) -> Tensor:

@@ -58,7 +58,7 @@ def outputs(samples: slice) -> StepOutputs:
     clip = torch.randn(2, 3, 2 * t_len, 4 * h_len, 4 * w_len, generator=gen)
     masks = MaskPair(context[samples], target_idx[samples])
     generator = GeneratorOutputs(masks, features[samples].clone().requires_grad_(), predictions[samples], features[samples])
-    return StepOutputs(clip[samples], target[samples], [generator], GRID, EMBED, LEVELS, step=0, max_steps=10)
+    return StepOutputs(clip[samples], target[samples], [[generator]], GRID, EMBED, LEVELS, step=0, max_steps=10)
 
 
 def run(samples: slice) -> dict:
@@ -68,7 +68,7 @@ def run(samples: slice) -> dict:
             terms[f"{index}.{name}"] = value.item()
             value.backward(retain_graph=True)
         head_grads.update({f"{index}.{n}": p.grad.clone() for n, p in objective.named_parameters()})
-    return {"terms": terms, "context_grads": step.generators[0].context.grad.clone(), "head_grads": head_grads}
+    return {"terms": terms, "context_grads": step.generators[0][0].context.grad.clone(), "head_grads": head_grads}
 
 
 def rank_main(rank: int, out_dir: str) -> None:

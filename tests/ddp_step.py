@@ -1,6 +1,6 @@
 """One training step under Lightning, writing the loss and gradients of each rank (for test_ddp.py).
 
-    python tests/ddp_step.py OUT_DIR DEVICES BATCH_PER_DEVICE [objectives...]
+    python tests/ddp_step.py OUT_DIR DEVICES BATCH_PER_DEVICE [cut_group_size=N] [objectives...]
 
 An objective is a class path, or JSON {"class_path": ..., "init_args": {...}}; heads are sized for
 the ViT-tiny used here.
@@ -28,7 +28,9 @@ class SaveStep(L.Callback):
         terms = {k: v.item() for k, v in pl_module.last_terms.items()}
         outputs = pl_module.last_outputs
         pairs = [int(outputs.valid_pairs(g).sum()) for g in range(len(outputs.generators))]  # this rank's
-        torch.save({"grads": grads, "terms": terms, "pairs": pairs}, f"{self.out_dir}/rank{trainer.global_rank}.pt")
+        lengths = [[out.masks.context.shape[1] for out in groups] for groups in outputs.generators]
+        torch.save({"grads": grads, "terms": terms, "pairs": pairs, "context_lengths": lengths},
+                   f"{self.out_dir}/rank{trainer.global_rank}.pt")
 
 
 def objective(spec: str):
@@ -40,10 +42,14 @@ def objective(spec: str):
 
 def main(out_dir: str, devices: int, batch: int, *objectives: str) -> None:
     L.seed_everything(0)
+    cut = [a for a in objectives if a.startswith("cut_group_size=")]
+    objectives = [a for a in objectives if a not in cut]
+    cut_group_size = int(cut[0].split("=")[1]) if cut else "global"
     encoder = VisionTransformer(size="tiny", depth=2, num_frames=8, img_size=64)
     # Blocks over half the clip's time: samples differ in how many valid pairs (t, t+1) they keep.
     masks = MultiBlock3D(generators=[BlockGenerator(3, (0.2, 0.2), temporal_scale=(0.5, 0.5)),
-                                     BlockGenerator(1, (0.5, 0.5))])
+                                     BlockGenerator(1, (0.5, 0.5))], cut_group_size=cut_group_size,
+                         seed=1 if cut else None)  # seed 1: the two groups of 2 get lists of different lengths
     module = JEPAModule(encoder, masks, objectives=[objective(p) for p in objectives], predictor_width=32,
                         predictor_depth=1, predictor_heads=2, context_loss_start=0.0, context_loss_end=0.0)
     data = SyntheticMotionDataModule(num_clips=10, num_frames=8, crop_size=64, batch_size=batch, val_fraction=0.5)

@@ -20,6 +20,10 @@ PAIR_MEANS = [
 ]
 
 
+# The base loss and HW average per cut group; the groups' index lists have different lengths.
+GROUPED = ["cut_group_size=2", "jepa_lit.objectives.HardWeighting", "jepa_lit.objectives.FactorizedWorldModel"]
+
+
 def run(out_dir: Path, devices: int, batch: int, objectives: list[str]) -> None:
     out_dir.mkdir()
     env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1])}
@@ -29,7 +33,8 @@ def run(out_dir: Path, devices: int, batch: int, objectives: list[str]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objectives", [BATCH_STATISTICS, PAIR_MEANS], ids=["batch_statistics", "pair_means"])
+@pytest.mark.parametrize("objectives", [BATCH_STATISTICS, PAIR_MEANS, GROUPED],
+                         ids=["batch_statistics", "pair_means", "cut_groups_of_2"])
 def test_two_ranks_equal_one_process(tmp_path, objectives):
     run(tmp_path / "single", devices=1, batch=4, objectives=objectives)
     run(tmp_path / "ddp", devices=2, batch=2, objectives=objectives)
@@ -44,8 +49,13 @@ def test_two_ranks_equal_one_process(tmp_path, objectives):
     for term, value in single["terms"].items():
         mean_over_ranks = sum(rank["terms"][term] for rank in ranks) / 2
         assert mean_over_ranks == pytest.approx(value, rel=1e-5, abs=1e-7), term
-    # a rank-local mean would differ from the batch mean only where the ranks' pair counts differ
-    assert ranks[0]["pairs"] != ranks[1]["pairs"]
+    if objectives is not GROUPED:
+        # a rank-local mean would differ from the batch mean only where the ranks' pair counts differ
+        assert ranks[0]["pairs"] != ranks[1]["pairs"]
+    else:  # rank r holds exactly the one process's group r, cut to its own length
+        for g, lengths in enumerate(single["context_lengths"]):
+            assert lengths == [ranks[0]["context_lengths"][g][0], ranks[1]["context_lengths"][g][0]]
+        assert any(a != b for a, b in single["context_lengths"])  # groups of different lengths
 
 
 @pytest.mark.slow

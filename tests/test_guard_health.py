@@ -110,7 +110,7 @@ class InfiniteGradientAt(Objective):
         self.step = step
 
     def forward(self, outputs):
-        context = outputs.generators[0].context
+        context = outputs.generators[0][0].context
         if outputs.step != self.step:
             return {self.name: context.sum() * 0.0}
         return {self.name: (context - context.detach()).square().sum().sqrt()}

@@ -32,7 +32,7 @@ LAYERS = {
         "jepa_lit.data.ucf101", "jepa_lit.data.records", "jepa_lit.data.clip_dataset",
         "jepa_lit.data.datamodule",
         "jepa_lit.masks", "jepa_lit.masks.base", "jepa_lit.masks.future", "jepa_lit.masks.motion_guided",
-        "jepa_lit.masks.multiblock",
+        "jepa_lit.masks.multiblock", "jepa_lit.masks.groups",
         "jepa_lit.models", "jepa_lit.models.blocks", "jepa_lit.models.official", "jepa_lit.models.positions",
         "jepa_lit.models.predictor", "jepa_lit.models.probes", "jepa_lit.models.vit",
         "jepa_lit.objectives", "jepa_lit.objectives.action", "jepa_lit.objectives.base",

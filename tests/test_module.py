@@ -46,8 +46,37 @@ def test_step_gradients_reach_encoder_and_predictor_not_target():
     torch.stack(list(terms.values())).sum().backward()
     assert module.encoder.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
     assert module.predictor.predictor_proj.weight.grad.abs().sum() > 0
-    assert module.predictor.mask_tokens[1].grad.abs().sum() > 0  # one token per generator, both trained
+    assert len(module.predictor.mask_tokens) == 1  # shared by both generators (the study's release)
+    assert module.predictor.mask_tokens[0].grad.abs().sum() > 0
     assert all(p.grad is None for p in module.target_encoder.parameters())
+
+
+def test_per_generator_mask_tokens_each_train():
+    module = tiny_module(mask_tokens="per_generator")
+    outputs = module.forward_step(torch.randn(2, 3, 8, 32, 32), step=0)
+    torch.stack(list(module.loss_terms(outputs).values())).sum().backward()
+    assert len(module.predictor.mask_tokens) == 2
+    assert all(token.grad.abs().sum() > 0 for token in module.predictor.mask_tokens)
+
+
+def test_shared_mask_token_is_what_both_generators_read():
+    """With one shared token, a generator's predictions do not depend on its index; per generator, the
+    second generator reads token 1 (set apart here, so its predictions differ)."""
+    torch.manual_seed(0)
+    clip = torch.randn(2, 3, 8, 32, 32)
+    for mode in ("shared", "per_generator"):
+        module = tiny_module(mask_tokens=mode).eval()
+        with torch.no_grad():
+            for token in module.predictor.mask_tokens:
+                token.normal_()
+            outputs = module.forward_step(clip, step=0)
+            out = outputs.generators[1][0]
+            context = module.encoder(clip, token_idx=out.masks.context, hierarchical=True)
+            with_token_0, _ = module.predictor(context, out.masks.context, out.masks.target,
+                                               outputs.grid, mask_index=0)
+        assert torch.allclose(out.predictions, with_token_0) == (mode == "shared"), mode
+    with pytest.raises(ValueError, match="mask_tokens"):
+        tiny_module(mask_tokens="per_sample")
 
 
 def test_online_target_has_gradient_and_is_what_gets_evaluated():

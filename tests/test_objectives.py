@@ -79,7 +79,7 @@ def make_outputs(grid=GRID, online_target: bool = False, no_pairs: bool = False,
         features = torch.randn(batch, context.shape[1], WIDTH, generator=gen).requires_grad_()
         predictions = torch.randn(batch, target.shape[1], WIDTH, generator=gen).requires_grad_()
         context_predictions = torch.randn(batch, context.shape[1], WIDTH, generator=gen)
-        generators.append(GeneratorOutputs(masks, features, predictions, context_predictions))
+        generators.append([GeneratorOutputs(masks, features, predictions, context_predictions)])
     target = torch.randn(batch, num_tokens, WIDTH, generator=gen).requires_grad_(online_target)
     clip = torch.randn(batch, 3, 2 * grid[0], 4 * grid[1], 4 * grid[2], generator=gen)
     return StepOutputs(clip, target, generators, grid, EMBED, LEVELS, step=0, max_steps=10)
@@ -88,7 +88,7 @@ def make_outputs(grid=GRID, online_target: bool = False, no_pairs: bool = False,
 # ----- references, token by token ---------------------------------------------------------------
 def student(outputs: StepOutputs, g: int) -> list[dict[int, torch.Tensor]]:
     """Per sample: flat index -> student feature at the visible positions of generator g."""
-    out = outputs.generators[g]
+    out = outputs.generators[g][0]
     return [{int(i): out.context[b, k] for k, i in enumerate(out.masks.context[b])} for b in range(2)]
 
 
@@ -124,7 +124,7 @@ def close(a, b, tol=1e-5):
 # ----- references: plain loops over tokens (float64 numpy where the loops would be long) ----------
 def ref_hard_weighting(objective: HardWeighting, outputs: StepOutputs) -> dict[str, float]:
     per_generator = []
-    for out in outputs.generators:
+    for (out,) in outputs.generators:
         per_sample = []
         for b in range(2):
             errors = [
@@ -176,7 +176,7 @@ def ref_factorized(objective: FactorizedWorldModel, outputs: StepOutputs) -> dic
     half = outputs.width // 2  # app ratio 0.5
     static = over_generators(outputs, lambda found: mean((z1[:half] - z0[:half]).abs().mean() for *_, z0, z1 in found))
     orth = []
-    for out in outputs.generators:
+    for (out,) in outputs.generators:
         rows = out.context.detach().reshape(-1, outputs.width).double().numpy()
         centred = rows - rows.sum(0) / len(rows)
         cov = np.array([[np.dot(centred[:, a], centred[:, d]) for d in range(half, outputs.width)]
@@ -246,7 +246,7 @@ def ref_kinematic(objective: Kinematic, outputs: StepOutputs) -> dict[str, float
 
 
 def ref_sigreg(objective: SIGReg, outputs: StepOutputs) -> dict[str, float]:
-    x = torch.cat([g.context.detach().reshape(-1, outputs.width) for g in outputs.generators]).double().numpy()
+    x = torch.cat([g.context.detach().reshape(-1, outputs.width) for (g,) in outputs.generators]).double().numpy()
     y = x @ objective.directions(outputs.width, outputs.step, torch.device("cpu")).double().numpy()  # [n, K]
     t_max, points = float(objective.t[-1]), len(objective.t)
     t = np.linspace(-t_max, t_max, 2 * points - 1)  # the same nodes, both signs: the symmetric trapezoid rule
@@ -433,7 +433,7 @@ def test_gradients_reach_features_and_head(make, features, head):
     outputs = make_outputs(online_target=features == "target")
     loss = sum(objective(outputs).values())
     loss.backward()
-    grads = [g.predictions.grad if features == "predictions" else g.context.grad for g in outputs.generators]
+    grads = [g.predictions.grad if features == "predictions" else g.context.grad for (g,) in outputs.generators]
     if features == "target":
         grads = [outputs.target.grad]
     assert any(g is not None and g.abs().sum() > 0 for g in grads), "the features got no gradient"
@@ -520,7 +520,7 @@ def test_hard_weighted_ld_gradient_and_released_defect(released):
     assert scalar(term) > 0
     term.backward()
     head_grad = sum(float(p.grad.abs().sum()) for p in objective.head.parameters())
-    feature_grad = sum(float(g.context.grad.abs().sum()) for g in outputs.generators if g.context.grad is not None)
+    feature_grad = sum(float(g.context.grad.abs().sum()) for (g,) in outputs.generators if g.context.grad is not None)
     if released:
         assert head_grad == 0.0 and feature_grad == 0.0
     else:
@@ -559,7 +559,7 @@ def test_fwm_hw_ld_total_equals_its_parts():
     expected["pred"] = mean(  # L1 over every target token and channel, per generator
         mean((out.predictions[b, k] - outputs.target[b, int(i)]).abs().mean() for b in range(2)
              for k, i in enumerate(out.masks.target[b]))
-        for out in outputs.generators)
+        for (out,) in outputs.generators)
     for objective in module.objectives:
         expected.update(REFERENCES[type(objective)](objective, outputs))
     assert {k: scalar(v) for k, v in terms.items()} == pytest.approx(expected, rel=1e-4, abs=1e-6)

@@ -293,3 +293,24 @@ def test_pretrained_in_a_fit_config_can_opt_out_of_the_rope_check(tmp_path):
         tiny(interpolate_rope=False, pretrained=str(path))
     loaded = tiny(interpolate_rope=False, pretrained=str(path), allow_rope_mismatch=True)
     assert torch.equal(loaded.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+
+
+@pytest.mark.parametrize("mode", ["shared", "per_generator"])
+def test_predictor_weights_export_and_load_with_either_mask_token_setting(mode):
+    from jepa_lit.models.official import load_official_predictor
+    from jepa_lit.module import JEPAModule
+
+    module = JEPAModule(tiny(), predictor_width=32, predictor_depth=1, predictor_heads=2, mask_tokens=mode)
+    with torch.no_grad():
+        for token in module.predictor.mask_tokens:
+            token.normal_()
+    exported = export_official(module)["predictor"]
+    assert {f"module.backbone.mask_tokens.{i}" for i in range(2)} <= set(exported)  # the official count
+    if mode == "shared":
+        assert torch.all(exported["module.backbone.mask_tokens.1"] == 0)  # the release's untrained token
+    for target_mode in ("shared", "per_generator"):
+        other = JEPAModule(tiny(), predictor_width=32, predictor_depth=1, predictor_heads=2, mask_tokens=target_mode)
+        report = load_official_predictor(other.predictor, {"predictor": exported})
+        assert torch.equal(other.predictor.mask_tokens[0], module.predictor.mask_tokens[0])
+        assert torch.equal(other.predictor.predictor_proj.weight, module.predictor.predictor_proj.weight)
+        assert report.ignored == (["mask_tokens.1"] if target_mode == "shared" else [])

@@ -51,10 +51,10 @@ class RepresentationHealth(L.Callback):
     @staticmethod
     def measure(pl_module, step_outputs) -> dict[str, float]:
         target = step_outputs.target.detach()
-        first = step_outputs.generators[0]
+        first = step_outputs.generators[0][0]  # the first generator's first cut group
         context = first.context.detach().flatten(0, 1)
         predicted = first.predictions.detach()
-        expected = gather_tokens(target, first.masks.target)
+        expected = gather_tokens(step_outputs.part_target(first).detach(), first.masks.target)
         metrics = {
             "target_std": float(target.flatten(0, 1).std(0).mean()),
             "context_rank": effective_rank(context),

@@ -45,6 +45,17 @@ def token_labels(context: Tensor, target: Tensor, grid: tuple[int, int, int]) ->
     return labels.view(grid)
 
 
+def group_row(groups, sample: int):
+    """(the MaskPair of the cut group holding batch row ``sample``, the sample's row in it)."""
+    for out in groups:
+        if out.masks.rows is None:
+            return out.masks, sample
+        hits = (out.masks.rows == sample).nonzero()
+        if len(hits):
+            return out.masks, int(hits[0, 0])
+    raise IndexError(f"batch row {sample} is in no cut group")
+
+
 def mask_overlay(
     outputs: StepOutputs,
     sample: int = 0,
@@ -70,8 +81,9 @@ def mask_overlay(
     base = clip[:, chosen].permute(1, 0, 2, 3)  # [k, 3, H, W]
     rows = [base]
     colour = torch.tensor(TARGET_COLOUR).view(1, 3, 1, 1)
-    for generator in outputs.generators:
-        labels = token_labels(generator.masks.context[sample], generator.masks.target[sample], outputs.grid)
+    for groups in outputs.generators:
+        masks, row = group_row(groups, sample)
+        labels = token_labels(masks.context[row], masks.target[row], outputs.grid)
         pixels = labels[token_t][:, token_h][:, :, token_w].unsqueeze(1)  # [k, 1, H, W]
         tinted = torch.where(pixels == 2, (1 - target_alpha) * base + target_alpha * colour, base)
         rows.append(torch.where(pixels == 0, dropped_dim * base, tinted))

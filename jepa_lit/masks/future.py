@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from jepa_lit.masks.base import MaskPair
+from jepa_lit.masks.groups import CutGroupSize
 from jepa_lit.masks.motion_guided import MotionGuided, check_rate
 from jepa_lit.masks.multiblock import BlockGenerator, MultiBlock3D
 
@@ -32,14 +33,14 @@ def full_complement(pair: MaskPair, num_tokens: int) -> MaskPair:
     visible = torch.zeros(batch, num_tokens, dtype=torch.bool, device=pair.context.device)
     visible.scatter_(1, pair.context, True)
     target = (~visible).nonzero()[:, 1].view(batch, -1)  # row-major, so each row is sorted
-    return MaskPair(context=pair.context, target=target)
+    return MaskPair(context=pair.context, target=target, rows=pair.rows, weight=pair.weight)
 
 
 class FuturePredictive(MultiBlock3D):
     """Args:
         generators: the mask generators (default: the study's 4 x 0.15 and 1 x 0.7).
         context_fraction: the share of token time the context may come from.
-        seed, max_keep: as MultiBlock3D.
+        seed, max_keep, cut_group_size: as MultiBlock3D.
     """
 
     def __init__(
@@ -48,19 +49,21 @@ class FuturePredictive(MultiBlock3D):
         context_fraction: float = 0.5,
         seed: Optional[int] = None,
         max_keep: Optional[int] = None,
+        cut_group_size: CutGroupSize = 8,
     ):
         if not 0.0 < context_fraction <= 1.0:
             raise ValueError(f"context_fraction={context_fraction}; expected a fraction in (0, 1]")
         generators = generators if generators is not None else future_generators()
-        super().__init__(generators=generators, seed=seed, max_keep=max_keep)  # keywords: cooperative with MotionFuture
+        # keywords: cooperative with MotionFuture
+        super().__init__(generators=generators, seed=seed, max_keep=max_keep, cut_group_size=cut_group_size)
         self.context_fraction = context_fraction
 
     def context_steps(self, grid: tuple[int, int, int]) -> int:
         return max(1, int(grid[0] * self.context_fraction))
 
-    def __call__(self, clip: Tensor, grid: tuple[int, int, int], step: int) -> list[MaskPair]:
+    def __call__(self, clip: Tensor, grid: tuple[int, int, int], step: int) -> list[list[MaskPair]]:
         num_tokens = grid[0] * grid[1] * grid[2]
-        return [full_complement(pair, num_tokens) for pair in super().__call__(clip, grid, step)]
+        return [[full_complement(pair, num_tokens) for pair in groups] for groups in super().__call__(clip, grid, step)]
 
 
 class MotionFuture(FuturePredictive, MotionGuided):
@@ -77,6 +80,7 @@ class MotionFuture(FuturePredictive, MotionGuided):
         random_rate: float = 0.1,
         seed: Optional[int] = None,
         max_keep: Optional[int] = None,
+        cut_group_size: CutGroupSize = 8,
     ):
-        super().__init__(generators, context_fraction, seed, max_keep)  # FuturePredictive -> MotionGuided -> MultiBlock3D
+        super().__init__(generators, context_fraction, seed, max_keep, cut_group_size)  # FuturePredictive -> MotionGuided -> MultiBlock3D
         self.alpha, self.random_rate = alpha, check_rate(random_rate)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from jepa_lit.masks.base import MaskPair
+from jepa_lit.masks.groups import CutGroupSize
 from jepa_lit.masks.multiblock import BlockGenerator, MultiBlock3D
 
 
@@ -45,7 +46,7 @@ class MotionGuided(MultiBlock3D):
         generators: the mask generators (default: the study's 8 x 0.15 and 2 x 0.7).
         alpha: sharpness of the preference for motion (MG 2.0, AMG 5.0).
         random_rate: probability that a block's origin is uniform instead (MG 0.1, AMG 0.0).
-        seed, max_keep: as MultiBlock3D.
+        seed, max_keep, cut_group_size: as MultiBlock3D.
     """
 
     def __init__(
@@ -55,12 +56,13 @@ class MotionGuided(MultiBlock3D):
         random_rate: float = 0.1,
         seed: Optional[int] = None,
         max_keep: Optional[int] = None,
+        cut_group_size: CutGroupSize = 8,
     ):
-        super().__init__(generators=generators, seed=seed, max_keep=max_keep)
+        super().__init__(generators=generators, seed=seed, max_keep=max_keep, cut_group_size=cut_group_size)
         self.alpha, self.random_rate = alpha, check_rate(random_rate)
         self._motion: Optional[Tensor] = None
 
-    def __call__(self, clip: Tensor, grid: tuple[int, int, int], step: int) -> list[MaskPair]:
+    def __call__(self, clip: Tensor, grid: tuple[int, int, int], step: int) -> list[list[MaskPair]]:
         self._motion = motion_map(clip, grid)
         try:
             return super().__call__(clip, grid, step)

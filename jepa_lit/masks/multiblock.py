@@ -14,7 +14,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from jepa_lit.masks.base import MaskPair, MaskSampler, masks_to_indices
+from jepa_lit.masks.base import MaskPair, MaskSampler
+from jepa_lit.masks.groups import CutGroupSize, check_cut_group_size
 
 
 @dataclass
@@ -56,24 +57,25 @@ class MultiBlock3D(MaskSampler):
         seed: base seed; masks are a pure function of (seed, step, global sample index). None: the
             run's seed_everything (jepa_lit.seeds), so that another seed also draws other masks.
         max_keep: optional cap on context tokens.
+        cut_group_size: samples whose index lists are cut to one length: 8 (the study's per-GPU batch;
+            groups on global sample indices, jepa_lit.masks.groups) or "global" (the whole global batch).
     """
 
     max_tries: int = 20
 
     def __init__(self, generators: Optional[list[BlockGenerator]] = None, seed: Optional[int] = None,
-                 max_keep: Optional[int] = None):
+                 max_keep: Optional[int] = None, cut_group_size: CutGroupSize = 8):
         self.generators = list(generators) if generators is not None else study_generators()
         self.seed = seed
         self.max_keep = max_keep
+        self.cut_group_size = check_cut_group_size(cut_group_size)
 
     @property
     def num_generators(self) -> int:
         return len(self.generators)
 
-    def __call__(self, clip: Tensor, grid: tuple[int, int, int], step: int) -> list[MaskPair]:
-        reduce_min = lambda counts: self.global_min(counts.to(clip.device)).cpu()  # noqa: E731
-        return [masks_to_indices(target, self.max_keep, reduce_min).to(clip.device)
-                for target in self.target_masks(clip, grid, step)]
+    def __call__(self, clip: Tensor, grid: tuple[int, int, int], step: int) -> list[list[MaskPair]]:
+        return [self.cut(target, clip.device, self.max_keep) for target in self.target_masks(clip, grid, step)]
 
     def target_masks(self, clip: Tensor, grid: tuple[int, int, int], step: int) -> list[Tensor]:
         """One boolean target mask [B, T', H', W'] per generator, before the index lists are cut."""

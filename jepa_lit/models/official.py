@@ -217,6 +217,51 @@ def export_official(module: nn.Module, prefix: str = "module.backbone.") -> dict
     target_module = getattr(module, "target_encoder", None) or module.encoder
     target = {prefix + k: v.detach().clone() for k, v in target_module.state_dict().items()}
     exported: dict[str, Any] = {"encoder": online, "target_encoder": target}
+    if getattr(module, "predictor", None) is not None:
+        exported["predictor"] = export_predictor(module.predictor, prefix)
     if hasattr(module.encoder, "config"):
         exported["jepa_lit_encoder_config"] = dict(module.encoder.config)
     return exported
+
+
+# The official training predictor holds 2 mask tokens (hub files 10); the release trained only token 0.
+OFFICIAL_MASK_TOKENS = 2
+
+
+def load_official_predictor(predictor: nn.Module, checkpoint: Union[dict, str, Path],
+                            entry: str = "predictor") -> LoadReport:
+    """Load official V-JEPA 2.1 predictor weights into ``predictor`` with strict key and shape checks.
+
+    Mask tokens: a shared-token predictor (one token) takes the checkpoint's token 0, the one the release
+    trained; a per-generator predictor takes the first of them. Extra tokens are reported as ignored.
+    """
+    incoming, used_entry, _ = read_checkpoint(checkpoint, entry)
+    own = predictor.state_dict()
+    report = LoadReport(entry=used_entry, layout="V-JEPA 2.1 predictor", rope_check="not applicable")
+    for key in [k for k in incoming if k.startswith("mask_tokens.") and k not in own]:
+        incoming.pop(key)
+        report.ignored.append(key)
+    missing = [k for k in own if k not in incoming]
+    unexpected = [k for k in incoming if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(incoming[k].shape)} vs predictor {tuple(own[k].shape)}"
+              for k in incoming if k in own and incoming[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointMismatch(
+            "official predictor weights do not fit this predictor (check its width, depth and the encoder "
+            f"width): missing {missing[:20]}, unexpected {unexpected[:20]}, shapes {shapes[:20]}")
+    with torch.no_grad():
+        for key, value in incoming.items():
+            own[key].copy_(value)
+            report.loaded.append(key)
+    return report
+
+
+def export_predictor(predictor: nn.Module, prefix: str = "module.backbone.") -> dict[str, Tensor]:
+    """A predictor in the official layout, with ``OFFICIAL_MASK_TOKENS`` mask tokens: a shared token is
+    token 0, and the tokens the predictor lacks are zeros (the release's untrained token, at its init)."""
+    state = {k: v.detach().clone() for k, v in predictor.state_dict().items()}
+    template = state["mask_tokens.0"]
+    for i in range(len(predictor.mask_tokens), OFFICIAL_MASK_TOKENS):
+        state[f"mask_tokens.{i}"] = torch.zeros_like(template)
+    return {prefix + k: v for k, v in state.items()}
+

@@ -1,8 +1,8 @@
 """The JEPA predictor: a narrow ViT that predicts target-token features from context tokens.
 
 Context tokens (the encoder's 4-level output, 4D wide) are embedded to the predictor width by a small
-MLP (``predictor_embed``); learned zero-init mask tokens, one per mask generator, stand at the target
-positions; all tokens attend to each other with 3D rotary positions. Two heads project back to the 4D
+MLP (``predictor_embed``); learned zero-init mask tokens (one shared by every mask generator, as the
+study's release, or one per generator: JEPAModule's ``mask_tokens``) stand at the target positions; all tokens attend to each other with 3D rotary positions. Two heads project back to the 4D
 width: ``predictor_proj`` for the targets and ``predictor_proj_context`` for the context tokens (the
 dense context loss of V-JEPA 2.1). Parameter names match the official 2.1 code.
 """
@@ -22,7 +22,7 @@ class Predictor(nn.Module):
     """Args:
         encoder_dim: the encoder width D (inputs and outputs are ``num_levels * D`` wide).
         width, depth, num_heads: the predictor ViT (the study: 256, 8, 8).
-        num_mask_tokens: one learned token per mask generator.
+        num_mask_tokens: learned mask tokens (1: shared by the mask generators; or one per generator).
         num_levels: hierarchical levels of the encoder output.
         rope_interleave, interpolate_rope: as in the encoder (V-JEPA 2.1 passes both to the predictor);
         patch_size: the encoder's (the grid ``interpolate_rope`` maps to depends on it).

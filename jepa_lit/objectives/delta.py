@@ -3,7 +3,8 @@
     L_delta = weight * mean_P |dZ_t - dH_t|
 
 over valid pairs P_t = V_t and V_{t+1} and all channels, per mask generator, averaged over the
-generators with any valid pair (spec section 4, study coefficient 0.5).
+generators with any valid pair (study coefficient 0.5). dH is detached, also when the target is the
+online encoder (no-EMA runs), as in the study's release: the term trains the student only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Delta(Objective):
         self.weight = weight
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
-        target_diff = outputs.target_diff()
+        target_diff = outputs.target_diff().detach()
 
         def per_generator(g: int):
             return outputs.pair_mean(g, (outputs.student_diff(g) - target_diff).abs())

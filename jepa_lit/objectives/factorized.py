@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from einops import rearrange
 from torch import Tensor
 
 from jepa_lit.distributed import gather
@@ -54,7 +53,7 @@ class FactorizedWorldModel(Objective):
 
         def orth(g: int) -> Optional[Tensor]:
             # All ranks' visible tokens (DDP): the statistic does not depend on how the batch is split.
-            visible = gather(rearrange(outputs.generators[g].context, "b k c -> (b k) c"))
+            visible = gather(outputs.context_tokens(g))
             return cross_covariance_penalty(visible[:, :split], visible[:, split:])
 
         return {

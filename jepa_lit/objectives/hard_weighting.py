@@ -6,9 +6,10 @@ Per sample and mask generator, over its K target tokens (z^ the prediction, h th
     w   = K * softmax(e / tau)             (mean weight 1)
     L_HW = weight * mean_{i,c} w_i |z^_ic - h_ic|
 
-averaged over the batch and the generators (with K = 1 the weight is 1: plain L1). It is added to the
-base loss (L_pred is kept), so a token's effective weight is 1 + weight * w_i (spec section 4; study:
-0.3, tau 1.0; 1.0 in HW-LD and FWM-HW-LD).
+averaged over the batch (per cut group, as the base loss) and the generators. It is added to the base
+loss (L_pred is kept), so a token's effective weight is 1 + weight * w_i (study: 0.3, tau 1.0; 1.0 in
+HW-LD and FWM-HW-LD). As in the study's release, a cut group with fewer than 2 target tokens has nothing
+to up-weight and is skipped, and a generator without any other group is left out of the average.
 """
 
 from __future__ import annotations
@@ -33,11 +34,16 @@ class HardWeighting(Objective):
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
         def per_generator(g: int) -> Optional[Tensor]:
-            error = outputs.prediction_error(g)  # [B, K, C]
-            num_targets = error.shape[1]
-            with torch.no_grad():
-                token_error = error.mean(-1).float() / self.temperature
-                weights = num_targets * torch.softmax(token_error, dim=1)
-            return (weights.unsqueeze(-1).to(error.dtype) * error).mean()
+            value = None
+            for out, error in zip(outputs.generators[g], outputs.prediction_error(g)):  # [b, K, C] per group
+                num_targets = error.shape[1]
+                if num_targets < 2:
+                    continue
+                with torch.no_grad():
+                    token_error = error.mean(-1).float() / self.temperature
+                    weights = num_targets * torch.softmax(token_error, dim=1)
+                term = out.masks.weight * (weights.unsqueeze(-1).to(error.dtype) * error).mean()
+                value = term if value is None else value + term
+            return value
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator)}

@@ -81,7 +81,7 @@ class SIGReg(Objective):
         return a / a.norm(dim=0, keepdim=True)
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
-        x = torch.cat([g.context.flatten(0, 1) for g in outputs.generators])  # [n, 4D]
+        x = torch.cat([outputs.context_tokens(g) for g in range(len(outputs.generators))])  # [n, 4D]
         with torch.autocast(device_type=x.device.type, enabled=False):
             y = x.float() @ self.directions(x.shape[-1], outputs.step, x.device)
             value = epps_pulley(y, self.t, self.weights).mean()

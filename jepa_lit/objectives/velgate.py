@@ -7,11 +7,13 @@ g = [v_t <= threshold] (detached):
     L = weight * mean_P g |dZ_t|
 
 (the mean runs over all valid pairs and channels, gated or not), per mask generator, averaged over
-the generators with any valid pair (spec section 4; study: 1.0, quantile 0.5).
+the generators with any valid pair (study: 1.0, quantile 0.5). A clip of a single token time step has
+no speed: the term is skipped (zero, with a warning once), as the study's release does.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
@@ -27,8 +29,15 @@ class VelocityGate(Objective):
     def __init__(self, weight: float = 1.0, quantile: float = 0.5):
         super().__init__()
         self.weight, self.quantile = weight, quantile
+        self.warned = False
 
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
+        if outputs.grid[0] < 2:
+            if not self.warned:
+                warnings.warn(f"velgate: the token grid {outputs.grid} has a single time step, so no target "
+                              "speed; the term is skipped (0). Use more frames (num_frames / tubelet_size >= 2).")
+                self.warned = True
+            return {self.name: outputs.zero()}
         with torch.no_grad():
             speed = outputs.target_diff().float().norm(dim=-1)  # [B, T'-1, H', W']
             threshold = torch.quantile(speed.flatten(2), self.quantile, dim=-1)  # [B, T'-1]
