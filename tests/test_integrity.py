@@ -104,7 +104,7 @@ def test_a_damaged_checkpoint_names_itself_and_the_intact_one(tmp_path, checkpoi
     with pytest.raises(CorruptCheckpointError) as info:
         load_checkpoint_file(folder / "last.ckpt", weights_only=False)
     message = str(info.value)
-    assert message.startswith(f"{folder / 'last.ckpt'}: damaged checkpoint: ") and DAMAGE[how] in message
+    assert message.startswith(f"{folder / 'last.ckpt'}: cannot be used as a checkpoint: ") and DAMAGE[how] in message
     assert f"the newest intact checkpoint in the same folder is {folder / 'step=5.ckpt'}" in message
     with pytest.raises(CorruptCheckpointError):  # Lightning's load path checks too
         io.load_checkpoint(folder / "last.ckpt")
@@ -162,3 +162,33 @@ def test_json_is_replaced_whole(tmp_path):
     write_json(tmp_path / "r.json", {"a": 1})
     write_json(tmp_path / "r.json", {"a": 2})
     assert json.loads((tmp_path / "r.json").read_text()) == {"a": 2}
+
+
+def test_ckpt_path_last_resumes_from_the_newest_intact_checkpoint(tmp_path, checkpoint):
+    from jsonargparse import Namespace
+
+    from jepa_lit.cli import resolve_last_checkpoint
+    from jepa_lit.errors import CheckpointError
+
+    folder = tmp_path / "smoke" / "version_0" / "checkpoints"
+    io = AtomicCheckpointIO()
+    for name, mtime in (("step=2.ckpt", 1), ("step=4.ckpt", 2), ("last.ckpt", None)):
+        io.save_checkpoint(checkpoint, folder / name)
+        if mtime is not None:
+            os.utime(folder / name, (mtime, mtime))
+    damage(folder / "step=4.ckpt", "corrupted mid-file")
+    damage(folder / "last.ckpt", "truncated")
+
+    def config():
+        logger = Namespace(init_args=Namespace(save_dir=str(tmp_path), name="smoke", version=None))
+        return Namespace(trainer=Namespace(logger=logger), ckpt_path="last")
+
+    resolved = config()
+    with pytest.warns(UserWarning, match=r"last.ckpt is damaged \(it has \d+ bytes.*resuming from .*step=2.ckpt"):
+        resolve_last_checkpoint(resolved)
+    assert resolved.ckpt_path == str(folder / "step=2.ckpt")
+    assert resolved.trainer.logger.init_args.version == "version_0"
+
+    damage(folder / "step=2.ckpt", "zeroed")
+    with pytest.raises(CheckpointError, match="no intact checkpoint is left"):
+        resolve_last_checkpoint(config())

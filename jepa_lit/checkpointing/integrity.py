@@ -59,7 +59,7 @@ def damaged_message(path: Union[str, Path], problem: str) -> str:
     advice = (f"the newest intact checkpoint in the same folder is {intact}: pass it as --ckpt_path "
               "(`--ckpt_path last` falls back to it by itself)" if intact is not None
               else f"no intact checkpoint is left in {Path(path).parent}; start the run again")
-    return f"{path}: damaged checkpoint: {problem}; {advice}"
+    return f"{path}: cannot be used as a checkpoint: {problem}; {advice}"
 
 
 def check_checkpoint(path: Union[str, Path]) -> None:
