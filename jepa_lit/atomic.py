@@ -11,13 +11,15 @@ reported damaged (never trusted when it might not be). docs/checkpoints.md descr
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Optional, Union
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
 
 from jepa_lit.errors import JepaLitError
 
@@ -175,3 +177,16 @@ def integrity_problem(path: Union[str, os.PathLike]) -> Optional[str]:
 def remove_with_sidecar(path: Union[str, os.PathLike]) -> None:
     Path(path).unlink(missing_ok=True)
     sidecar_path(path).unlink(missing_ok=True)
+
+
+def write_bytes(path: Union[str, os.PathLike], data: bytes, integrity: bool = False) -> Path:
+    return atomic_write(path, lambda f: f.write(data), integrity=integrity)
+
+
+@contextlib.contextmanager
+def text_file(path: Union[str, os.PathLike]) -> Iterator[io.StringIO]:
+    """``with text_file(path) as handle:`` collects the text (e.g. for csv.writer, which ends rows itself)
+    and writes it atomically when the block ends without an error."""
+    buffer = io.StringIO(newline="")
+    yield buffer
+    write_text(path, buffer.getvalue())
