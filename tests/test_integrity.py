@@ -192,3 +192,39 @@ def test_ckpt_path_last_resumes_from_the_newest_intact_checkpoint(tmp_path, chec
     damage(folder / "step=2.ckpt", "zeroed")
     with pytest.raises(CheckpointError, match="no intact checkpoint is left"):
         resolve_last_checkpoint(config())
+
+
+# ----- settings recorded in checkpoints ---------------------------------------------------------------
+@pytest.mark.parametrize("frames, crop, refused", [
+    (8, 32, []),
+    (16, 32, ["data.num_frames: 8 -> 16"]),
+    (8, 64, ["data.crop_size: 32 -> 64"]),
+])
+def test_resuming_with_other_clip_settings_is_refused_with_the_keys(frames, crop, refused):
+    from types import SimpleNamespace
+
+    from jepa_lit.errors import CheckpointError
+    from jepa_lit.module import JEPAModule
+
+    def module(num_frames, crop_size, fn="fit"):
+        m = JEPAModule(VisionTransformer(size="tiny", depth=1, img_size=32, num_frames=4),
+                       predictor_width=32, predictor_depth=1, predictor_heads=2)
+        m._trainer = SimpleNamespace(datamodule=SimpleNamespace(num_frames=num_frames, crop_size=crop_size),
+                                     state=SimpleNamespace(fn=fn))
+        return m
+
+    saved = {}
+    module(8, 32).on_save_checkpoint(saved)
+    assert saved["jepa_lit"]["data"] == {"num_frames": 8, "crop_size": 32}
+    resumed = module(frames, crop)
+    if not refused:
+        resumed.on_load_checkpoint(saved)
+        return
+    with pytest.raises(CheckpointError) as info:
+        resumed.on_load_checkpoint(saved)
+    assert all(key in str(info.value) for key in refused)
+    module(frames, crop, fn="validate").on_load_checkpoint(saved)  # only a resumed fit is refused
+
+    other = {"jepa_lit": {**saved["jepa_lit"], "encoder_config": {**saved["jepa_lit"]["encoder_config"], "depth": 2}}}
+    with pytest.raises(CheckpointError, match="model.encoder.depth: 2 -> 1"):
+        module(8, 32).on_load_checkpoint(other)
