@@ -174,17 +174,16 @@ class JepaCLI(LightningCLI):
 
 
 def check_ckpt_file(ckpt) -> None:
-    """A --ckpt_path file must be what torch.save writes (a zip archive, or a pickle for old files); the
-    checkpoint loader checks the rest. Lightning would fail deep inside torch.load, naming no file."""
+    """A --ckpt_path file must be intact (its integrity record, if any) and what torch.save writes; the
+    checkpoint loader checks the rest. Lightning would fail deep inside torch.load, naming no file, or load
+    corrupted bytes silently."""
     if not ckpt or str(ckpt).split(":")[0] in SPECIAL_CKPT_PATHS or not Path(ckpt).is_file():
         return
-    import zipfile
+    from jepa_lit.checkpointing.integrity import checkpoint_problem, damaged_message
 
-    with open(ckpt, "rb") as handle:
-        head = handle.read(2)
-    if not zipfile.is_zipfile(ckpt) and head[:1] != b"\x80":  # \x80: a pickle's protocol marker
-        raise CheckpointError(f"--ckpt_path {ckpt}: not a checkpoint (expected a file written by torch.save, as "
-                              "RUN/checkpoints/*.ckpt; this one is neither a zip archive nor a pickle)")
+    problem = checkpoint_problem(ckpt)
+    if problem is not None:
+        raise CheckpointError(f"--ckpt_path {damaged_message(ckpt, problem)}")
 
 
 def check_data_values(data) -> None:
@@ -270,9 +269,26 @@ def resolve_last_checkpoint(config) -> None:
         found = [p for p in found if p.parents[1].name in (str(init.version), f"version_{init.version}")]
     if not found:
         raise CheckpointError(f"--ckpt_path last: no {runs}/version_*/checkpoints/last.ckpt to resume from")
-    config.ckpt_path = str(found[-1])
+    config.ckpt_path = str(intact_or_newest_intact(found[-1]))
     init.version = found[-1].parents[1].name
     print(f"resuming {config.ckpt_path}", flush=True)
+
+
+def intact_or_newest_intact(last: Path) -> Path:
+    """``last`` when it is intact; else the newest intact checkpoint beside it, with a warning naming both."""
+    from jepa_lit.checkpointing.integrity import checkpoint_problem, damaged_message, newest_intact
+
+    problem = checkpoint_problem(last)
+    if problem is None:
+        return last
+    intact = newest_intact(last)
+    if intact is None:
+        raise CheckpointError(f"--ckpt_path last: {damaged_message(last, problem)}")
+    from lightning.pytorch.utilities import rank_zero_warn
+
+    rank_zero_warn(f"--ckpt_path last: {last} is damaged ({problem}); resuming from {intact}, the newest "
+                   "intact checkpoint in the same folder, instead")
+    return intact
 
 
 def run_cli(args: Optional[list[str]] = None, run: bool = True) -> JepaCLI:

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 import jepa_lit
+from jepa_lit.errors import CheckpointError
 from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError
 from jepa_lit.losses import context_loss, prediction_loss
 from jepa_lit.masks import MaskSampler, MultiBlock3D
@@ -32,6 +33,9 @@ torch.serialization.add_safe_globals([OptimizerConfig, GuardConfig])
 
 # The study's multiblock masks; a default object (so that --print_config shows it), never used as is.
 STUDY_MASKS = lazy_instance(MultiBlock3D)
+
+
+DATA_SETTINGS = ("num_frames", "crop_size")  # recorded in checkpoints; a resume must keep them
 
 
 class JEPAModule(L.LightningModule):
@@ -320,10 +324,34 @@ class JEPAModule(L.LightningModule):
             "eval_encoder": "target_encoder" if self.target_encoder is not None else "encoder",
             "target_mode": self.target_mode,
             "behaviour_version": jepa_lit.BEHAVIOUR_VERSION,
+            "data": self.data_settings(),
         }
         checkpoint["jepa_lit_guard"] = self.guard.state_dict()
 
+    def data_settings(self) -> dict[str, Any]:
+        """The clip settings the run trains on (num_frames, crop_size), from its DataModule when it has one."""
+        trainer = getattr(self, "_trainer", None)
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        return {k: getattr(datamodule, k) for k in DATA_SETTINGS if isinstance(getattr(datamodule, k, None), int)}
+
+    def check_resume_settings(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming a fit with settings that change what the checkpoint is (clip length, crop, encoder
+        config) is refused, naming each key that differs (old -> new)."""
+        recorded = checkpoint.get("jepa_lit", {})
+        old = {f"model.encoder.{k}": v for k, v in recorded.get("encoder_config", {}).items()}
+        old |= {f"data.{k}": v for k, v in recorded.get("data", {}).items()}
+        new = {f"model.encoder.{k}": v for k, v in dict(self.encoder.config).items()}
+        new |= {f"data.{k}": v for k, v in self.data_settings().items()}
+        changed = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in sorted(old) if k in new and old[k] != new[k]]
+        if changed:
+            raise CheckpointError("resuming a checkpoint with settings that differ from the ones it was trained "
+                                  "with: " + "; ".join(changed) + ". Resume with the run's own config, or start a "
+                                  "new run (no --ckpt_path) for the new settings.")
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.state.fn == "fit":
+            self.check_resume_settings(checkpoint)
         self.guard.load_state_dict(checkpoint.get("jepa_lit_guard", {}))
         written_by = checkpoint.get("jepa_lit", {}).get("behaviour_version", 1)
         if written_by != jepa_lit.BEHAVIOUR_VERSION:

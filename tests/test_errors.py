@@ -61,7 +61,7 @@ CASES = {  # case -> what the one message must say
                                    "model.init_args.encoder.init_args.patch_size=16",
     "clip not divisible by tubelet": "data.init_args.num_frames=7 is not a multiple of "
                                      "model.init_args.encoder.init_args.tubelet_size=2",
-    "not a checkpoint": "notes.ckpt: not a checkpoint (expected a file written by torch.save",
+    "not a checkpoint": "notes.ckpt: cannot be used as a checkpoint: it is not a checkpoint (neither the zip archive",
     "data root missing": "root folder not found",
 }
 

@@ -1,6 +1,7 @@
 """The eval encoder of a checkpoint, feature extraction and the on-disk fp16 cache (jepa_lit.eval.checkpoint, .features)."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,40 @@ def test_extraction_caches_the_chosen_layer(tmp_path):
         assert features.embed_dim == sets["train"].shape[-1]  # the probe sizes itself from this width
     assert entries["last"] != entries["dynamics"]
     assert json.loads((entries["dynamics"] / "meta.json").read_text())["layer"] == "dynamics"
+
+
+CACHE_DAMAGE = {  # how the cached features.npy is damaged -> what the one warning says
+    "zeroed in place": "train/features.npy: its content hash differs from meta.json",
+    "truncated": "train/features.npy: it has 64 bytes, meta.json says",
+    "no records": "meta.json has no record of its files' sizes and hashes",
+}
+
+
+@pytest.mark.parametrize("how", list(CACHE_DAMAGE))
+def test_a_damaged_feature_cache_is_recomputed_with_one_message(tmp_path, caplog, how):
+    encoder = VisionTransformer(size="tiny", depth=1, num_frames=4, img_size=32).eval()
+    data = tiny_data()
+    key, description = cache_key(weights_sha256(encoder), {}, "mean", "synthetic", {"crop_size": 32})
+    sets, hit, entry = extract_or_load(encoder, data, tmp_path, key, description, "mean", CPU)
+    good = np.array(sets["train"].features)
+    del sets  # the memory map
+    features = entry / "train" / "features.npy"
+    if how == "zeroed in place":
+        features.write_bytes(bytes(features.stat().st_size))
+    elif how == "truncated":
+        features.write_bytes(features.read_bytes()[:64])
+    else:
+        meta = json.loads((entry / "meta.json").read_text())
+        del meta["files"]
+        (entry / "meta.json").write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="jepa_lit.eval"):
+        again, hit, same = extract_or_load(encoder, data, tmp_path, key, description, "mean", CPU)
+    warnings = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert not hit and same == entry and len(warnings) == 1
+    assert str(entry) in warnings[0] and CACHE_DAMAGE[how] in warnings[0] and "recomputing them" in warnings[0]
+    assert np.array_equal(np.array(again["train"].features), good)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [key]  # the damaged copy is gone
+    del again
+    caplog.clear()
+    _, hit, _ = extract_or_load(encoder, data, tmp_path, key, description, "mean", CPU)
+    assert hit and not [r for r in caplog.records if "damaged" in r.getMessage()]

@@ -2,7 +2,7 @@
 import circle, read from the source with ``ast`` (every import: top level, inside functions, under
 TYPE_CHECKING).
 
-    1  distributed, seeds, schedules, hashing, hints, config (and the package root's constants)
+    1  distributed, seeds, schedules, hashing, hints, config, errors, atomic (and the package root's constants)
     2  data, models, masks, step, losses, objectives, guard, checkpointing
     3  module, callbacks, eval
     4  cli
@@ -22,10 +22,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "jepa_lit"
 
 LAYERS = {
     1: ["jepa_lit", "jepa_lit.distributed", "jepa_lit.seeds", "jepa_lit.schedules", "jepa_lit.hashing",
-        "jepa_lit.hints", "jepa_lit.config", "jepa_lit.errors"],
+        "jepa_lit.hints", "jepa_lit.config", "jepa_lit.errors", "jepa_lit.atomic"],
     2: ["jepa_lit.step", "jepa_lit.losses", "jepa_lit.guard",
         "jepa_lit.checkpointing", "jepa_lit.checkpointing.export", "jepa_lit.checkpointing.metadata",
-        "jepa_lit.checkpointing.writing",
+        "jepa_lit.checkpointing.writing", "jepa_lit.checkpointing.integrity",
         "jepa_lit.data", "jepa_lit.data.check", "jepa_lit.data.clip_sampling", "jepa_lit.data.decode",
         "jepa_lit.data.diving48", "jepa_lit.data.fixtures", "jepa_lit.data.imagenet100", "jepa_lit.data.mixed",
         "jepa_lit.data.resumable", "jepa_lit.data.ssv2", "jepa_lit.data.synthetic", "jepa_lit.data.transforms",

@@ -117,7 +117,7 @@ def test_export_refuses_a_checkpoint_without_jepa_lit_metadata(tmp_path, capsys)
     torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
     with pytest.raises(SystemExit) as exit_info:
         main(["export", str(tmp_path / "plain.ckpt"), str(tmp_path / "out.pt")])
-    assert exit_info.value.code == 2 and "no 'jepa_lit' entry" in capsys.readouterr().out
+    assert exit_info.value.code == 2 and "no 'jepa_lit' entry" in capsys.readouterr().err
     assert not (tmp_path / "out.pt").exists()
 
 

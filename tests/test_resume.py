@@ -102,7 +102,7 @@ def test_atomic_checkpoint_leaves_no_partial_file(tmp_path):
     with pytest.raises(Exception):
         io.save_checkpoint({"a": lambda: None}, tmp_path / "last.ckpt")  # cannot be pickled mid-write
     assert torch.equal(torch.load(tmp_path / "last.ckpt")["a"], torch.ones(2))
-    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "last.ckpt.sha256.json"]  # and its record
 
 
 def test_mixture_sampler_skips_once_for_resume():

@@ -1,14 +1,14 @@
-"""Checkpoints that a crash cannot corrupt: write to a temporary file beside the target, fsync, rename.
+"""Checkpoints that a crash cannot corrupt, and that are checked when read back.
 
-``os.replace`` is atomic on POSIX file systems, so ``last.ckpt`` is always either the previous complete
-checkpoint or the new complete one. Use it with ``trainer.plugins: jepa_lit.checkpointing.AtomicCheckpointIO``,
-and ``RunCheckpoint`` (below) as the checkpoint callback.
+Written with ``jepa_lit.atomic.atomic_write`` (temporary file beside the target, fsync, ``os.replace``), so
+``last.ckpt`` is always either the previous complete checkpoint or the new complete one, with its size and
+SHA-256 in ``last.ckpt.sha256.json``; loading checks that record first (checkpointing/integrity.py). Use it
+with ``trainer.plugins: jepa_lit.checkpointing.AtomicCheckpointIO``, and ``RunCheckpoint`` (below) as the
+checkpoint callback.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,21 +16,21 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from jepa_lit.atomic import atomic_write, remove_with_sidecar
+from jepa_lit.checkpointing.integrity import check_checkpoint
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: torch.save(checkpoint, f), integrity=True)
+
+    def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only: Optional[bool] = None):
+        if Path(path).is_file():  # Lightning's own error for a missing file stays
+            check_checkpoint(path)
+        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+
+    def remove_checkpoint(self, path) -> None:
+        remove_with_sidecar(path)
 
 
 class RunCheckpoint(ModelCheckpoint):

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from jepa_lit.checkpointing.integrity import load_checkpoint_file
 from jepa_lit.checkpointing.metadata import checkpoint_not_found, read_metadata
 from jepa_lit.models import VisionTransformer
 from jepa_lit.models.official import load_official_encoder
@@ -107,7 +108,7 @@ def load_eval_encoder(path: str, random_init: bool = False, seed: int = 0) -> Ev
     """
     if not Path(path).is_file():
         raise checkpoint_not_found(path)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    checkpoint = load_checkpoint_file(path, map_location="cpu", weights_only=False, mmap=True)
     meta = read_metadata(path, checkpoint)
     config = dict(meta["encoder_config"])
     prefix = meta["eval_encoder"] + "."

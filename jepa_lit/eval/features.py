@@ -21,7 +21,9 @@ The cache folder is keyed by a hash of everything that decides the features: the
 and config, the feature layer (and app_ratio for the split), the pooling, and the data protocol (DataModule class and its arguments, minus loader-only
 ones such as batch size). A second run with the same key reads the files and never runs the encoder.
 A cache entry is written to a temporary folder and renamed when complete, so an interrupted run
-leaves nothing that looks valid.
+leaves nothing that looks valid. Its ``meta.json`` records the size and SHA-256 of every file of the
+entry; a hit checks them first, and an entry that fails (a file truncated, zeroed or changed, or written
+before the records existed) is said to be damaged, once, and recomputed.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from jepa_lit.atomic import file_record, record_problem, write_json
 from jepa_lit.data.clip_dataset import ClipDataset, collate_dropping_bad
 from jepa_lit.eval.checkpoint import FEATURE_LAYER
 from jepa_lit.hashing import json_sha256
@@ -184,7 +187,7 @@ class FeatureWriter(BasePredictionWriter):
         np.save(self.directory / "labels.npy", self.labels)
         np.save(self.directory / "rows.npy", np.flatnonzero(self.written))
         dropped = [self.dropped[i] for i in sorted(self.dropped)]
-        (self.directory / "dropped.json").write_text(json.dumps(dropped, indent=1))
+        (self.directory / "dropped.json").write_text(json.dumps(dropped, indent=1))  # in a temporary entry
         self.features = None
 
 
@@ -321,8 +324,12 @@ def extract_or_load(
     """
     entry = Path(cache_dir) / key
     if (entry / "meta.json").is_file():
-        log.info("features: cache hit %s", entry)
-        return {split: FeatureSet.load(entry / split) for split in SPLITS}, True, entry
+        problem = cache_problem(entry)
+        if problem is None:
+            log.info("features: cache hit %s", entry)
+            return {split: FeatureSet.load(entry / split) for split in SPLITS}, True, entry
+        log.warning("features: the cached features in %s are damaged (%s); recomputing them", entry, problem)
+        discard(entry)
     tmp = Path(cache_dir) / f".{key}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         for split, loader in split_loaders(datamodule).items():
@@ -330,8 +337,9 @@ def extract_or_load(
             extract_split(encoder, loader, tmp / split, pooling, trainer_kwargs or {}, layer, app_ratio)
         sets = {split: FeatureSet.load(tmp / split) for split in SPLITS}
         meta = {**description, "splits": {s: {"shape": list(sets[s].shape), **sets[s].clip_counts()} for s in SPLITS}}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
         del sets
+        meta["files"] = record_files(tmp)
+        write_json(tmp / "meta.json", meta)
         if entry.exists():  # written meanwhile by another run with the same key: theirs is as good
             shutil.rmtree(tmp)
         else:
@@ -340,6 +348,47 @@ def extract_or_load(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {split: FeatureSet.load(entry / split) for split in SPLITS}, False, entry
+
+
+CACHE_FILES = ("features.npy", "labels.npy", "rows.npy", "dropped.json")
+
+
+def record_files(entry: Path) -> dict[str, dict[str, Any]]:
+    """{"train/features.npy": {"size", "sha256"}, ...} of a written entry, each file fsync'ed first (the
+    entry is renamed into place next, and must be on disk when it is)."""
+    records = {}
+    for split in SPLITS:
+        for name in CACHE_FILES:
+            path = entry / split / name
+            with open(path, "rb+") as handle:
+                os.fsync(handle.fileno())
+            records[f"{split}/{name}"] = file_record(path)
+    return records
+
+
+def cache_problem(entry: Path) -> Optional[str]:
+    """What is wrong with a cache entry against the records in its meta.json; None when every file matches."""
+    try:
+        files = json.loads((entry / "meta.json").read_text()).get("files")
+    except (OSError, ValueError, AttributeError) as error:
+        return f"meta.json cannot be read: {error}"
+    if not isinstance(files, dict) or set(files) != {f"{s}/{n}" for s in SPLITS for n in CACHE_FILES}:
+        return "meta.json has no record of its files' sizes and hashes (written by an earlier jepa-lit)"
+    for name, record in files.items():
+        problem = record_problem(entry / name, record, "meta.json")
+        if problem is not None:
+            return f"{name}: {problem}"
+    return None
+
+
+def discard(entry: Path) -> None:
+    """Move a damaged entry out of the way (a rename, so a concurrent reader never sees half of it), then delete it."""
+    trash = entry.with_name(f".{entry.name}.damaged-{uuid.uuid4().hex[:8]}")
+    try:
+        os.replace(entry, trash)
+    except OSError:
+        return  # already replaced or removed by another run
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ import torch
 import torchmetrics
 
 import jepa_lit
+from jepa_lit.atomic import write_json
 from jepa_lit.eval.features import LOADER_ONLY_ARGS
 from jepa_lit.hashing import json_sha256
 
@@ -140,9 +141,7 @@ def default_output_path(results: dict[str, Any]) -> Path:
 
 def write_results(results: dict[str, Any], path: Optional[str] = None) -> Path:
     out = Path(path) if path else default_output_path(results)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    return out
+    return write_json(out, results)  # atomic: a crash never leaves half a results JSON
 
 
 def summary(results: dict[str, Any]) -> str:

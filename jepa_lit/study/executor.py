@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 
 import yaml
 
+from jepa_lit.atomic import write_text
 from jepa_lit.config import deep_merge
 from jepa_lit.study.lock import LOCK_FD_VARIABLE, RunLock
 from jepa_lit.study.plan import checkpoint_step, plan, target_steps
@@ -84,8 +85,7 @@ def tail(path: Path, lines: int = 15) -> str:
 
 
 def write_yaml(path: Path, data: dict[str, Any], header: str = "") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text((header + "\n" if header else "") + yaml.safe_dump(data, sort_keys=False))
+    write_text(path, (header + "\n" if header else "") + yaml.safe_dump(data, sort_keys=False))
 
 
 def probe_metrics(results: dict[str, Any], output_name: str) -> ProbeMetrics:

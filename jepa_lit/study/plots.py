@@ -3,15 +3,24 @@ TensorBoard HParams entry per run."""
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 from collections import defaultdict
 from pathlib import Path
 
+from jepa_lit.atomic import write_bytes
 from jepa_lit.study.checks import Result
 from jepa_lit.study.cross_regime import CrossRegime
 from jepa_lit.study.registry import RunRecord
 from jepa_lit.study.tables import BENCH_TITLES, NAMES, Table
+
+
+def save_figure(fig, path: Path) -> None:
+    """The figure as a PNG, written whole or not at all (rendered in memory, then jepa_lit.atomic)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
+    write_bytes(path, buffer.getvalue())
 
 
 def _pyplot():
@@ -56,7 +65,7 @@ def heatmap(table: Table, path: Path) -> Path:
     ax.set_title(f"{table.regime}: Δ vs {NAMES.get(table.baseline, table.baseline)} (mean over seeds, 95% paired-t)",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -81,7 +90,7 @@ def tradeoff(table: Table, appearance: str, motion: str, path: Path) -> Path:
     ax.set_ylabel(f"Δ {BENCH_TITLES.get(motion, motion)} top-1 (motion), points")
     ax.set_title(f"{table.regime}: trade-off vs same-seed baseline (95% paired-t intervals)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -108,7 +117,7 @@ def cross_regime_plot(cross: CrossRegime, path: Path) -> Path:
     ax.set_title(f"{cross.a} − {cross.b}, same variant and seed (mean, 95% paired-t interval)", fontsize=9)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

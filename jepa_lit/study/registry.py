@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import jepa_lit
+from jepa_lit import atomic
 from jepa_lit.errors import RegistryError
 from jepa_lit.study.runs import FIT_OVERRIDES, RECORD_FILE, Run
 
@@ -141,11 +142,8 @@ class RunRecord:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Atomically (temporary file + rename): a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(temporary, path)
+    """Atomically (jepa_lit.atomic: temporary file + fsync + rename): a reader never sees half a file."""
+    atomic.write_json(path, data)
 
 
 def write_record(path: Path, record: RunRecord) -> None:

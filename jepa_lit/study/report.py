@@ -36,6 +36,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
+from jepa_lit.atomic import write_text
 from jepa_lit.study.checks import Refused, collect, find_mismatches, find_stale
 from jepa_lit.study.corrections import build_corrections
 from jepa_lit.study.cross_regime import build_cross_regime
@@ -87,7 +88,7 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(tables, problems, records, results, root, stale, sweep, notes, corrections, cross)
     files = [out / "report.md"]
-    files[0].write_text(text)
+    write_text(files[0], text)
     files += write_csvs(tables, results, out, stale, corrections, cross)
     warnings = ([stale_warning(stale, sweep)] if stale else []) + notes + missing
     skipped = []

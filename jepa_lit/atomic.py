@@ -1,0 +1,192 @@
+"""Files written whole or not at all, with an integrity record checked on read.
+
+Layer 1 (imports only jepa_lit.errors). Every file jepa-lit writes goes through ``atomic_write``: the bytes
+go to a temporary file beside the target, are fsync'ed, and ``os.replace`` puts them in place, so a reader
+(or a crash) sees the previous complete file or the new complete one. With ``integrity=True`` the size and
+SHA-256 of what was written go to a sidecar ``<file>.sha256.json``; ``integrity_problem`` compares a file
+with it, which catches truncation, bytes zeroed or corrupted mid-file, and a file replaced by another.
+The sidecar is written right after the file: a crash between the two leaves a mismatch, so the file is
+reported damaged (never trusted when it might not be). docs/checkpoints.md describes what the user sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
+
+from jepa_lit.errors import JepaLitError
+
+SIDECAR_SUFFIX = ".sha256.json"
+SIDECAR_FORMAT = "jepa_lit.integrity/1"
+_CHUNK = 1 << 20
+
+
+class WriteError(JepaLitError):
+    """A file that could not be written (disk full, no permission); the previous file, if any, is intact."""
+
+    exit_code = 1  # the run failed; its input was fine
+
+
+class HashingWriter:
+    """A binary file wrapper that counts and hashes what passes through (so a large checkpoint is not read
+    back to hash it)."""
+
+    def __init__(self, handle: BinaryIO):
+        self.handle, self.sha256, self.size = handle, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.handle.write(data)  # a buffered file writes all of it (or raises)
+        self.sha256.update(data)
+        self.size += memoryview(data).nbytes
+        return memoryview(data).nbytes
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def sidecar_path(path: Union[str, os.PathLike]) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """ENOSPC / EDQUOT anywhere in the error's chain, or torch's text for it (torch.save wraps the OSError
+    of the file it writes in a RuntimeError)."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(seen) or "Disk quota exceeded" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], Any], integrity: bool = False) -> Path:
+    """``write(f)`` into a temporary file beside ``path``, fsync, rename onto ``path``; the file's mode is a
+    normal file's (0666 less the umask; mkstemp's 0600 would hide checkpoints from the group). With
+    ``integrity``, the sidecar record follows. A full disk raises WriteError naming the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(handle, 0o666 & ~current_umask())
+        with os.fdopen(handle, "wb") as f:
+            hashing = HashingWriter(f)
+            write(hashing)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, Exception) and is_disk_full(error):
+            raise WriteError(f"{path}: no space left on device while writing it; the previous file (if any) "
+                             "is unchanged. Free space (or point the run at another disk) and run again.") from error
+        raise
+    if integrity:
+        record = {"format": SIDECAR_FORMAT, "file": path.name, "size": hashing.size,
+                  "sha256": hashing.sha256.hexdigest()}
+        write_text(sidecar_path(path), json.dumps(record, indent=1) + "\n")
+    fsync_directory(path.parent)
+    return path
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the renames in ``directory`` durable (not supported everywhere; skipped where it is not)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_text(path: Union[str, os.PathLike], text: str, integrity: bool = False) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode()), integrity=integrity)
+
+
+def write_json(path: Union[str, os.PathLike], data: Any, integrity: bool = False) -> Path:
+    """JSON (indent 2, anything else as str, a final newline), written atomically."""
+    return write_text(path, json.dumps(data, indent=2, default=str) + "\n", integrity=integrity)
+
+
+def file_sha256(path: Union[str, os.PathLike]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_record(path: Union[str, os.PathLike]) -> dict[str, Any]:
+    """{"size", "sha256"} of a file as it is now."""
+    return {"size": os.path.getsize(path), "sha256": file_sha256(path)}
+
+
+def record_problem(path: Union[str, os.PathLike], record: dict[str, Any], source: str) -> Optional[str]:
+    """What is wrong with ``path`` against ``record`` ({"size", "sha256"}, from ``source``); None if it matches."""
+    path = Path(path)
+    if not path.is_file():
+        return f"it is missing ({source} lists it)"
+    size = path.stat().st_size
+    if size != record.get("size"):
+        return (f"it has {size} bytes, {source} says {record.get('size')} (truncated, or overwritten after it "
+                "was written)")
+    if file_sha256(path) != record.get("sha256"):
+        return f"its content hash differs from {source} (bytes corrupted or changed after it was written)"
+    return None
+
+
+def read_integrity(path: Union[str, os.PathLike]) -> Optional[dict[str, Any]]:
+    """The sidecar record of ``path``; None when it has none (a file written before records existed)."""
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        return None
+    try:
+        record = json.loads(sidecar.read_text())
+    except (ValueError, OSError):
+        return {"size": None, "sha256": None}  # an unreadable record: the file cannot be vouched for
+    return record if isinstance(record, dict) else {"size": None, "sha256": None}
+
+
+def integrity_problem(path: Union[str, os.PathLike]) -> Optional[str]:
+    """What is wrong with ``path`` against its sidecar; None when it matches or has no sidecar."""
+    record = read_integrity(path)
+    if record is None:
+        return None
+    return record_problem(path, record, f"its integrity record {sidecar_path(path).name}")
+
+
+def remove_with_sidecar(path: Union[str, os.PathLike]) -> None:
+    Path(path).unlink(missing_ok=True)
+    sidecar_path(path).unlink(missing_ok=True)
+
+
+def write_bytes(path: Union[str, os.PathLike], data: bytes, integrity: bool = False) -> Path:
+    return atomic_write(path, lambda f: f.write(data), integrity=integrity)
+
+
+@contextlib.contextmanager
+def text_file(path: Union[str, os.PathLike]) -> Iterator[io.StringIO]:
+    """``with text_file(path) as handle:`` collects the text (e.g. for csv.writer, which ends rows itself)
+    and writes it atomically when the block ends without an error."""
+    buffer = io.StringIO(newline="")
+    yield buffer
+    write_text(path, buffer.getvalue())

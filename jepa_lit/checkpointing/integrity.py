@@ -1,0 +1,82 @@
+"""Checkpoints checked before they are loaded: against their integrity record (``<file>.sha256.json``,
+written by AtomicCheckpointIO), and for what torch.save writes. A damaged one raises CorruptCheckpointError
+naming the file, what is wrong, and the newest intact checkpoint in the same folder (docs/checkpoints.md).
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+
+from jepa_lit.atomic import SIDECAR_SUFFIX, integrity_problem, read_integrity
+from jepa_lit.errors import CheckpointError
+
+CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".tar")
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file that is truncated, corrupted, or not a checkpoint."""
+
+
+def checkpoint_problem(path: Union[str, Path]) -> Optional[str]:
+    """What is wrong with the checkpoint file ``path``; None when it looks intact. A file with an integrity
+    record is checked against it (size and SHA-256); any file must be what torch.save writes."""
+    path = Path(path)
+    problem = integrity_problem(path)
+    if problem is not None:
+        return problem
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":  # \x80: a pickle's protocol marker (old files)
+        if head[:2] == b"PK":
+            return "it is a zip archive without its end (truncated)"
+        return "it is not a checkpoint (neither the zip archive torch.save writes nor a pickle)"
+    return None
+
+
+def checkpoints_beside(path: Union[str, Path]) -> list[Path]:
+    """The checkpoint files in ``path``'s folder, newest first (by modification time)."""
+    folder = Path(path).parent
+    found = [p for p in folder.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES
+             and not p.name.startswith(".") and not p.name.endswith(SIDECAR_SUFFIX)] if folder.is_dir() else []
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def newest_intact(path: Union[str, Path]) -> Optional[Path]:
+    """The newest checkpoint beside ``path`` (not ``path`` itself) that passes ``checkpoint_problem``."""
+    for other in checkpoints_beside(path):
+        if other.resolve() != Path(path).resolve() and checkpoint_problem(other) is None:
+            return other
+    return None
+
+
+def damaged_message(path: Union[str, Path], problem: str) -> str:
+    intact = newest_intact(path)
+    advice = (f"the newest intact checkpoint in the same folder is {intact}: pass it as --ckpt_path "
+              "(`--ckpt_path last` falls back to it by itself)" if intact is not None
+              else f"no intact checkpoint is left in {Path(path).parent}; start the run again")
+    return f"{path}: cannot be used as a checkpoint: {problem}; {advice}"
+
+
+def check_checkpoint(path: Union[str, Path]) -> None:
+    """Raise CorruptCheckpointError (file, problem, the intact alternative) unless ``path`` looks intact."""
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise CorruptCheckpointError(damaged_message(path, problem))
+
+
+def load_checkpoint_file(path: Union[str, Path], **load_kwargs: Any) -> Any:
+    """``torch.load(path, **load_kwargs)`` after ``check_checkpoint``; a file torch cannot read (a damaged
+    file without an integrity record) raises CorruptCheckpointError naming it, not torch's traceback."""
+    check_checkpoint(path)
+    try:
+        return torch.load(path, **load_kwargs)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
+        if read_integrity(path) is not None:  # intact bytes that torch cannot read: not a damage problem
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CorruptCheckpointError(damaged_message(path, f"torch.load could not read it ({first})")) from error
