@@ -119,7 +119,7 @@ def test_report_numbers_layout_and_files(study):
     ld = table.cells[("ld", "ssv2")].delta  # differences 3, 1, 5: mean 3, sd 2
     assert ld.mean == pytest.approx(3.0) and ld.hi - ld.mean == pytest.approx(4.302653 * 2 / math.sqrt(3), abs=1e-4)
     assert table.cells[("baseline", "imagenet100")].delta is None
-    assert table.cells[("fwm_hw_ld", "imagenet100")].released == 30.78  # OBJECTIVES.md section 6
+    assert table.cells[("fwm_hw_ld", "imagenet100")].released == 30.78  # jepa_lit/study/released.json
     assert table.cells[("baseline", "imagenet100")].released == 21.26  # seed 239, the variants' seed
 
     md = report["markdown"]
@@ -198,7 +198,7 @@ def test_nothing_to_report(tmp_path):
 
 
 def test_the_released_runs_without_an_ld_gradient_are_marked_on_every_benchmark(study):
-    """OBJECTIVES.md 5.1: released HW-LD and FWM-HW-LD trained no LD head (effectively base + HW (+ FWM))."""
+    """docs/reproducing.md, the release's defects: released HW-LD and FWM-HW-LD trained no LD head (effectively base + HW (+ FWM))."""
     for variant in ("hw_ld", "fwm_hw_ld"):
         for bench in ("diving48", "imagenet100", "ssv2"):
             assert "¶" in RELEASED_MARKS[("mixed", variant, bench)]

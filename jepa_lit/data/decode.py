@@ -27,7 +27,7 @@ from av.video.reformatter import VideoReformatter
 ThreadType = Literal["AUTO", "FRAME", "SLICE", "NONE"]
 
 # Multi-threaded decoding (frame + slice). On small sources (<= 224 px) it brings little, on
-# 640-1280 px footage +13-35 % (see shared/research/stack.md section 5); a DataModule can turn it
+# 640-1280 px footage +13-35 % (measured on this project's CPU, see bench/bench_data.py); a DataModule can turn it
 # down when many DataLoader workers already share few cores.
 DEFAULT_THREAD_TYPE: ThreadType = "AUTO"
 

@@ -1,6 +1,6 @@
 """Synthetic moving-disc videos, generated in memory from a seed: the embedded default dataset.
 
-The recipe is the study's Synthetic Motion Discrimination benchmark (spec section 3): a solid disc
+The recipe is the study's Synthetic Motion Discrimination benchmark (docs/datasets.md, synthetic moving discs): a solid disc
 (radius 10 to size/4 - 1 px, a colour of 120-255 per channel) moves at constant velocity over a dark
 background (0-79 per channel) with per-frame grayscale noise (0-29); the label is the direction, one of
 8 (N, NE, E, SE, S, SW, W, NW), ``label = index % 8`` so classes are balanced; the disc centre is

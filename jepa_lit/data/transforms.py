@@ -24,7 +24,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 Interpolation = Literal["bilinear", "bicubic"]
 INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 
-# The study's random resized crop (OBJECTIVES.md section 1, augmentation).
+# The study's random resized crop (docs/objectives.md, base recipe).
 TRAIN_SCALE = (0.3, 1.0)
 TRAIN_RATIO = (0.75, 1.35)
 

@@ -1,4 +1,4 @@
-"""The frozen-encoder benchmarks and their protocols (OBJECTIVES.md section 3; the study's scripts).
+"""The frozen-encoder benchmarks and their protocols (the study's evaluation protocol, experiments/probes/; the study's scripts).
 
 Each Benchmark gives the defaults of ``jepa-lit test --probe <name>``: the DataModule and its clip
 protocol, the probe, the cached feature pooling, and the probe's optimisation. Every value can be

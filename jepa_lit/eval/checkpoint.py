@@ -4,7 +4,7 @@ A JEPAModule checkpoint carries ``checkpoint["jepa_lit"] = {"encoder_config", "e
 "target_mode"}``. ``eval_encoder`` names the state-dict prefix of the encoder that trained: the EMA
 target ("target_encoder") for V-JEPA runs, the online encoder ("encoder") for runs without EMA. The
 study's release evaluated the never-updated EMA copy of its no-EMA runs, i.e. random weights
-(OBJECTIVES.md section 5, defect 2); reading the choice from the checkpoint, never from a flag, keeps
+(docs/reproducing.md, the release's defects); reading the choice from the checkpoint, never from a flag, keeps
 that from happening again. A checkpoint without this metadata is refused.
 
 A random-init control (the same architecture, freshly initialised from a seed) is available with

@@ -7,7 +7,7 @@ where ``<run dir>`` is the folder holding ``checkpoints/`` and ``<key>`` starts 
 probe type and every probe hyperparameter, epochs, feature layer and pooling, clip protocol), and
 leaves out what may legitimately differ between the rows of a table (checkpoint, encoder weights,
 seeds, data root, cache and loader settings). ``check_comparable`` refuses a set of results whose keys
-differ (the study's release compared probes trained for 50 and 100 epochs; OBJECTIVES.md section 5).
+differ (the study's release compared probes trained for 50 and 100 epochs; docs/reproducing.md, the release's defects).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Multiblock-3D blocks are drawn as usual, then the context is limited to the first
 max(1, floor(context_fraction * T')) token time steps, and the targets are the full complement of the
-(batch-cut) context: all of the later time steps plus the masked blocks of the early ones (spec
-section 4; study: context_fraction 0.5, 4 short-range blocks of 15% and 1 long-range block of 70%).
+(batch-cut) context: all of the later time steps plus the masked blocks of the early ones
+(docs/objectives.md; study: context_fraction 0.5, 4 short-range blocks of 15% and 1 long-range block of 70%).
 MotionFuture places the blocks as MotionGuided does (Motion-Future: alpha 2.0, r 0.1).
 """
 

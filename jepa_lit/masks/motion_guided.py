@@ -5,7 +5,7 @@ frame difference repeated so there is one per frame), resized (trilinear) to the
 by its per-clip max. Every block origin is scored by the mean of m inside the block (an average pool
 over all origins at once). Each block's origin is uniform with probability ``random_rate``, otherwise
 drawn with probability proportional to max(score, 1e-6)^alpha. Blocks are targets, so high-motion
-regions become prediction targets (spec section 4; MG: alpha 2.0, r 0.1; AMG: alpha 5.0, r 0.0).
+regions become prediction targets (docs/objectives.md; MG: alpha 2.0, r 0.1; AMG: alpha 5.0, r 0.0).
 A still clip (an image repeated) has m = 0 everywhere, so its blocks are uniform.
 """
 

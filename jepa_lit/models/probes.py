@@ -1,6 +1,6 @@
 """Probes for frozen-encoder evaluation: map frozen tokens [B, N, D] to class logits [B, C].
 
-- ``AttentiveProbe``: the study's probe (OBJECTIVES.md section 3): a learned cls token is prepended,
+- ``AttentiveProbe``: the study's probe (the study's evaluation protocol, experiments/probes/): a learned cls token is prepended,
   one multi-head self-attention (8 heads) runs over [cls; tokens], then a residual connection,
   LayerNorm, and a linear head on the cls output. With ``mean_pool=True`` the tokens are averaged
   first, so attention runs over [cls, mean token]: the study's SSv2 probe.

@@ -7,7 +7,7 @@ at token time t+1 minus at t, a_t in R^3, without gradient. With a head
     L_ac = weight * mean_P |q(Z_t) - a_t|
 
 C_in = 4D (``reads: all``) or only the Z_dyn channels of FWM (``reads: dynamics``, FAC). Per mask
-generator, averaged over the generators with any valid pair (spec section 4; study: 1.0, hidden 256).
+generator, averaged over the generators with any valid pair (docs/objectives.md; study: 1.0, hidden 256).
 """
 
 from __future__ import annotations

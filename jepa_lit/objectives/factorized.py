@@ -7,7 +7,7 @@ The 4D channels split into Z_app = Z[..., :D_app] (levels 1-2 at app_ratio 0.5) 
     L_orth   = orth_weight * mean_ab C_ab^2,   C = Z~_app^T Z~_dyn / (n - 1)
 
 where C is the cross-covariance over the n visible tokens of the batch (columns mean-centred), in
-fp32; under DDP the tokens of every rank are gathered, so n is the whole batch's. Both are averaged over the generators that have the tokens they need (spec section 4, study:
+fp32; under DDP the tokens of every rank are gathered, so n is the whole batch's. Both are averaged over the generators that have the tokens they need (docs/objectives.md, study:
 0.05, 0.01, app ratio 0.5). FWM-LD and FAC add a head reading Z_dyn only (``reads: dynamics`` of
 LatentDynamics / ActionConditioned).
 """

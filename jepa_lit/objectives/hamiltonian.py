@@ -9,7 +9,7 @@ encoder train through the derivatives):
     p' = p - dt dE/dq (q', p)
     L  = weight * (mean_P |q' - q*| + mean_P |p' - p*|),   q*, p* = the halves of H_{t+1} (detached)
 
-per mask generator, averaged over the generators with any valid pair (spec section 4; study: 1.0,
+per mask generator, averaged over the generators with any valid pair (docs/objectives.md; study: 1.0,
 dt 0.1, h 256). E is a sum of per-token terms, so dE/dq and dE/dp at a token depend on that token
 alone: the step is computed at the valid-pair tokens only, with the same result as on the full grid.
 The energy's output layer has no bias: a constant offset of E changes no derivative, and a parameter

@@ -6,7 +6,7 @@ Over all tokens of the target grid H (its first ``channel_fraction`` of the 4D c
     huber:        L = weight * mean Huber(dH_t; delta),  Huber(x) = x^2 / 2 if |x| < delta else delta (|x| - delta / 2)
     acceleration: L = weight * mean |H_{t+2} - 2 H_{t+1} + H_t|    (needs T' >= 3; shorter is an error)
 
-Study variants (UCF-101 regime, spec section 4): Kin-L1 (weight 1.0 and 0.1), Kin-Huber (0.1, delta
+Study variants (UCF-101 regime, docs/objectives.md): Kin-L1 (weight 1.0 and 0.1), Kin-Huber (0.1, delta
 0.1), Kin-Accel (0.1), Kin-Split (Kin-Accel, channel_fraction 0.5), Kin-Anneal (Kin-Accel with
 weight * (1 + cos(pi * e / E)) / 2). The release annealed per epoch of its 100 x 300-step run; here
 e = floor(step * anneal_epochs / max_steps), E = anneal_epochs, the same decay for any run length.

@@ -8,10 +8,10 @@ FWM-HW-LD). With ``hard_weighting`` (HW-LD, FWM-HW-LD), over the N valid pairs o
 
     e = |g(Z_t) - dH_t|,  w = N * softmax(mean_c e / tau) (detached),  L_LD = weight * mean(w e)
 
-Per mask generator, averaged over the generators with any valid pair (spec section 4, study: 1.0,
+Per mask generator, averaged over the generators with any valid pair (docs/objectives.md, study: 1.0,
 hidden 256). H is detached.
 
-``released_no_grad`` reproduces the release's defect (spec section 5.1): its hard-weighted term was
+``released_no_grad`` reproduces the release's defect (docs/reproducing.md, the release's defects): its hard-weighted term was
 computed under ``no_grad``, a constant, so the head never trained. Off by default; with it, the term
 is that constant (the head and the encoder stay in the graph at zero weight, as DDP needs).
 """

@@ -6,7 +6,7 @@ At valid pairs P_t (cos: cosine similarity over the 4D channels):
     pos = cos(Z_t, H_t),  neg = cos(Z_t, H_{t+1})
     L_ltc = weight * mean_P max(0, margin - pos + neg)
 
-per mask generator, averaged over the generators with any valid pair (spec section 4; study: 0.5,
+per mask generator, averaged over the generators with any valid pair (docs/objectives.md; study: 0.5,
 margin 0.5). H is detached.
 """
 

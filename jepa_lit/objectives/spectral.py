@@ -6,7 +6,7 @@ FFT over token time (T' // 2 + 1 bins) and w_f = linspace(min_freq_weight, 1.0, 
     L_spec = weight * mean_{tube, f, c} |w_f F_Z(f) - w_f F_H(f)|     (complex modulus)
 
 computed as |w_f F(Z - H)| (the FFT is linear), in fp32, per mask generator and averaged over the
-generators with any whole visible tube (spec section 4; study: 1.0). Needs T' >= 4: a shorter clip is
+generators with any whole visible tube (docs/objectives.md; study: 1.0). Needs T' >= 4: a shorter clip is
 an error (the release skipped the term silently). H is detached.
 """
 
