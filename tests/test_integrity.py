@@ -228,3 +228,20 @@ def test_resuming_with_other_clip_settings_is_refused_with_the_keys(frames, crop
     other = {"jepa_lit": {**saved["jepa_lit"], "encoder_config": {**saved["jepa_lit"]["encoder_config"], "depth": 2}}}
     with pytest.raises(CheckpointError, match="model.encoder.depth: 2 -> 1"):
         module(8, 32).on_load_checkpoint(other)
+
+
+# ----- results JSON ----------------------------------------------------------------------------------
+def test_results_json_carries_a_record_checked_by_the_results_command(tmp_path, capsys):
+    from jepa_lit.eval.results import main as results_main
+    from jepa_lit.eval.results import write_results
+    from jepa_lit.study.registry import RegistryError, read_results
+
+    path = write_results({"schema": "jepa_lit.probe_result/1", "metrics": {"top1": 12.5}}, str(tmp_path / "r.json"))
+    assert sidecar_path(path).is_file() and read_results(path)["metrics"]["top1"] == 12.5
+    path.write_text(path.read_text().replace("12.5", "92.5"))  # same size, other bytes
+    assert results_main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: damaged: its content hash differs from its integrity record r.json.sha256.json" in err
+    assert "rerun the probe (jepa-lit test --probe" in err
+    with pytest.raises(RegistryError, match="damaged: its content hash differs.*rerun the sweep to probe again"):
+        read_results(path)  # the sweep's and the report's reader

@@ -16,12 +16,13 @@ import pytest
 import torch
 import yaml
 
+from jepa_lit.atomic import sidecar_path
 from jepa_lit.config import deep_merge
 from jepa_lit.study import sweep
 from jepa_lit.study.executor import Executor, subprocess_launch, tail
 from jepa_lit.study.launchers import run_local, sbatch_script
 from jepa_lit.study.plan import plan
-from jepa_lit.study.registry import ProbeMetrics, RecordError, RunRecord, read_record, write_record
+from jepa_lit.study.registry import ProbeMetrics, RecordError, RunRecord, read_record, write_json, write_record
 from jepa_lit.study.runs import expand, merged_config
 from jepa_lit.study.spec import SpecError, load_spec
 
@@ -145,6 +146,9 @@ def test_run_record_round_trip(tmp_path):
     back.directory = None
     assert back == record and back.pretrained and not back.baseline_run
     run.registry_path.write_text('{"run_id": "x", "regime": "r", "variant": "v", "seed": "0"}')
+    with pytest.raises(RecordError, match=r"run.json: damaged: it has \d+ bytes, its integrity record"):
+        read_record(run.registry_path)  # edited after the sweep wrote it
+    sidecar_path(run.registry_path).unlink()  # as a record written before integrity records existed
     with pytest.raises(RecordError, match=r"run.json: seed: expected an int, got '0'"):
         read_record(run.registry_path)
     run.registry_path.write_text("{not json")
@@ -492,7 +496,9 @@ def test_a_corrupt_registry_file_is_named_and_exits_2(tmp_path, capsys, target, 
     capsys.readouterr()
     assert study_main(["sweep", str(spec), "--scale", "full", *(["--dry-run"] if dry_run else [])]) == 2
     err = capsys.readouterr().err
-    assert f"{broken}: not valid JSON" in err and "Traceback" not in err
+    # the sweep writes run.json with its integrity record, which catches the cut; the fake probe wrote none
+    expected = f"{broken}: damaged: it has " if target == "run.json" else f"{broken}: not valid JSON"
+    assert expected in err and "Traceback" not in err
 
 
 def test_sbatch_array_script(tmp_path):
@@ -623,7 +629,7 @@ def test_tiny_real_run_end_to_end_and_resumed(tmp_path):
             callback["last_model_path"] = str(run.checkpoint)
     torch.save(state, run.checkpoint)
     registry.update(status="running", pretraining=None, metrics={})
-    run.registry_path.write_text(json.dumps(registry))
+    write_json(run.registry_path, registry)  # as the sweep writes it: with its integrity record
     for path in (run.run_dir / "probes").glob("*.json"):
         path.unlink()
     assert run_local([run], Executor(launch=launch, echo=lambda m: None)) == {run.run_id: "done"}, logs()

@@ -23,11 +23,13 @@ import torch
 import torchmetrics
 
 import jepa_lit
-from jepa_lit.atomic import write_json
+from jepa_lit.atomic import read_checked_text, write_json
+from jepa_lit.errors import RegistryError
 from jepa_lit.eval.features import LOADER_ONLY_ARGS
 from jepa_lit.hashing import json_sha256
 
 SCHEMA = "jepa_lit.probe_result/1"
+RERUN_PROBE = "rerun the probe (jepa-lit test --probe BENCHMARK --ckpt_path CKPT) to write it again"
 # Probe-module arguments that do not change what is measured.
 _REPORTING_ONLY = frozenset({"bootstrap_samples", "bootstrap_seed", "embed_dim", "num_classes"})
 _NOT_PROTOCOL = LOADER_ONLY_ARGS | {"root", "seed", "on_error"}
@@ -141,7 +143,8 @@ def default_output_path(results: dict[str, Any]) -> Path:
 
 def write_results(results: dict[str, Any], path: Optional[str] = None) -> Path:
     out = Path(path) if path else default_output_path(results)
-    return write_json(out, results)  # atomic: a crash never leaves half a results JSON
+    # atomic (a crash never leaves half a file), with its integrity record (checked by whoever reads it)
+    return write_json(out, results, integrity=True)
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -207,7 +210,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     loaded = []
     for p in paths:  # a wrong path or a file that is not a results JSON: say which, not a traceback
         try:
-            results = json.loads(Path(p).read_text())
+            results = json.loads(read_checked_text(p, RERUN_PROBE, RegistryError))
+        except RegistryError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         except FileNotFoundError:
             from jepa_lit.hints import path_hint
 
