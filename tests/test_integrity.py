@@ -194,6 +194,35 @@ def test_ckpt_path_last_resumes_from_the_newest_intact_checkpoint(tmp_path, chec
         resolve_last_checkpoint(config())
 
 
+def test_ckpt_path_last_reads_the_sweeps_fixed_run_folder(tmp_path, checkpoint):
+    from jsonargparse import Namespace
+
+    from jepa_lit.cli import resolve_last_checkpoint
+    from jepa_lit.errors import CheckpointError
+
+    io = AtomicCheckpointIO()
+    io.save_checkpoint(checkpoint, tmp_path / "baseline" / "version_0" / "checkpoints" / "last.ckpt")  # another run
+    folder = tmp_path / "baseline" / "seed_1" / "checkpoints"  # the sweep's logger: save_dir/<variant>/seed_<S>
+    io.save_checkpoint(checkpoint, folder / "step=2.ckpt")
+    os.utime(folder / "step=2.ckpt", (1, 1))
+    io.save_checkpoint(checkpoint, folder / "last.ckpt")
+
+    def config(version):
+        logger = Namespace(init_args=Namespace(save_dir=str(tmp_path), name="baseline", version=version))
+        return Namespace(trainer=Namespace(logger=logger), ckpt_path="last")
+
+    resolved = config("seed_1")
+    resolve_last_checkpoint(resolved)
+    assert resolved.ckpt_path == str(folder / "last.ckpt") and resolved.trainer.logger.init_args.version == "seed_1"
+    damage(folder / "last.ckpt", "truncated")
+    resolved = config("seed_1")
+    with pytest.warns(UserWarning, match=r"last.ckpt is damaged .*resuming from .*seed_1/checkpoints/step=2.ckpt"):
+        resolve_last_checkpoint(resolved)
+    assert resolved.ckpt_path == str(folder / "step=2.ckpt")
+    with pytest.raises(CheckpointError, match=r"no .*baseline/seed_2/checkpoints/last.ckpt to resume from"):
+        resolve_last_checkpoint(config("seed_2"))
+
+
 # ----- settings recorded in checkpoints ---------------------------------------------------------------
 @pytest.mark.parametrize("frames, crop, refused", [
     (8, 32, []),
@@ -239,9 +268,36 @@ def test_results_json_carries_a_record_checked_by_the_results_command(tmp_path, 
     path = write_results({"schema": "jepa_lit.probe_result/1", "metrics": {"top1": 12.5}}, str(tmp_path / "r.json"))
     assert sidecar_path(path).is_file() and read_results(path)["metrics"]["top1"] == 12.5
     path.write_text(path.read_text().replace("12.5", "92.5"))  # same size, other bytes
-    assert results_main([str(path)]) == 2
+    assert results_main([str(path), str(sidecar_path(path))]) == 2  # RUN/probes/*.json: the record is left out
     err = capsys.readouterr().err
     assert f"{path}: damaged: its content hash differs from its integrity record r.json.sha256.json" in err
     assert "rerun the probe (jepa-lit test --probe" in err
     with pytest.raises(RegistryError, match="damaged: its content hash differs.*rerun the sweep to probe again"):
         read_results(path)  # the sweep's and the report's reader
+
+
+# ----- probing at other clip settings ------------------------------------------------------------------
+@pytest.mark.parametrize("frames, crop, changes", [
+    (8, 32, []),
+    (16, 32, ["data.num_frames: 8 -> 16"]),
+    (16, 64, ["data.crop_size: 32 -> 64", "data.num_frames: 8 -> 16"]),
+])
+def test_probing_at_other_clip_settings_warns_once_naming_the_keys(tmp_path, checkpoint, frames, crop, changes):
+    import warnings
+    from types import SimpleNamespace
+
+    from jepa_lit.eval.checkpoint import load_eval_encoder, warn_probe_clip_changes
+
+    saved = {**checkpoint, "jepa_lit": {**checkpoint["jepa_lit"], "data": {"num_frames": 8, "crop_size": 32}}}
+    AtomicCheckpointIO().save_checkpoint(saved, tmp_path / "last.ckpt")
+    frozen = load_eval_encoder(str(tmp_path / "last.ckpt"))
+    assert frozen.trained_data == {"num_frames": 8, "crop_size": 32}
+    datamodule = SimpleNamespace(num_frames=frames, crop_size=crop)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        recorded = warn_probe_clip_changes(frozen, datamodule)  # what evaluate_checkpoint puts in the results
+    assert len(caught) == len(recorded) == (1 if changes else 0)
+    if changes:
+        assert str(caught[0].message) == recorded[0] and "; ".join(changes) in recorded[0]
+    control = load_eval_encoder(str(tmp_path / "last.ckpt"), random_init=True)
+    assert warn_probe_clip_changes(control, datamodule) == []  # the untrained control was trained at nothing

@@ -23,7 +23,7 @@ import torch
 import torchmetrics
 
 import jepa_lit
-from jepa_lit.atomic import read_checked_text, write_json
+from jepa_lit.atomic import SIDECAR_SUFFIX, read_checked_text, write_json
 from jepa_lit.errors import RegistryError
 from jepa_lit.eval.features import LOADER_ONLY_ARGS
 from jepa_lit.hashing import json_sha256
@@ -178,6 +178,8 @@ def summary(results: dict[str, Any]) -> str:
     lines.append(f"  {optimistic}top-1 {m['top1']:.2f} % (95% CI {lo:.2f}-{hi:.2f}, {m['num_test_clips']} test clips; "
                  f"chance {results['benchmark_info']['chance']:.2f} %), top-{m['top_k']} {m['top5']:.2f} %, "
                  f"mean per-class {m['mean_class_acc']:.2f} %")
+    for warning in results.get("warnings") or []:  # e.g. probed at clip settings other than those trained
+        lines.append(f"  warning: {warning}")
     if results.get("tensorboard"):  # the confusion matrix image and the probe's losses
         lines.append(f"  TensorBoard: tensorboard --logdir {results['tensorboard']}")
     return "\n".join(lines)
@@ -203,7 +205,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     """``python -m jepa_lit.eval.results A.json B.json ...``: print the results side by side."""
     import sys
 
-    paths = list(sys.argv[1:] if argv is None else argv)
+    # RUN/probes/*.json also matches the results' integrity records (*.json.sha256.json): not results
+    paths = [p for p in (sys.argv[1:] if argv is None else argv) if not str(p).endswith(SIDECAR_SUFFIX)]
     if not paths:
         print("usage: python -m jepa_lit.eval.results RESULT.json [RESULT.json ...]", file=sys.stderr)
         return 2
