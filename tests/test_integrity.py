@@ -301,3 +301,34 @@ def test_probing_at_other_clip_settings_warns_once_naming_the_keys(tmp_path, che
         assert str(caught[0].message) == recorded[0] and "; ".join(changes) in recorded[0]
     control = load_eval_encoder(str(tmp_path / "last.ckpt"), random_init=True)
     assert warn_probe_clip_changes(control, datamodule) == []  # the untrained control was trained at nothing
+
+
+# ----- export: encoders and predictor, in the official layout ------------------------------------------
+def test_export_writes_the_predictor_in_the_official_layout(tmp_path, capsys):
+    from jepa_lit.models.official import OFFICIAL_MASK_TOKENS, load_official_predictor
+    from jepa_lit.module import JEPAModule
+
+    def module():
+        return JEPAModule(VisionTransformer(size="tiny", depth=1, img_size=32, num_frames=4),
+                          predictor_width=32, predictor_depth=1, predictor_heads=2)
+
+    trained = module()
+    with torch.no_grad():
+        for token in trained.predictor.mask_tokens:
+            token.normal_()
+    saved = {"state_dict": trained.state_dict(), "epoch": 0, "global_step": 5}
+    trained.on_save_checkpoint(saved)
+    AtomicCheckpointIO().save_checkpoint(saved, tmp_path / "last.ckpt")
+    code, _ = run_main(capsys, ["export", str(tmp_path / "last.ckpt"), str(tmp_path / "vjepa.pt")])
+    assert code == 0
+    exported = torch.load(tmp_path / "vjepa.pt", weights_only=False)
+    assert {"encoder", "target_encoder", "predictor"} <= set(exported)
+    predictor = exported["predictor"]
+    assert all(k.startswith("module.backbone.") for k in predictor)
+    assert {f"module.backbone.mask_tokens.{i}" for i in range(OFFICIAL_MASK_TOKENS)} <= set(predictor)
+    assert set(predictor) - {f"module.backbone.mask_tokens.{i}" for i in range(OFFICIAL_MASK_TOKENS)} == {
+        "module.backbone." + k for k in trained.predictor.state_dict() if not k.startswith("mask_tokens.")}
+    fresh = module()
+    load_official_predictor(fresh.predictor, str(tmp_path / "vjepa.pt"))
+    for key, value in trained.predictor.state_dict().items():
+        assert torch.equal(fresh.predictor.state_dict()[key], value), key
