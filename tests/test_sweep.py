@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from jepa_lit.atomic import sidecar_path
+from jepa_lit.checkpointing import AtomicCheckpointIO
 from jepa_lit.config import deep_merge
 from jepa_lit.study import sweep
 from jepa_lit.study.executor import Executor, subprocess_launch, tail
@@ -631,7 +632,9 @@ def test_tiny_real_run_end_to_end_and_resumed(tmp_path):
     for key, callback in state["callbacks"].items():  # what last.ckpt written at step 2 would hold
         if "Checkpoint{" in key:
             callback["last_model_path"] = str(run.checkpoint)
-    torch.save(state, run.checkpoint)
+    AtomicCheckpointIO().save_checkpoint(state, run.checkpoint)  # as the fit writes it: with its integrity record
+    for later in (run.run_dir / "checkpoints").glob("*step=[3-9].ckpt"):  # not written yet at step 2
+        AtomicCheckpointIO().remove_checkpoint(later)
     registry.update(status="running", pretraining=None, metrics={})
     write_json(run.registry_path, registry)  # as the sweep writes it: with its integrity record
     for path in (run.run_dir / "probes").glob("*.json"):
