@@ -18,6 +18,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
 
@@ -174,6 +175,27 @@ def integrity_problem(path: Union[str, os.PathLike]) -> Optional[str]:
     return record_problem(path, record, f"its integrity record {sidecar_path(path).name}")
 
 
+_unrecorded_noted = False  # files written before integrity records existed: one note per process, not one per file
+
+
+def read_checked_text(path: Union[str, os.PathLike], advice: str,
+                      error_type: type[JepaLitError] = JepaLitError) -> str:
+    """The text of ``path`` after its integrity check. A file that fails it raises ``error_type`` naming the
+    file, what is wrong and ``advice`` (what to do); a file without a record (written before records
+    existed) is read with one warning per process."""
+    global _unrecorded_noted
+    if not Path(path).is_file():
+        return Path(path).read_text()  # the OSError of a missing file (or a folder), as a plain read gives
+    problem = integrity_problem(path)
+    if problem is not None:
+        raise error_type(f"{path}: damaged: {problem}; {advice}")
+    if read_integrity(path) is None and not _unrecorded_noted:
+        _unrecorded_noted = True
+        warnings.warn(f"{path} has no integrity record ({sidecar_path(path).name}; written before jepa-lit "
+                      "recorded them): read unchecked (further such files are not reported)", stacklevel=2)
+    return Path(path).read_text()
+
+
 def remove_with_sidecar(path: Union[str, os.PathLike]) -> None:
     Path(path).unlink(missing_ok=True)
     sidecar_path(path).unlink(missing_ok=True)
@@ -184,9 +206,9 @@ def write_bytes(path: Union[str, os.PathLike], data: bytes, integrity: bool = Fa
 
 
 @contextlib.contextmanager
-def text_file(path: Union[str, os.PathLike]) -> Iterator[io.StringIO]:
+def text_file(path: Union[str, os.PathLike], integrity: bool = False) -> Iterator[io.StringIO]:
     """``with text_file(path) as handle:`` collects the text (e.g. for csv.writer, which ends rows itself)
     and writes it atomically when the block ends without an error."""
     buffer = io.StringIO(newline="")
     yield buffer
-    write_text(path, buffer.getvalue())
+    write_text(path, buffer.getvalue(), integrity=integrity)

@@ -262,13 +262,18 @@ def resolve_last_checkpoint(config) -> None:
     if init is None or init.get("save_dir") is None:
         raise ConfigError("--ckpt_path last needs trainer.logger with init_args.save_dir (as in experiments/*.yaml)")
     runs = Path(init.save_dir) / (init.get("name") or "lightning_logs")
-    found = sorted(runs.glob("version_*/checkpoints/last.ckpt"),
-                   key=lambda p: (int(p.parents[1].name.split("_")[-1]) if p.parents[1].name.split("_")[-1].isdigit()
-                                  else -1, p.stat().st_mtime))
-    if init.get("version") not in (None, ""):
-        found = [p for p in found if p.parents[1].name in (str(init.version), f"version_{init.version}")]
+    if init.get("version") not in (None, ""):  # a fixed folder (the sweep's seed_S): that one, whatever its name
+        named = [runs / str(init.version), runs / f"version_{init.version}"]
+        found = [folder / "checkpoints" / "last.ckpt" for folder in named
+                 if (folder / "checkpoints" / "last.ckpt").is_file()][:1]
+        wanted = f"{runs / str(init.version)}/checkpoints/last.ckpt"
+    else:
+        found = sorted(runs.glob("version_*/checkpoints/last.ckpt"),
+                       key=lambda p: (int(p.parents[1].name.split("_")[-1])
+                                      if p.parents[1].name.split("_")[-1].isdigit() else -1, p.stat().st_mtime))
+        wanted = f"{runs}/version_*/checkpoints/last.ckpt"
     if not found:
-        raise CheckpointError(f"--ckpt_path last: no {runs}/version_*/checkpoints/last.ckpt to resume from")
+        raise CheckpointError(f"--ckpt_path last: no {wanted} to resume from")
     config.ckpt_path = str(intact_or_newest_intact(found[-1]))
     init.version = found[-1].parents[1].name
     print(f"resuming {config.ckpt_path}", flush=True)

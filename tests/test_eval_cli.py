@@ -60,7 +60,7 @@ def test_probe_synthetic_end_to_end_through_the_cli(pretrained, capsys):
     # two heads: chosen on a validation split held out of the training clips (the default)
     assert "selected head" in out and "rule: the head with the highest top-1 on a validation split" in out
     assert "95% CI" in out and "OPTIMISTIC" not in out
-    (path,) = (ckpt.parent.parent / "probes").glob("synthetic-last-target_encoder-*.json")
+    (path,) = (ckpt.parent.parent / "probes").glob("synthetic-last-target_encoder-????????.json")  # not its record
     results = json.loads(path.read_text())
     # everything a comparison needs
     assert results["checkpoint"]["path"] == str(ckpt.resolve()) and results["checkpoint"]["global_step"] == 3
@@ -75,6 +75,10 @@ def test_probe_synthetic_end_to_end_through_the_cli(pretrained, capsys):
     clip = results["clip_protocol"]
     assert clip["datamodule"] == "jepa_lit.data.synthetic.SyntheticMotionDataModule"
     assert clip["init_args"]["num_frames"] == 8 and clip["init_args"]["seed"] == 42 and clip["test_views"] == 1
+    # pretrained at 64 px, probed at 32 px: warned once, and recorded in the results
+    assert clip["trained_at"] == {"num_frames": 8, "crop_size": 64}
+    assert len(results["warnings"]) == 1 and "data.crop_size: 64 -> 32" in results["warnings"][0]
+    assert "num_frames" not in results["warnings"][0] and "warning: probing" in out
     assert results["features"]["layer"] == "last" and results["features"]["val_fraction"] == 0.1
     assert results["splits"] == {"train": 17, "val": 2, "test": 5, "num_classes": 8,
                                  "clips": {"train": {"used": 19, "dropped": 0, "bad_files": []},

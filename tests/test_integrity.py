@@ -194,6 +194,35 @@ def test_ckpt_path_last_resumes_from_the_newest_intact_checkpoint(tmp_path, chec
         resolve_last_checkpoint(config())
 
 
+def test_ckpt_path_last_reads_the_sweeps_fixed_run_folder(tmp_path, checkpoint):
+    from jsonargparse import Namespace
+
+    from jepa_lit.cli import resolve_last_checkpoint
+    from jepa_lit.errors import CheckpointError
+
+    io = AtomicCheckpointIO()
+    io.save_checkpoint(checkpoint, tmp_path / "baseline" / "version_0" / "checkpoints" / "last.ckpt")  # another run
+    folder = tmp_path / "baseline" / "seed_1" / "checkpoints"  # the sweep's logger: save_dir/<variant>/seed_<S>
+    io.save_checkpoint(checkpoint, folder / "step=2.ckpt")
+    os.utime(folder / "step=2.ckpt", (1, 1))
+    io.save_checkpoint(checkpoint, folder / "last.ckpt")
+
+    def config(version):
+        logger = Namespace(init_args=Namespace(save_dir=str(tmp_path), name="baseline", version=version))
+        return Namespace(trainer=Namespace(logger=logger), ckpt_path="last")
+
+    resolved = config("seed_1")
+    resolve_last_checkpoint(resolved)
+    assert resolved.ckpt_path == str(folder / "last.ckpt") and resolved.trainer.logger.init_args.version == "seed_1"
+    damage(folder / "last.ckpt", "truncated")
+    resolved = config("seed_1")
+    with pytest.warns(UserWarning, match=r"last.ckpt is damaged .*resuming from .*seed_1/checkpoints/step=2.ckpt"):
+        resolve_last_checkpoint(resolved)
+    assert resolved.ckpt_path == str(folder / "step=2.ckpt")
+    with pytest.raises(CheckpointError, match=r"no .*baseline/seed_2/checkpoints/last.ckpt to resume from"):
+        resolve_last_checkpoint(config("seed_2"))
+
+
 # ----- settings recorded in checkpoints ---------------------------------------------------------------
 @pytest.mark.parametrize("frames, crop, refused", [
     (8, 32, []),
@@ -228,3 +257,78 @@ def test_resuming_with_other_clip_settings_is_refused_with_the_keys(frames, crop
     other = {"jepa_lit": {**saved["jepa_lit"], "encoder_config": {**saved["jepa_lit"]["encoder_config"], "depth": 2}}}
     with pytest.raises(CheckpointError, match="model.encoder.depth: 2 -> 1"):
         module(8, 32).on_load_checkpoint(other)
+
+
+# ----- results JSON ----------------------------------------------------------------------------------
+def test_results_json_carries_a_record_checked_by_the_results_command(tmp_path, capsys):
+    from jepa_lit.eval.results import main as results_main
+    from jepa_lit.eval.results import write_results
+    from jepa_lit.study.registry import RegistryError, read_results
+
+    path = write_results({"schema": "jepa_lit.probe_result/1", "metrics": {"top1": 12.5}}, str(tmp_path / "r.json"))
+    assert sidecar_path(path).is_file() and read_results(path)["metrics"]["top1"] == 12.5
+    path.write_text(path.read_text().replace("12.5", "92.5"))  # same size, other bytes
+    assert results_main([str(path), str(sidecar_path(path))]) == 2  # RUN/probes/*.json: the record is left out
+    err = capsys.readouterr().err
+    assert f"{path}: damaged: its content hash differs from its integrity record r.json.sha256.json" in err
+    assert "rerun the probe (jepa-lit test --probe" in err
+    with pytest.raises(RegistryError, match="damaged: its content hash differs.*rerun the sweep to probe again"):
+        read_results(path)  # the sweep's and the report's reader
+
+
+# ----- probing at other clip settings ------------------------------------------------------------------
+@pytest.mark.parametrize("frames, crop, changes", [
+    (8, 32, []),
+    (16, 32, ["data.num_frames: 8 -> 16"]),
+    (16, 64, ["data.crop_size: 32 -> 64", "data.num_frames: 8 -> 16"]),
+])
+def test_probing_at_other_clip_settings_warns_once_naming_the_keys(tmp_path, checkpoint, frames, crop, changes):
+    import warnings
+    from types import SimpleNamespace
+
+    from jepa_lit.eval.checkpoint import load_eval_encoder, warn_probe_clip_changes
+
+    saved = {**checkpoint, "jepa_lit": {**checkpoint["jepa_lit"], "data": {"num_frames": 8, "crop_size": 32}}}
+    AtomicCheckpointIO().save_checkpoint(saved, tmp_path / "last.ckpt")
+    frozen = load_eval_encoder(str(tmp_path / "last.ckpt"))
+    assert frozen.trained_data == {"num_frames": 8, "crop_size": 32}
+    datamodule = SimpleNamespace(num_frames=frames, crop_size=crop)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        recorded = warn_probe_clip_changes(frozen, datamodule)  # what evaluate_checkpoint puts in the results
+    assert len(caught) == len(recorded) == (1 if changes else 0)
+    if changes:
+        assert str(caught[0].message) == recorded[0] and "; ".join(changes) in recorded[0]
+    control = load_eval_encoder(str(tmp_path / "last.ckpt"), random_init=True)
+    assert warn_probe_clip_changes(control, datamodule) == []  # the untrained control was trained at nothing
+
+
+# ----- export: encoders and predictor, in the official layout ------------------------------------------
+def test_export_writes_the_predictor_in_the_official_layout(tmp_path, capsys):
+    from jepa_lit.models.official import OFFICIAL_MASK_TOKENS, load_official_predictor
+    from jepa_lit.module import JEPAModule
+
+    def module():
+        return JEPAModule(VisionTransformer(size="tiny", depth=1, img_size=32, num_frames=4),
+                          predictor_width=32, predictor_depth=1, predictor_heads=2)
+
+    trained = module()
+    with torch.no_grad():
+        for token in trained.predictor.mask_tokens:
+            token.normal_()
+    saved = {"state_dict": trained.state_dict(), "epoch": 0, "global_step": 5}
+    trained.on_save_checkpoint(saved)
+    AtomicCheckpointIO().save_checkpoint(saved, tmp_path / "last.ckpt")
+    code, _ = run_main(capsys, ["export", str(tmp_path / "last.ckpt"), str(tmp_path / "vjepa.pt")])
+    assert code == 0
+    exported = torch.load(tmp_path / "vjepa.pt", weights_only=False)
+    assert {"encoder", "target_encoder", "predictor"} <= set(exported)
+    predictor = exported["predictor"]
+    assert all(k.startswith("module.backbone.") for k in predictor)
+    assert {f"module.backbone.mask_tokens.{i}" for i in range(OFFICIAL_MASK_TOKENS)} <= set(predictor)
+    assert set(predictor) - {f"module.backbone.mask_tokens.{i}" for i in range(OFFICIAL_MASK_TOKENS)} == {
+        "module.backbone." + k for k in trained.predictor.state_dict() if not k.startswith("mask_tokens.")}
+    fresh = module()
+    load_official_predictor(fresh.predictor, str(tmp_path / "vjepa.pt"))
+    for key, value in trained.predictor.state_dict().items():
+        assert torch.equal(fresh.predictor.state_dict()[key], value), key

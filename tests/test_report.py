@@ -435,3 +435,46 @@ def test_a_corrupt_registry_or_results_file_is_named_with_exit_status_2(study, c
     assert study_main(["report", str(study), "--no-plots"]) == 2
     err = capsys.readouterr().err
     assert f"{broken}: not valid JSON" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("target, advice", [
+    ("run.json", "delete it and rerun the sweep (the run resumes from the files in its folder)"),
+    ("probes/ssv2.json", "delete it and rerun the sweep to probe again"),
+    ("sweep.json", "rerun the sweep to write it again"),
+])
+def test_a_json_changed_after_it_was_written_fails_its_integrity_check(study, capsys, target, advice):
+    from jepa_lit.study.__main__ import main as study_main
+    from jepa_lit.study.registry import write_json
+
+    path = study / target if target == "sweep.json" else study / "mixed" / "ld" / "seed_1" / target
+    data = json.loads(path.read_text())
+    write_json(path, data)  # as the sweep writes it: with its integrity record
+    assert study_main(["report", str(study), "--no-plots"]) == 0
+    capsys.readouterr()
+    data.setdefault("metrics", {})["top1"] = 99.0  # still valid JSON, but not what was written
+    path.write_text(json.dumps(data))
+    assert study_main(["report", str(study), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: damaged: it has " in err and f"its integrity record {path.name}.sha256.json" in err
+    assert advice in err and "Traceback" not in err
+
+
+def test_files_written_before_integrity_records_are_read_with_one_note(study, monkeypatch):
+    import warnings
+
+    from jepa_lit import atomic
+
+    monkeypatch.setattr(atomic, "_unrecorded_noted", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_report(study, plots=False)  # 10 run.json, 18 results JSON and sweep.json, none with a record
+    notes = [w for w in caught if "has no integrity record" in str(w.message)]
+    assert len(notes) == 1 and "read unchecked" in str(notes[0].message)
+
+
+def test_the_report_writes_its_files_with_integrity_records(study):
+    from jepa_lit.atomic import integrity_problem, sidecar_path
+
+    report = make_report(study, plots=False)
+    assert report["files"] and all(sidecar_path(f).is_file() and integrity_problem(f) is None
+                                   for f in report["files"])

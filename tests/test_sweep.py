@@ -16,12 +16,14 @@ import pytest
 import torch
 import yaml
 
+from jepa_lit.atomic import sidecar_path
+from jepa_lit.checkpointing import AtomicCheckpointIO
 from jepa_lit.config import deep_merge
 from jepa_lit.study import sweep
 from jepa_lit.study.executor import Executor, subprocess_launch, tail
 from jepa_lit.study.launchers import run_local, sbatch_script
 from jepa_lit.study.plan import plan
-from jepa_lit.study.registry import ProbeMetrics, RecordError, RunRecord, read_record, write_record
+from jepa_lit.study.registry import ProbeMetrics, RecordError, RunRecord, read_record, write_json, write_record
 from jepa_lit.study.runs import expand, merged_config
 from jepa_lit.study.spec import SpecError, load_spec
 
@@ -77,7 +79,7 @@ def test_expand_small_spec_into_runs(tmp_path):
                                      "--config", str(mg0.run_dir / "sweep_fit.yaml")]
     assert mg0.fit_command("py", resume=True) == [
         "py", "-m", "jepa_lit.cli", "fit", "--config", mg0.config, "--config", str(mg0.run_dir / "sweep_fit.yaml"),
-        "--ckpt_path", str(mg0.run_dir / "checkpoints" / "last.ckpt")]
+        "--ckpt_path", "last"]  # the CLI reads the run's fixed logger folder, falling back to an intact checkpoint
     probe = mg0.probe_command(mg0.probes[0], "py")
     assert probe[:6] == ["py", "-m", "jepa_lit.cli", "test", "--probe", "synthetic"]
     assert probe[-1] == str(mg0.run_dir / "probes" / mg0.probes[0].output_name)
@@ -145,6 +147,9 @@ def test_run_record_round_trip(tmp_path):
     back.directory = None
     assert back == record and back.pretrained and not back.baseline_run
     run.registry_path.write_text('{"run_id": "x", "regime": "r", "variant": "v", "seed": "0"}')
+    with pytest.raises(RecordError, match=r"run.json: damaged: it has \d+ bytes, its integrity record"):
+        read_record(run.registry_path)  # edited after the sweep wrote it
+    sidecar_path(run.registry_path).unlink()  # as a record written before integrity records existed
     with pytest.raises(RecordError, match=r"run.json: seed: expected an int, got '0'"):
         read_record(run.registry_path)
     run.registry_path.write_text("{not json")
@@ -327,8 +332,12 @@ class FakeLaunch:
         if cmd[3] == "fit":
             (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             (run_dir / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_steps": self.max_steps}}))
-            if "--ckpt_path" in cmd:
-                assert torch.load(cmd[cmd.index("--ckpt_path") + 1])["global_step"] < self.max_steps
+            if "--ckpt_path" in cmd:  # `last`: the run's last.ckpt, or the intact one, as the CLI resolves it
+                from jepa_lit.cli import intact_or_newest_intact
+
+                assert cmd[cmd.index("--ckpt_path") + 1] == "last"
+                resumed = intact_or_newest_intact(run_dir / "checkpoints" / "last.ckpt")
+                assert torch.load(resumed)["global_step"] < self.max_steps
             step = self.crash.pop(run_id, self.max_steps)
             torch.save({"global_step": step}, run_dir / "checkpoints" / "last.ckpt")
             return self.crash_status if step < self.max_steps else 0
@@ -374,7 +383,7 @@ def test_resume_skips_finished_runs_and_resumes_the_interrupted_one(tmp_path):
     assert second == {"ucf101/baseline/seed_0": "done", "ucf101/mg/seed_0": "done"}
     assert [(run_id, cmd[3]) for run_id, cmd in fake.calls] == [("ucf101/mg/seed_0", "fit"),
                                                                 ("ucf101/mg/seed_0", "test")]
-    assert fake.calls[0][1][-2:] == ["--ckpt_path", str(runs[1].checkpoint)]  # resumed, not restarted
+    assert fake.calls[0][1][-2:] == ["--ckpt_path", "last"]  # resumed, not restarted
     mg = json.loads(runs[1].registry_path.read_text())
     assert [a["action"] for a in mg["attempts"]] == ["start", "resume"] and mg["attempts"][1]["resumed_from_step"] == 2
     assert mg["pretraining"]["global_step"] == 4 and mg["metrics"]["synthetic"]["top1"] == 52.0
@@ -492,7 +501,9 @@ def test_a_corrupt_registry_file_is_named_and_exits_2(tmp_path, capsys, target, 
     capsys.readouterr()
     assert study_main(["sweep", str(spec), "--scale", "full", *(["--dry-run"] if dry_run else [])]) == 2
     err = capsys.readouterr().err
-    assert f"{broken}: not valid JSON" in err and "Traceback" not in err
+    # the sweep writes run.json with its integrity record, which catches the cut; the fake probe wrote none
+    expected = f"{broken}: damaged: it has " if target == "run.json" else f"{broken}: not valid JSON"
+    assert expected in err and "Traceback" not in err
 
 
 def test_sbatch_array_script(tmp_path):
@@ -621,9 +632,11 @@ def test_tiny_real_run_end_to_end_and_resumed(tmp_path):
     for key, callback in state["callbacks"].items():  # what last.ckpt written at step 2 would hold
         if "Checkpoint{" in key:
             callback["last_model_path"] = str(run.checkpoint)
-    torch.save(state, run.checkpoint)
+    AtomicCheckpointIO().save_checkpoint(state, run.checkpoint)  # as the fit writes it: with its integrity record
+    for later in (run.run_dir / "checkpoints").glob("*step=[3-9].ckpt"):  # not written yet at step 2
+        AtomicCheckpointIO().remove_checkpoint(later)
     registry.update(status="running", pretraining=None, metrics={})
-    run.registry_path.write_text(json.dumps(registry))
+    write_json(run.registry_path, registry)  # as the sweep writes it: with its integrity record
     for path in (run.run_dir / "probes").glob("*.json"):
         path.unlink()
     assert run_local([run], Executor(launch=launch, echo=lambda m: None)) == {run.run_id: "done"}, logs()
@@ -740,3 +753,46 @@ def test_sweep_then_report_two_variants_two_seeds(tmp_path, capsys):
     stale = make_report(root, plots=False)
     assert {run_id for run_id, _ in stale["stale"]} == {r.run_id for r in runs}
     assert "--rerun-changed" in stale["warnings"][0] and "## Stale runs (marked ※)" in stale["markdown"]
+
+
+def test_a_run_failing_the_same_way_twice_is_left_alone_with_the_reason(tmp_path):
+    spec = write_spec(tmp_path, regimes={"ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"),
+                                                    "probes": ["synthetic"], "variants": ["baseline"]}}, seeds=[0])
+    runs = expand(spec)
+    calls = []
+
+    def broken(cmd, log, env):  # a fit that always stops with the same error (a config it refuses, say)
+        calls.append(cmd)
+        return 2
+
+    for _ in range(2):
+        assert run_local(runs, Executor(launch=broken, echo=lambda m: None)) == {runs[0].run_id: "failed"}
+    assert len(calls) == 2
+    echoed = []
+    assert run_local(runs, Executor(launch=broken, echo=echoed.append)) == {runs[0].run_id: "failed"}
+    assert len(calls) == 2  # not tried a third time
+    record = json.loads(runs[0].registry_path.read_text())
+    assert record["status"] == "failed" and record["error"].startswith(
+        "failed twice the same way, not tried again: pretraining exited with status 2")
+    assert "--retry-failed" in record["error"] and any("FAILED: failed twice the same way" in m for m in echoed)
+    assert plan(runs[0])[0] == "failed" and plan(runs[0], retry_failed=True)[0] == "start"
+    run_local(runs, Executor(launch=broken, echo=lambda m: None, retry_failed=True))
+    assert len(calls) == 3  # asked for: tried again
+
+
+def test_a_damaged_last_checkpoint_is_resumed_from_the_intact_one(tmp_path):
+    from jepa_lit.checkpointing import AtomicCheckpointIO
+
+    spec = write_spec(tmp_path, regimes={"ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"),
+                                                    "probes": ["synthetic"], "variants": ["baseline"]}}, seeds=[0])
+    (run,) = expand(spec)
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"global_step": 2}, run.checkpoint.with_name("step=2.ckpt"))
+    os.utime(run.checkpoint.with_name("step=2.ckpt"), (1, 1))
+    io.save_checkpoint({"global_step": 3}, run.checkpoint)
+    run.checkpoint.write_bytes(run.checkpoint.read_bytes()[:100])  # cut short
+    fake, echoed = FakeLaunch(), []
+    assert run_local([run], Executor(launch=fake, echo=echoed.append)) == {run.run_id: "done"}
+    assert fake.calls[0][1][-2:] == ["--ckpt_path", "last"]
+    assert f"{run.run_id}: pretraining (resuming from step 2, step=2.ckpt)" in echoed
+    assert json.loads(run.registry_path.read_text())["attempts"][0]["resumed_from_step"] == 2

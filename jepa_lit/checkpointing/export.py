@@ -1,5 +1,5 @@
-"""``jepa-lit export``: a jepa-lit pretraining checkpoint's encoders as an official V-JEPA 2 / 2.1 file
-(the layout jepa_lit.models.official loads)."""
+"""``jepa-lit export``: a jepa-lit pretraining checkpoint's encoders and predictor as an official V-JEPA 2.1
+file (the layout jepa_lit.models.official loads: ``encoder``, ``target_encoder``, ``predictor``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from jepa_lit.atomic import atomic_write
 from jepa_lit.checkpointing.integrity import load_checkpoint_file
 from jepa_lit.checkpointing.metadata import checkpoint_not_found, read_metadata
 from jepa_lit.errors import CheckpointError
+from jepa_lit.models.official import export_predictor_state
 
 USAGE = "usage: jepa-lit export RUN/checkpoints/last.ckpt OUT.pt [--overwrite]   (official V-JEPA 2 / 2.1 layout)"
 
@@ -33,10 +34,12 @@ def check_export_target(ckpt_path: Path, out_path: Path, overwrite: bool) -> Non
 
 def export_checkpoint(ckpt_path: Union[str, Path], out_path: Union[str, Path], prefix: str = "module.backbone.",
                       overwrite: bool = False) -> Path:
-    """Write a jepa-lit pretraining checkpoint's encoders as an official-layout file (``jepa-lit export``).
+    """Write a jepa-lit pretraining checkpoint's encoders and predictor as an official-layout file
+    (``jepa-lit export``).
 
     ``encoder`` is the online encoder; ``target_encoder`` the EMA target, or the online encoder for runs
-    trained without EMA (the encoder that trained, as checkpoint["jepa_lit"]["eval_encoder"] records).
+    trained without EMA (the encoder that trained, as checkpoint["jepa_lit"]["eval_encoder"] records);
+    ``predictor`` the predictor with the official two mask tokens (export_predictor_state).
     Written atomically with an integrity record; an existing ``out_path`` is replaced only with
     ``overwrite``, and never when it is the checkpoint itself.
     """
@@ -51,7 +54,12 @@ def export_checkpoint(ckpt_path: Union[str, Path], out_path: Union[str, Path], p
     def part(name: str) -> dict[str, Tensor]:
         return {prefix + k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
 
+    predictor = {k[len("predictor."):]: v for k, v in state.items() if k.startswith("predictor.")}
+    if not predictor:
+        raise CheckpointError(f"{ckpt_path}: the state dict has no 'predictor.*' weights (found prefixes "
+                              f"{sorted({k.split('.')[0] for k in state})}); expected a jepa-lit pretraining checkpoint")
     exported = {"encoder": part("encoder"), "target_encoder": part(meta["eval_encoder"]),
+                "predictor": export_predictor_state(predictor, prefix),
                 "jepa_lit_encoder_config": meta["encoder_config"], "epoch": checkpoint.get("epoch"),
                 "global_step": checkpoint.get("global_step")}
     check_export_target(ckpt_path, out_path, overwrite)  # again: OUT may have appeared while reading
@@ -72,5 +80,5 @@ def export_main(argv: list[str]) -> int:
         raise  # the top-level handler prints it
     except ValueError as error:  # a missing or bad jepa_lit entry (read_metadata)
         raise CheckpointError(str(error)) from error
-    print(f"wrote {out} (entries 'encoder' and 'target_encoder', keys prefixed 'module.backbone.')")
+    print(f"wrote {out} (entries 'encoder', 'target_encoder' and 'predictor', keys prefixed 'module.backbone.')")
     return 0

@@ -14,6 +14,7 @@ A random-init control (the same architecture, freshly initialised from a seed) i
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class EvalEncoder:
     encoder_config: dict[str, Any]
     weights_sha256: str
     checkpoint_info: dict[str, Any] = field(default_factory=dict)
+    trained_data: dict[str, Any] = field(default_factory=dict)  # checkpoint["jepa_lit"]["data"]: clip settings
     load_report: dict[str, Any] = field(default_factory=dict)  # official weights: LoadReport.as_dict()
 
     def describe(self, feature_layer: str = FEATURE_LAYER) -> dict[str, Any]:
@@ -143,4 +145,28 @@ def load_eval_encoder(path: str, random_init: bool = False, seed: int = 0) -> Ev
         encoder_config=config,
         weights_sha256=weights_sha256(encoder),
         checkpoint_info=info,
+        trained_data=dict(meta.get("data") or {}),
     )
+
+
+def probe_clip_changes(frozen: EvalEncoder, datamodule: Any) -> list[str]:
+    """``data.KEY: trained -> probed`` for each clip setting (num_frames, crop_size) the probe's data uses
+    other than the one the checkpoint was trained at. A random-init control was trained at nothing."""
+    if frozen.used == "random_init":
+        return []
+    probed = {k: getattr(datamodule, k, None) for k in frozen.trained_data}
+    return [f"data.{k}: {frozen.trained_data[k]!r} -> {probed[k]!r}" for k in sorted(probed)
+            if isinstance(probed[k], int) and probed[k] != frozen.trained_data[k]]
+
+
+def warn_probe_clip_changes(frozen: EvalEncoder, datamodule: Any) -> list[str]:
+    """One warning naming every clip setting that differs from training (a probe may legitimately read
+    other clips, but the numbers then measure a transfer, not the run as trained); returns its text (for
+    the results JSON), or [] when none differ."""
+    changes = probe_clip_changes(frozen, datamodule)
+    if not changes:
+        return []
+    message = (f"probing {frozen.checkpoint} with clip settings other than those it was trained with: "
+               + "; ".join(changes) + " (the encoder sees clips it never trained on)")
+    warnings.warn(message, stacklevel=2)
+    return [message]

@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional
 import lightning as L
 
 from jepa_lit.eval.benchmarks import Benchmark, place_probe_logger
-from jepa_lit.eval.checkpoint import load_eval_encoder, load_official_eval_encoder
+from jepa_lit.eval.checkpoint import load_eval_encoder, load_official_eval_encoder, warn_probe_clip_changes
 from jepa_lit.eval.feature_data import FeatureDataModule
 from jepa_lit.eval.features import cache_key, describe_layer, extract_or_load
 from jepa_lit.eval.probe_module import ProbeModule
@@ -77,6 +77,7 @@ def evaluate_checkpoint(
     else:
         frozen = load_eval_encoder(ckpt_path, random_init=encoder == "random_init",
                                    seed=seed if seed is not None else 0)
+    probe_warnings = warn_probe_clip_changes(frozen, datamodule)  # once, before the long extraction
 
     key, description = cache_key(frozen.weights_sha256, frozen.encoder_config, features.pooling,
                                  data_config["class_path"], data_config.get("init_args", {}),
@@ -127,6 +128,7 @@ def evaluate_checkpoint(
         clip_protocol={"datamodule": data_config["class_path"], "init_args": init_args,
                        "num_frames": getattr(datamodule, "num_frames", None),
                        "crop_size": getattr(datamodule, "crop_size", None),
+                       "trained_at": frozen.trained_data,  # the checkpoint's own clip settings
                        "train_views": views["train"], "test_views": views["test"],
                        "multi_view": "softmax probabilities averaged over the test views" if views["test"] > 1 else None},
         probe=probe,
@@ -139,6 +141,7 @@ def evaluate_checkpoint(
         timing={"features": round(extracted - start, 2), "probe": round(done - extracted, 2),
                 "total": round(done - start, 2)},
     )
+    results["warnings"] = probe_warnings
     results["tensorboard"] = tensorboard  # the probe's TensorBoard log folder (None without a logger)
     path = write_results(results, output) if trainer.is_global_zero else Path(output or "")
     if verbose and trainer.is_global_zero:

@@ -23,11 +23,13 @@ import torch
 import torchmetrics
 
 import jepa_lit
-from jepa_lit.atomic import write_json
+from jepa_lit.atomic import SIDECAR_SUFFIX, read_checked_text, write_json
+from jepa_lit.errors import RegistryError
 from jepa_lit.eval.features import LOADER_ONLY_ARGS
 from jepa_lit.hashing import json_sha256
 
 SCHEMA = "jepa_lit.probe_result/1"
+RERUN_PROBE = "rerun the probe (jepa-lit test --probe BENCHMARK --ckpt_path CKPT) to write it again"
 # Probe-module arguments that do not change what is measured.
 _REPORTING_ONLY = frozenset({"bootstrap_samples", "bootstrap_seed", "embed_dim", "num_classes"})
 _NOT_PROTOCOL = LOADER_ONLY_ARGS | {"root", "seed", "on_error"}
@@ -141,7 +143,8 @@ def default_output_path(results: dict[str, Any]) -> Path:
 
 def write_results(results: dict[str, Any], path: Optional[str] = None) -> Path:
     out = Path(path) if path else default_output_path(results)
-    return write_json(out, results)  # atomic: a crash never leaves half a results JSON
+    # atomic (a crash never leaves half a file), with its integrity record (checked by whoever reads it)
+    return write_json(out, results, integrity=True)
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -175,6 +178,8 @@ def summary(results: dict[str, Any]) -> str:
     lines.append(f"  {optimistic}top-1 {m['top1']:.2f} % (95% CI {lo:.2f}-{hi:.2f}, {m['num_test_clips']} test clips; "
                  f"chance {results['benchmark_info']['chance']:.2f} %), top-{m['top_k']} {m['top5']:.2f} %, "
                  f"mean per-class {m['mean_class_acc']:.2f} %")
+    for warning in results.get("warnings") or []:  # e.g. probed at clip settings other than those trained
+        lines.append(f"  warning: {warning}")
     if results.get("tensorboard"):  # the confusion matrix image and the probe's losses
         lines.append(f"  TensorBoard: tensorboard --logdir {results['tensorboard']}")
     return "\n".join(lines)
@@ -200,14 +205,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     """``python -m jepa_lit.eval.results A.json B.json ...``: print the results side by side."""
     import sys
 
-    paths = list(sys.argv[1:] if argv is None else argv)
+    # RUN/probes/*.json also matches the results' integrity records (*.json.sha256.json): not results
+    paths = [p for p in (sys.argv[1:] if argv is None else argv) if not str(p).endswith(SIDECAR_SUFFIX)]
     if not paths:
         print("usage: python -m jepa_lit.eval.results RESULT.json [RESULT.json ...]", file=sys.stderr)
         return 2
     loaded = []
     for p in paths:  # a wrong path or a file that is not a results JSON: say which, not a traceback
         try:
-            results = json.loads(Path(p).read_text())
+            results = json.loads(read_checked_text(p, RERUN_PROBE, RegistryError))
+        except RegistryError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         except FileNotFoundError:
             from jepa_lit.hints import path_hint
 

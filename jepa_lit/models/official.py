@@ -259,9 +259,17 @@ def load_official_predictor(predictor: nn.Module, checkpoint: Union[dict, str, P
 def export_predictor(predictor: nn.Module, prefix: str = "module.backbone.") -> dict[str, Tensor]:
     """A predictor in the official layout, with ``OFFICIAL_MASK_TOKENS`` mask tokens: a shared token is
     token 0, and the tokens the predictor lacks are zeros (the release's untrained token, at its init)."""
-    state = {k: v.detach().clone() for k, v in predictor.state_dict().items()}
-    template = state["mask_tokens.0"]
-    for i in range(len(predictor.mask_tokens), OFFICIAL_MASK_TOKENS):
-        state[f"mask_tokens.{i}"] = torch.zeros_like(template)
+    return export_predictor_state(predictor.state_dict(), prefix)
+
+
+def export_predictor_state(state: dict[str, Tensor], prefix: str = "module.backbone.") -> dict[str, Tensor]:
+    """``export_predictor`` of a predictor's state dict (e.g. read from a saved checkpoint, without building
+    the module)."""
+    state = {k: v.detach().clone() for k, v in state.items()}
+    if "mask_tokens.0" not in state:
+        raise CheckpointMismatch(f"not a predictor state dict: no 'mask_tokens.0' (found {sorted(state)[:8]})")
+    tokens = sum(1 for k in state if k.startswith("mask_tokens."))
+    for i in range(tokens, OFFICIAL_MASK_TOKENS):
+        state[f"mask_tokens.{i}"] = torch.zeros_like(state["mask_tokens.0"])
     return {prefix + k: v for k, v in state.items()}
 

@@ -28,7 +28,7 @@ import yaml
 from jepa_lit.atomic import write_text
 from jepa_lit.config import deep_merge
 from jepa_lit.study.lock import LOCK_FD_VARIABLE, RunLock
-from jepa_lit.study.plan import checkpoint_step, plan, target_steps
+from jepa_lit.study.plan import checkpoint_step, plan, resume_checkpoint, target_steps
 from jepa_lit.study.registry import (REPO, PackageInfo, ProbeMetrics, RegistryError, RunRecord, now, package_info,
                                      read_record, read_results, write_record)
 from jepa_lit.study.runs import FIT_OVERRIDES, Run
@@ -107,6 +107,7 @@ class Executor:
     python: str = sys.executable
     fit_prefix: list[str] = field(default_factory=list)  # e.g. ["srun"] inside a SLURM allocation
     rerun_changed: bool = False
+    retry_failed: bool = False  # try again a run whose last two attempts failed the same way
     echo: Callable[[str], None] = print
     # jepa-lit's version and git commit, read once before runs start (None: read on first use)
     package: Optional[PackageInfo] = None
@@ -137,7 +138,12 @@ class Executor:
             return "locked"
         try:
             record = read_record(run.registry_path)  # again, under the lock: another sweep may have moved it on
-            action, why = plan(run, record)
+            action, why = plan(run, record, self.retry_failed)
+            if action == "failed":  # recorded with the reason, and left alone: a third try would fail again
+                record.status, record.error, record.updated = "failed", why, now()
+                write_record(run.registry_path, record)
+                self.echo(f"{run.run_id}: FAILED: {why}")
+                return "failed"
             if action == "skip":
                 self.echo(f"{run.run_id}: done, skipped")
                 return "done"
@@ -190,7 +196,7 @@ class Executor:
             # A command stopped by Ctrl-C / SIGTERM (or while the sweep stops) was interrupted, not broken.
             status = "interrupted" if STOPPING.is_set() or rc in INTERRUPTED_STATUSES else "failed"
             record.status, record.error, record.updated = status, message, now()
-            attempt.update(ended=now(), error=message)
+            attempt.update(ended=now(), error=message, status=status)
             write_record(run.registry_path, record)
             self.echo(f"{run.run_id}: {status.upper()}: {message}" + (f"\n{tail(log)}" if log else ""))
             return status
@@ -209,9 +215,11 @@ class Executor:
             record.status, record.updated = "pretrained", now()
             write_record(run.registry_path, record)
         elif action in ("start", "resume"):
-            resume_step = checkpoint_step(run.checkpoint) if action == "resume" else None
+            resumed = resume_checkpoint(run) if action == "resume" else None  # last.ckpt, or the intact one
+            resume_step = checkpoint_step(resumed) if resumed is not None else None
             attempt["resumed_from_step"] = resume_step
-            self.echo(f"{run.run_id}: pretraining" + (f" (resuming from step {resume_step})" if action == "resume" else ""))
+            self.echo(f"{run.run_id}: pretraining" + (f" (resuming from step {resume_step}, {resumed.name})"
+                                                      if resumed is not None else ""))
             log = run.run_dir / "logs" / "fit.log"
             start = time.perf_counter()
             rc = self.launch(self.fit_prefix + run.fit_command(self.python, resume=action == "resume"), log,

@@ -20,6 +20,32 @@ def checkpoint_step(path: Path) -> Optional[int]:
     return int(checkpoint.get("global_step", 0)) if isinstance(checkpoint, dict) else None
 
 
+def resume_checkpoint(run: Run) -> Optional[Path]:
+    """What ``fit --ckpt_path last`` resumes from: the run's last.ckpt, or when it is damaged the newest intact
+    checkpoint beside it (None when there is none)."""
+    from jepa_lit.checkpointing.integrity import checkpoint_problem, newest_intact  # imports torch
+
+    if run.checkpoint.is_file() and checkpoint_problem(run.checkpoint) is None:
+        return run.checkpoint
+    return newest_intact(run.checkpoint)
+
+
+def failure_signature(attempt: dict) -> Optional[tuple]:
+    """What a failed attempt did and how it ended; None for one that did not fail (or was interrupted)."""
+    if attempt.get("status", "failed" if attempt.get("error") else None) != "failed" or not attempt.get("error"):
+        return None
+    return attempt.get("action"), attempt.get("resumed_from_step"), attempt["error"]
+
+
+def repeated_failure(record: Optional[RunRecord]) -> Optional[str]:
+    """The error of a run whose last two attempts failed the same way (same action, same resume step, same
+    error): a third try would fail again, so the sweep stops trying."""
+    if record is None or len(record.attempts) < 2:
+        return None
+    last, before = (failure_signature(a) for a in record.attempts[-2:][::-1])
+    return last[2] if last is not None and last == before else None
+
+
 def target_steps(run: Run) -> Optional[int]:
     """trainer.max_steps from the config LightningCLI saved in the run directory (None if not step-bound)."""
     saved = run.run_dir / "config.yaml"
@@ -29,13 +55,18 @@ def target_steps(run: Run) -> Optional[int]:
     return steps if isinstance(steps, int) and steps > 0 else None
 
 
-def plan(run: Run, record: Optional[RunRecord] = None) -> tuple[str, str]:
-    """(action, description): skip | probe | resume | start | changed."""
+def plan(run: Run, record: Optional[RunRecord] = None, retry_failed: bool = False) -> tuple[str, str]:
+    """(action, description): skip | probe | resume | start | changed | failed (the same failure twice; tried
+    again only with ``retry_failed``)."""
     record = record if record is not None else read_record(run.registry_path)
     started = run.checkpoint.exists() or (record is not None and record.attempts)
     if record is not None and started and record.config_hash != run.config_hash:
         return "changed", (f"config changed since the run started (config hash {record.config_hash} -> "
                            f"{run.config_hash}); --rerun-changed moves {run.run_dir} aside and starts again")
+    repeated = None if retry_failed else repeated_failure(record)
+    if repeated is not None:
+        return "failed", (f"failed twice the same way, not tried again: {repeated}; fix the cause, then rerun "
+                          "the sweep with --retry-failed")
     if record is not None and record.pretrained and run.checkpoint.is_file():
         missing = [p.benchmark for p in run.probes if not (run.run_dir / "probes" / p.output_name).is_file()]
         for probe in run.probes:  # a results JSON that is there must be readable (a RegistryError names it)

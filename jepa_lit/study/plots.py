@@ -20,7 +20,7 @@ def save_figure(fig, path: Path) -> None:
     """The figure as a PNG, written whole or not at all (rendered in memory, then jepa_lit.atomic)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
-    write_bytes(path, buffer.getvalue())
+    write_bytes(path, buffer.getvalue(), integrity=True)
 
 
 def _pyplot():

@@ -21,6 +21,10 @@ from jepa_lit.errors import RegistryError
 from jepa_lit.study.runs import FIT_OVERRIDES, RECORD_FILE, Run
 
 SCHEMA = "jepa_lit.sweep_run/1"
+# What to do about a damaged file, said in its error.
+RECORD_ADVICE = "delete it and rerun the sweep (the run resumes from the files in its folder)"
+RESULTS_ADVICE = "delete it and rerun the sweep to probe again"
+SWEEP_ADVICE = "rerun the sweep to write it again"
 REPO = Path(jepa_lit.__file__).resolve().parents[1]
 
 
@@ -142,8 +146,19 @@ class RunRecord:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Atomically (jepa_lit.atomic: temporary file + fsync + rename): a reader never sees half a file."""
-    atomic.write_json(path, data)
+    """Atomically (jepa_lit.atomic: temporary file + fsync + rename): a reader never sees half a file; with
+    its integrity record (``<file>.sha256.json``), which ``read_json`` checks."""
+    atomic.write_json(path, data, integrity=True)
+
+
+def read_json(path: Path, advice: str, error_type: type[RegistryError] = RegistryError) -> Any:
+    """The JSON at ``path`` after its integrity check; ``error_type`` naming the file, what is wrong and
+    ``advice`` when it is damaged or not JSON (a file without a record is read, with one note)."""
+    text = atomic.read_checked_text(path, advice, error_type)
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise error_type(f"{path}: not valid JSON ({error}); {advice}") from None
 
 
 def write_record(path: Path, record: RunRecord) -> None:
@@ -154,10 +169,7 @@ def read_record(path: Path) -> Optional[RunRecord]:
     """The record at ``path``; None when there is none; RecordError naming the file when it is broken."""
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as error:
-        raise RecordError(f"{path}: not valid JSON ({error}); delete it to start the run's record again") from None
+    data = read_json(path, RECORD_ADVICE, RecordError)
     record = RunRecord.from_dict(data, path)
     record.directory = path.parent
     return record
@@ -165,11 +177,7 @@ def read_record(path: Path) -> Optional[RunRecord]:
 
 def read_results(path: Path) -> dict[str, Any]:
     """A probe results JSON; a RegistryError naming the file when it is not one."""
-    try:
-        results = json.loads(path.read_text())
-    except ValueError as error:
-        raise RegistryError(f"{path}: not valid JSON ({error}); delete it and rerun the sweep to probe "
-                            "again") from None
+    results = read_json(path, RESULTS_ADVICE)
     if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict):
         raise RegistryError(f"{path}: expected a probe results JSON (an object with 'metrics'); delete it and "
                             "rerun the sweep to probe again")
@@ -182,11 +190,7 @@ def load_records(root: Path) -> list[RunRecord]:
     for path in sorted(root.rglob(RECORD_FILE)):
         if any(".replaced-" in part for part in path.parts):
             continue
-        try:
-            data = json.loads(path.read_text())
-        except ValueError as error:
-            raise RecordError(f"{path}: not valid JSON ({error}); fix or delete it (a rerun of the sweep "
-                              "writes it again)") from None
+        data = read_json(path, RECORD_ADVICE, RecordError)
         if isinstance(data, dict) and str(data.get("schema", "")).startswith("jepa_lit.sweep_run/"):
             record = RunRecord.from_dict(data, path)
             record.directory = path.parent

@@ -200,7 +200,7 @@ def write_csvs(tables: list[Table], results: list[Result], out: Path,
         for b in table.benchmarks:
             header += [f"{b}_mean", f"{b}_std", f"{b}_n", f"{b}_delta", f"{b}_delta_ci_lo", f"{b}_delta_ci_hi",
                        f"{b}_delta_n", f"{b}_delta_method", f"{b}_released", f"{b}_mismatch", f"{b}_stale"]
-        with text_file(path) as handle:  # written whole or not at all
+        with text_file(path, integrity=True) as handle:  # written whole or not at all, with its record
             writer = csv.writer(handle)
             writer.writerow(header)
             for variant in table.variants:
@@ -216,7 +216,7 @@ def write_csvs(tables: list[Table], results: list[Result], out: Path,
     for regime, found in (corrections or {}).items():
         if found:
             path = out / f"corrections_{regime}.csv"
-            with text_file(path) as handle:  # written whole or not at all
+            with text_file(path, integrity=True) as handle:  # written whole or not at all, with its record
                 writer = csv.writer(handle)
                 writer.writerow(["variant", "released_variant", "benchmark", "released_mean", "corrected_mean",
                                  *_delta_header("cost"), *_delta_header("gain_released"),
@@ -228,7 +228,7 @@ def write_csvs(tables: list[Table], results: list[Result], out: Path,
             paths.append(path)
     if cross is not None:
         path = out / "cross_regime.csv"
-        with text_file(path) as handle:  # written whole or not at all
+        with text_file(path, integrity=True) as handle:  # written whole or not at all, with its record
             writer = csv.writer(handle)
             writer.writerow(["regime_a", "regime_b", "variant", "benchmark", *_delta_header("a_minus_b")])
             for variant in cross.variants:
@@ -237,7 +237,7 @@ def write_csvs(tables: list[Table], results: list[Result], out: Path,
                                               *_delta_row(cross.deltas[(variant, bench)])]))
         paths.append(path)
     path = out / "runs.csv"
-    with text_file(path) as handle:  # written whole or not at all
+    with text_file(path, integrity=True) as handle:  # written whole or not at all, with its record
         writer = csv.writer(handle)
         writer.writerow(["run_id", "regime", "variant", "seed", "benchmark", "top1", "top1_ci_lo", "top1_ci_hi",
                          "comparison_key", "config_hash", "git_commit", "stale"])

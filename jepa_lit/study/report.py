@@ -30,7 +30,6 @@ listed, and warned about on stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -41,7 +40,7 @@ from jepa_lit.study.checks import Refused, collect, find_mismatches, find_stale
 from jepa_lit.study.corrections import build_corrections
 from jepa_lit.study.cross_regime import build_cross_regime
 from jepa_lit.study.plots import cross_regime_plot, heatmap, tensorboard_hparams, tradeoff
-from jepa_lit.study.registry import RecordError, load_records
+from jepa_lit.study.registry import SWEEP_ADVICE, RecordError, load_records, read_json
 from jepa_lit.study.render import markdown, stale_warning, write_csvs
 from jepa_lit.study.tables import build_tables
 
@@ -62,10 +61,9 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
     if not records:
         raise FileNotFoundError(f"no run registry (run.json) under {root}; run the sweep first")
     sweep_file = root / "sweep.json"
-    try:
-        sweep = json.loads(sweep_file.read_text()) if sweep_file.is_file() else {}
-    except ValueError as error:
-        raise RecordError(f"{sweep_file}: not valid JSON ({error}); rerun the sweep to write it again") from None
+    sweep = read_json(sweep_file, SWEEP_ADVICE, RecordError) if sweep_file.is_file() else {}
+    if not isinstance(sweep, dict):
+        raise RecordError(f"{sweep_file}: expected a JSON object, got {type(sweep).__name__}; {SWEEP_ADVICE}")
     settings = sweep.get("report") or {}
     appearance = appearance or settings.get("appearance", "imagenet100")
     motion = motion or settings.get("motion", ["ssv2", "diving48", "synthetic"])
@@ -88,7 +86,7 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(tables, problems, records, results, root, stale, sweep, notes, corrections, cross)
     files = [out / "report.md"]
-    write_text(files[0], text)
+    write_text(files[0], text, integrity=True)
     files += write_csvs(tables, results, out, stale, corrections, cross)
     warnings = ([stale_warning(stale, sweep)] if stale else []) + notes + missing
     skipped = []

@@ -80,7 +80,9 @@ class Run:
 
     def fit_command(self, python: str = sys.executable, resume: bool = False) -> list[str]:
         configs = ["--config", self.config, "--config", str(self.run_dir / FIT_OVERRIDES)]
-        resume_from = ["--ckpt_path", str(self.checkpoint)] if resume else []
+        # `last`: the CLI reads the run's fixed logger folder (run_overrides) and falls back to the newest
+        # intact checkpoint there when last.ckpt is damaged
+        resume_from = ["--ckpt_path", "last"] if resume else []
         return [python, "-m", "jepa_lit.cli", "fit", *configs, *resume_from]
 
     def probe_command(self, probe: ProbeSpec, python: str = sys.executable) -> list[str]:

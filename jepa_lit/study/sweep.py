@@ -17,9 +17,11 @@ scale's overrides, the seed and the run's logger directory), then for each probe
 
 Resuming is driven by the files, not by the recorded status (plan.py): a run whose ``run.json`` says
 done and whose probe results exist is skipped; a run with a ``last.ckpt`` short of ``max_steps`` is
-resumed from it; a pretrained run missing a probe result gets only that probe. A run whose config
-changed since it started (its config hash differs) is refused, not mixed: ``--rerun-changed`` moves the
-old directory aside and starts again.
+resumed from it (``fit --ckpt_path last``: from the newest intact checkpoint when last.ckpt is damaged);
+a pretrained run missing a probe result gets only that probe. A run whose config changed since it
+started (its config hash differs) is refused, not mixed: ``--rerun-changed`` moves the old directory
+aside and starts again. A run whose last two attempts failed the same way is recorded failed with the
+reason and left alone (``--retry-failed`` tries it again), so a rerun never repeats a failure forever.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--fit-prefix", default="", help="a command put before each pretraining (e.g. 'srun')")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and what each would do; run nothing")
     parser.add_argument("--list", action="store_true", help="print the selected run ids, one a line; run nothing")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="try again the runs whose last two attempts failed the same way (left alone otherwise)")
     parser.add_argument("--rerun-changed", action="store_true",
                         help="runs whose config changed: move the old directory aside and start again")
     parser.add_argument("--no-submit", action="store_true", help="slurm: write the sbatch script, do not submit it")
@@ -135,7 +139,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         try:
             for i, run in enumerate(runs):
-                print(f"  {i:3d}  {run.run_id:40s} {plan(run)[1]}")
+                print(f"  {i:3d}  {run.run_id:40s} {plan(run, retry_failed=args.retry_failed)[1]}")
         except RegistryError as error:
             print(f"sweep: error: {error}", file=sys.stderr)
             return 2
@@ -176,7 +180,8 @@ def run_here(runs: list[Run], spec: SweepSpec, args: argparse.Namespace) -> int:
             print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
     # The version and git commit, read once before any run starts (every run's record carries them).
-    executor = Executor(fit_prefix=shlex.split(args.fit_prefix), rerun_changed=args.rerun_changed, echo=echo,
+    executor = Executor(fit_prefix=shlex.split(args.fit_prefix), rerun_changed=args.rerun_changed,
+                        retry_failed=args.retry_failed, echo=echo,
                         package=package_info())
     register_pending(runs)
     start = time.perf_counter()
