@@ -240,7 +240,8 @@ class JEPAModule(L.LightningModule):
             {"params": decay, "weight_decay": self.optim.weight_decay, "scheduled_wd": True},
             {"params": no_decay, "weight_decay": 0.0, "scheduled_wd": False},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, betas=self.optim.betas, eps=self.optim.eps)
+        optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, betas=self.optim.betas, eps=self.optim.eps,
+                                      **self.optim.adamw_kwargs(self.device.type))
         total = self.total_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: self.optim.lr_at(step, total) / self.optim.lr
@@ -360,9 +361,13 @@ class JEPAModule(L.LightningModule):
 
     def configure_model(self) -> None:
         if self.compile_model:  # in place: parameter names and checkpoints stay the same
+            # The per-term gradient norms and the non-finite gradient diagnosis take extra gradients with
+            # retain_graph=True, which compiled backwards refuse while they donate their saved buffers.
+            torch._functorch.config.donated_buffer = False
             for part in (self.encoder, self.predictor, self.target_encoder):
                 if part is not None:
-                    part.compile()
+                    # dynamic: token counts change with every mask draw; one graph serves them all.
+                    part.compile(dynamic=True)
 
     # ----- setup -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:

@@ -45,6 +45,11 @@ class Attention(nn.Module):
             v = qkv[2]
         else:
             q, k, v = qkv.unbind(0)
+        if torch.compiler.is_compiling():
+            # Inductor saves these strided views for the attention backward with strides fixed at the first
+            # call's token count, and then fails on the next count (dynamic shapes); contiguous copies keep
+            # every stride symbolic. Eager runs skip the copies (docs/performance.md).
+            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         x = F.scaled_dot_product_attention(q, k, v)
         return self.proj(rearrange(x, "b h n d -> b n (h d)"))
 
