@@ -210,9 +210,11 @@ class JEPAModule(L.LightningModule):
             return None  # Lightning skips backward and the optimizer step
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=batch_size)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size)
-        self.log("train/context_weight", self.context_weight_at(self.global_step), batch_size=batch_size)
+        # Host tensors: Lightning copies a logged Python float to the device, a blocking copy every step.
+        self.log("train/context_weight", torch.tensor(self.context_weight_at(self.global_step)),
+                 batch_size=batch_size)
         if self.target_encoder is not None:
-            self.log("train/ema_momentum", self._momentum(), batch_size=batch_size)
+            self.log("train/ema_momentum", torch.tensor(self._momentum()), batch_size=batch_size)
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:

@@ -69,8 +69,10 @@ class Block(nn.Module):
 
 def modality_vector(video: Tensor, image: Tensor, is_image: bool) -> Tensor:
     """The video or the image embedding, selected so that both take part in the graph (the other gets a
-    zero gradient): DDP all-reduces a gradient bucket only once every parameter in it has one."""
-    return torch.where(torch.tensor(is_image, device=video.device), image, video)
+    zero gradient): DDP all-reduces a gradient bucket only once every parameter in it has one. Selected in
+    Python, so no flag tensor is copied to the device on every call."""
+    chosen, other = (image, video) if is_image else (video, image)
+    return chosen + 0.0 * other
 
 
 def init_vit_weights(module: nn.Module, std: float = 0.02) -> None:
