@@ -210,9 +210,11 @@ class JEPAModule(L.LightningModule):
             return None  # Lightning skips backward and the optimizer step
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=batch_size)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size)
-        self.log("train/context_weight", self.context_weight_at(self.global_step), batch_size=batch_size)
+        # Host tensors: Lightning copies a logged Python float to the device, a blocking copy every step.
+        self.log("train/context_weight", torch.tensor(self.context_weight_at(self.global_step)),
+                 batch_size=batch_size)
         if self.target_encoder is not None:
-            self.log("train/ema_momentum", self._momentum(), batch_size=batch_size)
+            self.log("train/ema_momentum", torch.tensor(self._momentum()), batch_size=batch_size)
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -240,7 +242,8 @@ class JEPAModule(L.LightningModule):
             {"params": decay, "weight_decay": self.optim.weight_decay, "scheduled_wd": True},
             {"params": no_decay, "weight_decay": 0.0, "scheduled_wd": False},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, betas=self.optim.betas, eps=self.optim.eps)
+        optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, betas=self.optim.betas, eps=self.optim.eps,
+                                      **self.optim.adamw_kwargs(self.device.type))
         total = self.total_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: self.optim.lr_at(step, total) / self.optim.lr
@@ -360,9 +363,13 @@ class JEPAModule(L.LightningModule):
 
     def configure_model(self) -> None:
         if self.compile_model:  # in place: parameter names and checkpoints stay the same
+            # The per-term gradient norms and the non-finite gradient diagnosis take extra gradients with
+            # retain_graph=True, which compiled backwards refuse while they donate their saved buffers.
+            torch._functorch.config.donated_buffer = False
             for part in (self.encoder, self.predictor, self.target_encoder):
                 if part is not None:
-                    part.compile()
+                    # dynamic: token counts change with every mask draw; one graph serves them all.
+                    part.compile(dynamic=True)
 
     # ----- setup -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:

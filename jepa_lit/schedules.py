@@ -30,7 +30,11 @@ def linear_ramp(step: int, start_step: int, end_step: int, value: float) -> floa
 class OptimizerConfig:
     """AdamW with weight decay on weights only; lr warmed up linearly from ``start_lr`` to ``lr`` over
     ``warmup_steps``, then held (``constant``) or decayed to ``final_lr`` (``cosine``); weight decay
-    constant, or cosine from ``weight_decay`` to ``final_weight_decay`` when that is set."""
+    constant, or cosine from ``weight_decay`` to ``final_weight_decay`` when that is set.
+
+    ``implementation``: how AdamW updates the parameters. "auto": one fused kernel on CUDA, the multi-tensor
+    (foreach) path elsewhere; "fused", "foreach" or "for-loop" force one (the for-loop path is torch's CPU
+    default; the three agree to float rounding)."""
 
     lr: float = 6e-4
     start_lr: float = 1e-4
@@ -41,6 +45,17 @@ class OptimizerConfig:
     final_weight_decay: Optional[float] = None
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    implementation: Literal["auto", "fused", "foreach", "for-loop"] = "auto"
+
+    def adamw_kwargs(self, device_type: str) -> dict:
+        """torch.optim.AdamW's ``fused`` / ``foreach`` arguments for parameters on ``device_type``."""
+        choice = self.implementation
+        if choice == "auto":
+            choice = "fused" if device_type == "cuda" else "foreach"
+        if choice not in ("fused", "foreach", "for-loop"):
+            raise ValueError(f"model.init_args.optimizer.implementation={choice!r}; expected 'auto', 'fused', "
+                             "'foreach' or 'for-loop'")
+        return {"fused": choice == "fused", "foreach": choice == "foreach"}
 
     def lr_at(self, step: int, total_steps: int) -> float:
         """The learning rate of optimizer step ``step`` (counted from 0): the schedule at step + 1."""

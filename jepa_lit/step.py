@@ -119,10 +119,17 @@ class StepOutputs:
     def pair_mean(self, g: int, values: Tensor) -> Optional[Tensor]:
         """Mean of ``values`` [B, T'-1, H', W', C] over the valid pairs of generator ``g`` and all channels,
         over the whole batch under DDP; None when the batch has no valid pair."""
-        count = self.pair_count(g)
-        if count == 0:
+        if self.no_pairs(g):
             return None
-        return (values * self.valid_pairs(g).unsqueeze(-1)).sum() / (count * values.shape[-1])
+        return (values * self.valid_pairs(g).unsqueeze(-1)).sum() / (self.pair_count(g) * values.shape[-1])
+
+    def no_pairs(self, g: int) -> bool:
+        """Whether generator ``g`` has no valid pair over the whole batch: read on the host once a step
+        (a device sync), whichever objectives ask."""
+        key = ("no_pairs", g)
+        if key not in self._cache:
+            self._cache[key] = bool(self.pair_count(g) == 0)
+        return self._cache[key]
 
     def student_diff(self, g: int) -> Tensor:
         """dZ_t = Z_{t+1} - Z_t of generator ``g``: [B, T'-1, H', W', 4D] (read at valid pairs)."""

@@ -45,6 +45,11 @@ class Attention(nn.Module):
             v = qkv[2]
         else:
             q, k, v = qkv.unbind(0)
+        if torch.compiler.is_compiling():
+            # Inductor saves these strided views for the attention backward with strides fixed at the first
+            # call's token count, and then fails on the next count (dynamic shapes); contiguous copies keep
+            # every stride symbolic. Eager runs skip the copies (docs/performance.md).
+            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         x = F.scaled_dot_product_attention(q, k, v)
         return self.proj(rearrange(x, "b h n d -> b n (h d)"))
 
@@ -64,8 +69,10 @@ class Block(nn.Module):
 
 def modality_vector(video: Tensor, image: Tensor, is_image: bool) -> Tensor:
     """The video or the image embedding, selected so that both take part in the graph (the other gets a
-    zero gradient): DDP all-reduces a gradient bucket only once every parameter in it has one."""
-    return torch.where(torch.tensor(is_image, device=video.device), image, video)
+    zero gradient): DDP all-reduces a gradient bucket only once every parameter in it has one. Selected in
+    Python, so no flag tensor is copied to the device on every call."""
+    chosen, other = (image, video) if is_image else (video, image)
+    return chosen + 0.0 * other
 
 
 def init_vit_weights(module: nn.Module, std: float = 0.02) -> None:

@@ -39,7 +39,8 @@ def rope_coordinates(index: Tensor, grid: tuple[int, int, int], interpolate: boo
     if interpolate:
         last = rope_pretrained_grid(patch_size) - 1
         scale = [1.0, last / max(grid[1] - 1, 1), last / max(grid[2] - 1, 1)]
-        coords = coords * torch.tensor(scale, device=coords.device)
+        # Per axis, by Python floats: no table copied to the device on every call.
+        coords = torch.stack([coords[..., axis] * factor for axis, factor in enumerate(scale)], dim=-1)
     return coords
 
 
@@ -99,7 +100,7 @@ def rope_rotation(coords: Tensor, head_dim: int, interleave: bool = True) -> Rot
     pair different angles, so it keeps the (cos, sin) tables.
     """
     cos, sin = rope_tables(coords, head_dim, interleave)
-    if not interleave:
+    if not interleave or torch.compiler.is_compiling():  # inductor generates no code for complex ops
         return cos, sin
     return torch.complex(cos[..., 0::2], sin[..., 0::2])
 
