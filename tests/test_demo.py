@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,8 @@ from lightning.fabric.utilities.data import AttributeDict
 
 from jepa_lit.cli import auto_precision, resolve_precision_auto
 from jepa_lit.demo import loss_curves, probe_curves, summary_sentence, wilson_interval, write_demo_plot
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 @pytest.fixture
@@ -99,19 +102,26 @@ def test_the_demo_runs_end_to_end_on_a_few_steps(tmp_path, monkeypatch, capsys):
     from jepa_lit.cli import main
     from jepa_lit.demo import main as demo_main
 
+    import yaml
+
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     runs = tmp_path / "runs"
+    config = yaml.safe_load((EXPERIMENTS / "demo.yaml").read_text())
+    for callback in config["trainer"]["callbacks"]:  # the online probes: after every epoch, one epoch, 20 clips
+        if callback["class_path"].endswith("OnlineProbe"):
+            callback["init_args"].update(every_n_epochs=1, epochs=1)
+            callback["init_args"]["datamodule"]["init_args"]["num_clips"] = 20
+    (tmp_path / "demo.yaml").write_text(yaml.safe_dump(config))
     short = ["--trainer.max_steps", "4", "--trainer.logger.init_args.save_dir", str(runs),
+             "--trainer.default_root_dir", str(runs),
              "--data.init_args.num_clips", "10", "--data.init_args.batch_size", "2"]
-    for i in (2, 3):  # the two online probes: probe after every epoch, one probe epoch
-        short += [f"--trainer.callbacks.{i}.init_args.every_n_epochs", "1", f"--trainer.callbacks.{i}.init_args.epochs", "1"]
-    main(["fit", "--config", "experiments/demo.yaml", *short])
+    main(["fit", "--config", str(tmp_path / "demo.yaml"), *short])
     assert "trainer.precision: auto -> " in capsys.readouterr().out
     run = next((runs / "demo").glob("version_*"))
     outputs = {}
     for encoder in ("checkpoint", "random_init"):
         outputs[encoder] = run / "probes" / f"{encoder}.json"
-        main(["test", "--probe", "synthetic", "--config", "experiments/probes/synthetic_demo.yaml",
+        main(["test", "--probe", "synthetic", "--config", str(EXPERIMENTS / "probes" / "synthetic_demo.yaml"),
               "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--encoder", encoder,
               "--trainer.max_epochs", "1", "--output", str(outputs[encoder])])
     assert demo_main([str(run), str(outputs["checkpoint"]), str(outputs["random_init"])]) == 0
