@@ -18,16 +18,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Pretrain the smoke model, then probe it on synthetic motion next to the same probe on a random-init encoder.
+# Pretrain the demo model (experiments/demo.yaml: online probes every few epochs, step 0 = random init), probe it
+# once on the benchmark's held-out test clips next to the same probe on a random-init encoder, then draw the
+# figure (RUN/demo.png) and say in one sentence what the run showed (docs/demo.md).
+DEMO_PROBE_ARGS ?= --model.probe linear --features.pooling mean --model.lrs '[0.01]'
 demo: install
-	$(BIN)/jepa-lit fit --config experiments/smoke.yaml
-	@run=$$(ls -td runs/smoke/version_* | head -1); \
+	$(BIN)/jepa-lit fit --config experiments/demo.yaml
+	@run=$$(ls -td runs/demo/version_* | head -1); \
 	for encoder in checkpoint random_init; do \
-	  $(BIN)/jepa-lit test --probe synthetic --config experiments/probes/synthetic_demo.yaml \
+	  $(BIN)/jepa-lit test --probe synthetic --config experiments/probes/synthetic_demo.yaml $(DEMO_PROBE_ARGS) \
 	    --ckpt_path $$run/checkpoints/last.ckpt --encoder $$encoder \
 	    --output $$run/probes/demo_synthetic_$$encoder.json || exit 1; \
 	done; \
-	$(BIN)/python -m jepa_lit.eval.results $$run/probes/demo_synthetic_checkpoint.json \
+	$(BIN)/python -m jepa_lit.demo $$run $$run/probes/demo_synthetic_checkpoint.json \
 	  $$run/probes/demo_synthetic_random_init.json
 
 test: install

@@ -139,7 +139,12 @@ class JepaCLI(LightningCLI):
         if config is not None:
             check_ckpt_file(config.get("ckpt_path"))
             check_data_values(config.get("data"))
-        cpu_precision_fallback((config if config is not None else self.config).trainer)
+        trainer_config = (config if config is not None else self.config).trainer
+        resolve_precision_auto(trainer_config)
+        cpu_precision_fallback(trainer_config)
+
+    def add_arguments_to_parser(self, parser) -> None:
+        allow_precision_auto(parser)
 
     def instantiate_trainer(self, **kwargs):
         """The configured Trainer plus the SIGTERM callback (a preempted fit leaves a resumable last.ckpt)."""
@@ -249,6 +254,58 @@ def cpu_precision_fallback(trainer_config, cpuinfo: str = "/proc/cpuinfo") -> No
                    "(amx_bf16 / avx512_bf16 in /proc/cpuinfo), so autocast would emulate it, many times slower "
                    "than fp32; set trainer.accelerator: cpu to keep the precision asked for)")
     trainer_config.precision = "32-true"
+
+
+# trainer.precision also takes "auto" (the demo and smoke configs): the CLI replaces it before the Trainer is built.
+PRECISION_AUTO = "auto"
+
+
+def allow_precision_auto(parser) -> None:
+    """Let ``trainer.precision`` take "auto" besides Lightning's values (a YAML with it would fail to parse)."""
+    from typing import Union
+
+    for action in getattr(parser, "_actions", []):
+        if getattr(action, "dest", None) == "trainer.precision" and hasattr(action, "_typehint"):
+            action._typehint = Optional[Union[action._typehint, Literal["auto"]]]
+
+
+def auto_precision(accelerator: str, cpuinfo: str = "/proc/cpuinfo") -> tuple[str, str]:
+    """(precision, why) for ``precision: auto``: bf16-mixed where bf16 runs on native units (a CUDA GPU that
+    supports it, a CPU that announces amx_bf16 / avx512_bf16), 32-true elsewhere. On CPUs without those
+    units autocast emulates bf16 and runs several times slower than fp32 (docs/demo.md has a measurement)."""
+    import torch
+
+    gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    if gpu:
+        if torch.cuda.is_bf16_supported():
+            return "bf16-mixed", f"the GPU ({torch.cuda.get_device_name()}) supports bf16"
+        return "32-true", f"the GPU ({torch.cuda.get_device_name()}) does not support bf16"
+    if accelerator in ("auto", "mps") and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "32-true", "Apple MPS: bf16 autocast is not used there"
+    units = cpu_bf16_units(cpuinfo)
+    if units:
+        return "bf16-mixed", f"no GPU, and this CPU announces bf16 units ({', '.join(units)} in {cpuinfo})"
+    return "32-true", (f"no GPU, and this CPU announces no bf16 units (amx_bf16 / avx512_bf16 in {cpuinfo}), so "
+                       "bf16 autocast would be emulated, slower than fp32")
+
+
+def resolve_precision_auto(trainer_config, cpuinfo: str = "/proc/cpuinfo") -> Optional[str]:
+    """Replace ``trainer.precision: auto`` by the precision auto_precision picks, print it and why; the
+    message, or None when the config asks for a precision itself."""
+    if str(trainer_config.get("precision")) != PRECISION_AUTO:
+        return None
+    precision, why = auto_precision(str(trainer_config.get("accelerator") or "auto"), cpuinfo)
+    trainer_config.precision = precision
+    message = f"trainer.precision: auto -> {precision} ({why})"
+    if _is_rank_zero():  # before the Trainer exists, so Lightning's rank_zero helpers do not know the rank yet
+        print(message, flush=True)
+    return message
+
+
+def _is_rank_zero() -> bool:
+    import os
+
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
 
 
 def resolve_last_checkpoint(config) -> None:

@@ -4,7 +4,7 @@ TYPE_CHECKING).
 
     1  distributed, seeds, schedules, hashing, hints, config, errors, atomic (and the package root's constants)
     2  data, models, masks, step, losses, objectives, guard, checkpointing
-    3  module, callbacks, eval
+    3  module, callbacks, eval, demo (the figure and sentence of make demo)
     4  cli
     5  the study tooling (sweep, report; jepa_lit.study)
 
@@ -45,7 +45,7 @@ LAYERS = {
         "jepa_lit.callbacks.online_probe", "jepa_lit.callbacks.term_gradients", "jepa_lit.callbacks.preemption",
         "jepa_lit.eval", "jepa_lit.eval.benchmarks", "jepa_lit.eval.checkpoint", "jepa_lit.eval.evaluate",
         "jepa_lit.eval.feature_data", "jepa_lit.eval.features", "jepa_lit.eval.probe_module",
-        "jepa_lit.eval.results"],
+        "jepa_lit.eval.results", "jepa_lit.demo"],
     4: ["jepa_lit.cli"],
     5: ["jepa_lit.sweep", "jepa_lit.report"],
 }

@@ -47,6 +47,8 @@ class OnlineProbe(L.Callback):
         epochs, lr, weight_decay, batch_size: the probe's AdamW training.
         max_train_clips, max_test_clips: use only the first clips of each split (None: all).
         seed: seed of the probe's initialisation and data order.
+        at_start: also probe before the first training step (logged at step 0): the encoder as
+            initialised, i.e. the random-init control of a run that starts from scratch.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class OnlineProbe(L.Callback):
         max_train_clips: Optional[int] = None,
         max_test_clips: Optional[int] = None,
         seed: int = 0,
+        at_start: bool = False,
     ):
         super().__init__()
         if every_n_epochs < 1:
@@ -75,18 +78,30 @@ class OnlineProbe(L.Callback):
         self.layer, self.app_ratio = layer, app_ratio
         self.lr, self.weight_decay, self.batch_size = lr, weight_decay, batch_size
         self.max_train_clips, self.max_test_clips, self.seed = max_train_clips, max_test_clips, seed
-        self.history: list[tuple[int, float]] = []  # (epoch, top-1 %)
+        self.at_start = at_start
+        self.history: list[tuple[int, float]] = []  # (global step, top-1 %)
         self._loaders = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         check_probe_datamodule(self.datamodule)
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Only a fresh run: a resumed one has already logged its start (and its encoder is trained).
+        if self.at_start and trainer.global_step == 0 and trainer.is_global_zero:
+            self.record(trainer, self.evaluate(trainer, pl_module))
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs or not trainer.is_global_zero:
             return
         top1 = self.evaluate(trainer, pl_module)
-        self.history.append((trainer.current_epoch, top1))
+        self.history.append((trainer.global_step, top1))
         pl_module.log(f"online_probe/{self.name}/top1", top1, rank_zero_only=True)
+
+    def record(self, trainer: L.Trainer, top1: float) -> None:
+        """Log outside a training hook (``pl_module.log`` is not allowed in on_train_start)."""
+        self.history.append((trainer.global_step, top1))
+        for logger in trainer.loggers:
+            logger.log_metrics({f"online_probe/{self.name}/top1": top1}, step=trainer.global_step)
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
         """Fit the probe on the current eval encoder's features; its test top-1 in %."""
