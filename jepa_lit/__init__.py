@@ -6,7 +6,7 @@ import os
 # before any submodule imports it.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Bumped whenever a change alters what a run trains, or what a probe measures, for the same config
 # (2: the predictor follows interpolate_rope; masks and data order follow the run's seed; synthetic clips
