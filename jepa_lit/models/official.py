@@ -178,31 +178,14 @@ def load_official_encoder(encoder: nn.Module, checkpoint: Union[dict, str, Path]
             incoming.pop(f"patch_embed_img.proj.{suffix}", None)
             report.ignored.append(f"patch_embed_img.proj.{suffix}")
 
-    missing = [k for k in own if k not in incoming and k not in report.kept_initial]
-    unexpected = [k for k in incoming if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(incoming[k].shape)} vs encoder {tuple(own[k].shape)}"
-              for k in incoming if k in own and incoming[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        problems = []
-        if missing:
-            problems.append(f"missing from the checkpoint ({len(missing)}): {', '.join(missing[:20])}")
-        if unexpected:
-            problems.append(f"not in this encoder ({len(unexpected)}): {', '.join(unexpected[:20])}")
-        if shapes:
-            problems.append(f"shape mismatches ({len(shapes)}): " + "; ".join(shapes[:20]))
-        raise CheckpointMismatch(
-            "official encoder weights do not fit this encoder (check its size, patch / tubelet size and "
-            "positions setting):\n  " + "\n  ".join(problems)
-        )
+    check_keys(own, incoming, report.kept_initial, "encoder",
+               "check its size, patch / tubelet size and positions setting")
     # After the key checks, so that the layout the settings are inferred from is known to be right.
     if check_rope:
         report.rope_check = check_rope_settings(encoder, report.layout, recorded)
     else:
         report.rope_check = "not checked (allow_rope_mismatch)"
-    with torch.no_grad():
-        for key, value in incoming.items():
-            own[key].copy_(value)
-            report.loaded.append(key)
+    copy_weights(own, incoming, report)
     return report
 
 
@@ -241,18 +224,8 @@ def load_official_predictor(predictor: nn.Module, checkpoint: Union[dict, str, P
     for key in [k for k in incoming if k.startswith("mask_tokens.") and k not in own]:
         incoming.pop(key)
         report.ignored.append(key)
-    missing = [k for k in own if k not in incoming]
-    unexpected = [k for k in incoming if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(incoming[k].shape)} vs predictor {tuple(own[k].shape)}"
-              for k in incoming if k in own and incoming[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise CheckpointMismatch(
-            "official predictor weights do not fit this predictor (check its width, depth and the encoder "
-            f"width): missing {missing[:20]}, unexpected {unexpected[:20]}, shapes {shapes[:20]}")
-    with torch.no_grad():
-        for key, value in incoming.items():
-            own[key].copy_(value)
-            report.loaded.append(key)
+    check_keys(own, incoming, [], "predictor", "check its width, depth and the encoder width")
+    copy_weights(own, incoming, report)
     return report
 
 
@@ -273,3 +246,30 @@ def export_predictor_state(state: dict[str, Tensor], prefix: str = "module.backb
         state[f"mask_tokens.{i}"] = torch.zeros_like(state["mask_tokens.0"])
     return {prefix + k: v for k, v in state.items()}
 
+
+def check_keys(own: dict[str, Tensor], incoming: dict[str, Tensor], kept_initial: list[str], what: str,
+               advice: str) -> None:
+    """Strict key and shape checks of official weights against a module's state dict (``kept_initial``: keys
+    the checkpoint may lack, which keep their initial values)."""
+    missing = [k for k in own if k not in incoming and k not in kept_initial]
+    unexpected = [k for k in incoming if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(incoming[k].shape)} vs {what} {tuple(own[k].shape)}"
+              for k in incoming if k in own and incoming[k].shape != own[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing from the checkpoint ({len(missing)}): {', '.join(missing[:20])}")
+    if unexpected:
+        problems.append(f"not in this {what} ({len(unexpected)}): {', '.join(unexpected[:20])}")
+    if shapes:
+        problems.append(f"shape mismatches ({len(shapes)}): " + "; ".join(shapes[:20]))
+    if problems:
+        raise CheckpointMismatch(f"official {what} weights do not fit this {what} ({advice}):\n  "
+                                 + "\n  ".join(problems))
+
+
+def copy_weights(own: dict[str, Tensor], incoming: dict[str, Tensor], report: "LoadReport") -> None:
+    """Copy checked weights into the module's tensors (``own`` is its state dict: the same storage)."""
+    with torch.no_grad():
+        for key, value in incoming.items():
+            own[key].copy_(value)
+            report.loaded.append(key)
