@@ -11,7 +11,8 @@ encoder train through the derivatives):
 
 per mask generator, averaged over the generators with any valid pair (docs/objectives.md; study: 1.0,
 dt 0.1, h 256). E is a sum of per-token terms, so dE/dq and dE/dp at a token depend on that token
-alone: the step is computed at the valid-pair tokens only, with the same result as on the full grid.
+alone: the step runs on every token t < T'-1 of the student grid (zeros where masked) and its error is
+averaged over the valid pairs, with the same result as on the pairs alone and no host sync to select them.
 The energy's output layer has no bias: a constant offset of E changes no derivative, and a parameter
 that never gets a gradient breaks DDP (the release had one, unused).
 """
