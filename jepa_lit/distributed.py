@@ -9,6 +9,8 @@ gradient. Without an initialised process group every function is the identity.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -48,14 +50,18 @@ def gather(value: Tensor) -> Tensor:
     return torch.cat([part[:size] for part, size in zip(parts, sizes)], dim=0)
 
 
-def logsumexp(values: Tensor) -> Tensor:
-    """log sum exp of the entries of ``values`` on every rank (no gradient; a rank may hold none):
-    the normaliser of a softmax over the whole batch."""
+def logsumexp(values: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    """log sum exp of the entries of ``values`` on every rank, or of those where ``mask`` is True (no
+    gradient; a rank may hold none): the normaliser of a softmax over the whole batch. -inf when no rank
+    holds any entry; computed without reading anything on the host."""
     values = values.detach().float()
-    peak = values.max() if values.numel() else values.new_tensor(float("-inf"))
+    if mask is not None:
+        values = values.masked_fill(~mask, float("-inf"))
+    peak = values.max() if values.numel() else values.new_full((), float("-inf"))
     if is_distributed():
         peak = peak.clone()
         dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+    peak = torch.where(peak == float("-inf"), 0.0, peak)  # no entry anywhere: exp(-inf - 0) = 0, not nan
     return peak + all_reduce_sum((values - peak).exp().sum()).log()
 
 

@@ -9,7 +9,7 @@ computes each of these once a step, whichever terms read it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 from einops import rearrange
@@ -116,20 +116,20 @@ class StepOutputs:
             self._cache[key] = global_count(self.valid_pairs(g))
         return self._cache[key]
 
-    def pair_mean(self, g: int, values: Tensor) -> Optional[Tensor]:
-        """Mean of ``values`` [B, T'-1, H', W', C] over the valid pairs of generator ``g`` and all channels,
-        over the whole batch under DDP; None when the batch has no valid pair."""
-        if self.no_pairs(g):
-            return None
-        return (values * self.valid_pairs(g).unsqueeze(-1)).sum() / (self.pair_count(g) * values.shape[-1])
-
-    def no_pairs(self, g: int) -> bool:
-        """Whether generator ``g`` has no valid pair over the whole batch: read on the host once a step
-        (a device sync), whichever objectives ask."""
-        key = ("no_pairs", g)
+    def has_pairs(self, g: int) -> Tensor:
+        """Whether generator ``g`` has any valid pair over the whole batch: a device bool, never read on the
+        host (a branch on it would make the host wait for the step's queued kernels)."""
+        key = ("has_pairs", g)
         if key not in self._cache:
-            self._cache[key] = bool(self.pair_count(g) == 0)
+            self._cache[key] = self.pair_count(g) > 0
         return self._cache[key]
+
+    def pair_mean(self, g: int, values: Tensor) -> tuple[Tensor, Tensor]:
+        """(mean of ``values`` [B, T'-1, H', W', ...] over the valid pairs of generator ``g`` and all trailing
+        elements, over the whole batch under DDP; ``has_pairs(g)``). The mean is 0 when the batch has no
+        valid pair: ``mean_over_generators`` then leaves the generator out."""
+        value, _ = masked_mean(values, self.valid_pairs(g), self.pair_count(g))
+        return value, self.has_pairs(g)
 
     def student_diff(self, g: int) -> Tensor:
         """dZ_t = Z_{t+1} - Z_t of generator ``g``: [B, T'-1, H', W', 4D] (read at valid pairs)."""
@@ -177,15 +177,41 @@ def global_count(mask: Tensor) -> Tensor:
     return all_reduce_sum(mask.sum().float()) / world_size()
 
 
-def global_mean(values: Tensor, count: Tensor) -> Tensor:
-    """Mean of ``values`` [N, ...] (this rank's N selected positions; N may be 0) over the ``count``
-    positions of the whole batch (``global_count``) and all trailing elements."""
-    return values.sum() / (count * values.shape[1:].numel())
+def masked_mean(values: Tensor, mask: Tensor, count: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """(mean of ``values`` over the positions where ``mask`` is True and all trailing elements, whether any
+    position is selected). ``mask`` covers the leading dims of ``values`` ([*P] for [*P, ...]).
+
+    The mean is over the whole batch: ``count`` is ``global_count(mask)`` (pass it when it is cached).
+    Computed on every position, masked, with no host sync: no branch on the count and no boolean-mask
+    gather (both wait for the device). An empty selection gives 0, attached to the graph, and a False
+    flag; the flag stays on the device (``mean_over_generators`` weighs by it)."""
+    if count is None:
+        count = global_count(mask)
+    weights = mask.reshape(*mask.shape, *[1] * (values.dim() - mask.dim()))
+    per_position = values.shape[mask.dim():].numel()
+    defined = count > 0
+    return (values * weights).sum() / (torch.where(defined, count, 1.0) * per_position), defined
 
 
-def mean_over_generators(outputs: StepOutputs, term: Callable[[int], Optional[Tensor]]) -> Tensor:
-    """Average ``term(g)`` over the generators where it is defined; zero (attached) when none is."""
-    values = [v for v in (term(g) for g in range(len(outputs.generators))) if v is not None]
+Term = Optional[Union[Tensor, tuple[Tensor, Tensor]]]
+
+
+def mean_over_generators(outputs: StepOutputs, term: Callable[[int], Term]) -> Tensor:
+    """Average ``term(g)`` over the generators where it is defined; zero (attached) when none is.
+
+    ``term(g)`` is None (not defined, known on the host: too few tokens), a value (defined), or
+    ``(value, defined)`` with ``defined`` a device flag (``pair_mean``, ``masked_mean``). The average is
+    weighted by the flags, sum(v f) / max(sum(f), 1), so that whether a generator had any valid pair is
+    never read on the host; with no flag set it is 0, still attached to every generator's features."""
+    values, flags = [], []
+    for found in (term(g) for g in range(len(outputs.generators))):
+        if found is None:
+            continue
+        value, defined = found if isinstance(found, tuple) else (found, torch.ones_like(found, dtype=torch.bool))
+        values.append(value)
+        flags.append(defined)
     if not values:
         return outputs.zero()
-    return torch.stack(values).mean()
+    values = torch.stack(values)
+    flags = torch.stack(flags).to(values.dtype)
+    return (values * flags).sum() / flags.sum().clamp(min=1)

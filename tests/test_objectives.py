@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from jepa_lit.callbacks.term_gradients import TermGradientNorms
+from jepa_lit.distributed import logsumexp
 from jepa_lit.masks.base import MaskPair
 from jepa_lit.objectives import (
     ActionConditioned,
@@ -33,6 +34,7 @@ from jepa_lit.objectives import (
     StepOutputs,
     VelocityGate,
 )
+from jepa_lit.step import masked_mean, mean_over_generators
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -456,8 +458,40 @@ def test_no_valid_pairs_gives_an_attached_zero(make, features, head):
     for value in terms.values():
         assert scalar(value) == 0.0
         value.backward(retain_graph=True)  # still in the graph (DDP needs every parameter used)
+    # the masked positions give exact zeros, not nan (0 x inf in a masked softmax or a cosine at Z = 0)
+    for (out,) in outputs.generators:
+        assert out.context.grad is None or not out.context.grad.any()
     if head is not None:
-        assert all(p.grad is not None for p in getattr(objective, head).parameters())
+        assert all(p.grad is not None and not p.grad.any() for p in getattr(objective, head).parameters())
+
+
+def test_masked_mean_divides_by_the_selected_count_and_flags_an_empty_selection():
+    values = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])  # 3 positions x 2 channels
+    value, defined = masked_mean(values, torch.tensor([True, False, True]))
+    assert value.item() == (1 + 2 + 5 + 6) / 4 and defined.item()
+    value, defined = masked_mean(values.requires_grad_(), torch.zeros(3, dtype=torch.bool))
+    assert value.item() == 0.0 and not defined.item() and value.requires_grad
+
+
+def test_mean_over_generators_weighs_by_the_device_flags():
+    outputs = make_outputs()
+    yes, no = torch.tensor(True), torch.tensor(False)
+    terms = {0: (torch.tensor(2.0), yes), 1: (torch.tensor(5.0), no)}
+    assert mean_over_generators(outputs, terms.get).item() == 2.0
+    terms = {0: (torch.tensor(2.0), yes), 1: (torch.tensor(5.0), yes)}
+    assert mean_over_generators(outputs, terms.get).item() == 3.5
+    terms = {0: (torch.tensor(2.0), no), 1: torch.tensor(7.0)}  # a value alone: defined (known on the host)
+    assert mean_over_generators(outputs, terms.get).item() == 7.0
+    assert mean_over_generators(outputs, {0: (torch.tensor(2.0), no), 1: (torch.tensor(5.0), no)}.get).item() == 0.0
+    empty = mean_over_generators(outputs, {}.get)  # no term at all: the attached zero
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_masked_logsumexp_is_over_the_selection_and_minus_inf_without_one():
+    scores = torch.tensor([0.5, 3.0, -1.0])
+    mask = torch.tensor([True, False, True])
+    assert logsumexp(scores, mask).item() == pytest.approx(math.log(math.exp(0.5) + math.exp(-1.0)))
+    assert logsumexp(scores, torch.zeros(3, dtype=torch.bool)).item() == float("-inf")
 
 
 def test_spectral_needs_four_time_steps():

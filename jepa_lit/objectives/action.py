@@ -12,15 +12,13 @@ generator, averaged over the generators with any valid pair (docs/objectives.md;
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from einops import reduce
 from torch import Tensor
 
 from jepa_lit.objectives.base import Objective
-from jepa_lit.objectives.heads import Reads, check_reads, check_width, head_input_dim, mlp_head, pair_inputs, zero_on
-from jepa_lit.step import StepOutputs, global_mean, mean_over_generators, temporal_diff
+from jepa_lit.objectives.heads import Reads, check_reads, check_width, grid_inputs, head_input_dim, mlp_head, zero_on
+from jepa_lit.step import StepOutputs, mean_over_generators, temporal_diff
 
 
 def token_actions(clip: Tensor, grid: tuple[int, int, int]) -> Tensor:
@@ -52,11 +50,8 @@ class ActionConditioned(Objective):
         check_width(self, outputs)
         actions = token_actions(outputs.clip, outputs.grid)
 
-        def per_generator(g: int) -> Optional[Tensor]:
-            found = pair_inputs(outputs, g, self.reads, self.app_ratio)
-            if found is None:
-                return None
-            pairs, z, count = found
-            return global_mean((self.head(z) - actions[pairs].to(z.dtype)).abs(), count)
+        def per_generator(g: int) -> tuple[Tensor, Tensor]:
+            z = grid_inputs(outputs, g, self.reads, self.app_ratio)
+            return outputs.pair_mean(g, (self.head(z) - actions.to(z.dtype)).abs())
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator) + zero_on(self.head)}

@@ -25,7 +25,7 @@ class Delta(Objective):
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
         target_diff = outputs.target_diff().detach()
 
-        def per_generator(g: int):
+        def per_generator(g: int) -> tuple[Tensor, Tensor]:
             return outputs.pair_mean(g, (outputs.student_diff(g) - target_diff).abs())
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator)}

@@ -48,7 +48,7 @@ class FactorizedWorldModel(Objective):
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
         split = app_channels(outputs.width, self.app_ratio)
 
-        def static(g: int) -> Optional[Tensor]:
+        def static(g: int) -> tuple[Tensor, Tensor]:
             return outputs.pair_mean(g, outputs.student_diff(g)[..., :split].abs())
 
         def orth(g: int) -> Optional[Tensor]:

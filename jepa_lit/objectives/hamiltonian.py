@@ -11,21 +11,20 @@ encoder train through the derivatives):
 
 per mask generator, averaged over the generators with any valid pair (docs/objectives.md; study: 1.0,
 dt 0.1, h 256). E is a sum of per-token terms, so dE/dq and dE/dp at a token depend on that token
-alone: the step is computed at the valid-pair tokens only, with the same result as on the full grid.
+alone: the step runs on every token t < T'-1 of the student grid (zeros where masked) and its error is
+averaged over the valid pairs, with the same result as on the pairs alone and no host sync to select them.
 The energy's output layer has no bias: a constant offset of E changes no derivative, and a parameter
 that never gets a gradient breaks DDP (the release had one, unused).
 """
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor, nn
 
 from jepa_lit.objectives.base import Objective
 from jepa_lit.objectives.heads import check_width, zero_on
-from jepa_lit.step import StepOutputs, global_mean, mean_over_generators
+from jepa_lit.step import StepOutputs, mean_over_generators
 
 
 class Hamiltonian(Objective):
@@ -61,15 +60,11 @@ class Hamiltonian(Objective):
         target_next = outputs.target_grid().detach()[:, 1:]
         half = outputs.width // 2
 
-        def per_generator(g: int) -> Optional[Tensor]:
-            pairs, count = outputs.valid_pairs(g), outputs.pair_count(g)
-            if count == 0:
-                return None
-            z = outputs.student_grid(g)[:, :-1][pairs]  # [N, 4D]; N = 0 on a rank without pairs
-            q_next, p_next = self.step(z[:, :half], z[:, half:])
-            target = target_next[pairs]
-            q_error = global_mean((q_next - target[:, :half]).abs(), count)
-            p_error = global_mean((p_next - target[:, half:]).abs(), count)
-            return q_error + p_error
+        def per_generator(g: int) -> tuple[Tensor, Tensor]:
+            z = outputs.student_grid(g)[:, :-1]  # [B, T'-1, H', W', 4D], read at the valid pairs
+            q_next, p_next = self.step(z[..., :half], z[..., half:])
+            q_error, defined = outputs.pair_mean(g, (q_next - target_next[..., :half]).abs())
+            p_error, _ = outputs.pair_mean(g, (p_next - target_next[..., half:]).abs())
+            return q_error + p_error, defined
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator) + zero_on(self.energy)}

@@ -7,7 +7,7 @@ Z_dyn = the rest; a head ``reads`` all channels or only Z_dyn (FWM-LD, FAC).
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -66,11 +66,9 @@ def mlp_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, out_dim))
 
 
-def pair_inputs(outputs: StepOutputs, g: int, reads: Reads, app_ratio: float) -> Optional[tuple[Tensor, Tensor, Tensor]]:
-    """(P_t [B, T'-1, H', W'], the head's input Z_t at this rank's pairs [N, C_in], the batch's pair
-    count for ``global_mean``) of generator ``g``; None when the batch has no valid pair. Under DDP a
-    rank with no pair of its own still returns (N = 0), so every rank runs the same collectives."""
-    pairs, count = outputs.valid_pairs(g), outputs.pair_count(g)
-    if count == 0:
-        return None
-    return pairs, head_input(outputs.student_grid(g)[:, :-1][pairs], reads, app_ratio), count
+def grid_inputs(outputs: StepOutputs, g: int, reads: Reads, app_ratio: float) -> Tensor:
+    """The head's input Z_t of generator ``g`` at every t < T'-1: [B, T'-1, H', W', C_in], zeros at masked
+    positions. A head runs on this whole grid and its error is averaged over the valid pairs
+    (``StepOutputs.pair_mean``): some more head FLOPs than on the pairs alone (docs/performance.md), but
+    no host sync, which selecting the pairs (a boolean-mask gather, or a branch on their count) needs."""
+    return head_input(outputs.student_grid(g)[:, :-1], reads, app_ratio)

@@ -18,15 +18,13 @@ is that constant (the head and the encoder stay in the graph at zero weight, as 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
 from jepa_lit.distributed import logsumexp, world_size
 from jepa_lit.objectives.base import Objective
-from jepa_lit.objectives.heads import Reads, check_reads, check_width, head_input_dim, mlp_head, pair_inputs, zero_on
-from jepa_lit.step import StepOutputs, global_mean, mean_over_generators
+from jepa_lit.objectives.heads import Reads, check_reads, check_width, grid_inputs, head_input_dim, mlp_head, zero_on
+from jepa_lit.step import StepOutputs, mean_over_generators
 
 
 class LatentDynamics(Objective):
@@ -59,18 +57,17 @@ class LatentDynamics(Objective):
         check_width(self, outputs)
         target_diff = outputs.target_diff().detach()
 
-        def per_generator(g: int) -> Optional[Tensor]:
-            found = pair_inputs(outputs, g, self.reads, self.app_ratio)
-            if found is None:
-                return None
-            pairs, z, count = found
-            error = (self.head(z) - target_diff[pairs]).abs()  # [N, 4D]
+        def per_generator(g: int) -> tuple[Tensor, Tensor]:
+            z = grid_inputs(outputs, g, self.reads, self.app_ratio)
+            error = (self.head(z) - target_diff).abs()  # [B, T'-1, H', W', 4D], read at the valid pairs
             if not self.hard_weighting:
-                return global_mean(error, count)
+                return outputs.pair_mean(g, error)
+            pairs = outputs.valid_pairs(g)
             with torch.no_grad():  # softmax over the pairs of the whole batch (every rank's, under DDP)
                 scores = error.mean(-1).float() / self.temperature
-                weights = count * world_size() * (scores - logsumexp(scores)).exp()
-            return global_mean(weights.unsqueeze(-1).to(error.dtype) * error, count)
+                shares = torch.where(pairs, (scores - logsumexp(scores, pairs)).exp(), 0.0)  # 0 off the pairs
+                weights = outputs.pair_count(g) * world_size() * shares
+            return outputs.pair_mean(g, weights.unsqueeze(-1).to(error.dtype) * error)
 
         value = mean_over_generators(outputs, per_generator)
         if self.released_no_grad:  # a constant (detached here, not under no_grad: the grids are cached)

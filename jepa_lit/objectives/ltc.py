@@ -12,13 +12,11 @@ margin 0.5). H is detached.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch.nn.functional as F
 from torch import Tensor
 
 from jepa_lit.objectives.base import Objective
-from jepa_lit.step import StepOutputs, global_mean, mean_over_generators
+from jepa_lit.step import StepOutputs, mean_over_generators
 
 
 class LatentTemporalContrastive(Objective):
@@ -31,13 +29,10 @@ class LatentTemporalContrastive(Objective):
     def forward(self, outputs: StepOutputs) -> dict[str, Tensor]:
         target = outputs.target_grid().detach()
 
-        def per_generator(g: int) -> Optional[Tensor]:
-            pairs, count = outputs.valid_pairs(g), outputs.pair_count(g)
-            if count == 0:
-                return None
-            z = outputs.student_grid(g)[:, :-1][pairs]
-            pos = F.cosine_similarity(z, target[:, :-1][pairs], dim=-1)
-            neg = F.cosine_similarity(z, target[:, 1:][pairs], dim=-1)
-            return global_mean(F.relu(self.margin - pos + neg), count)
+        def per_generator(g: int) -> tuple[Tensor, Tensor]:
+            z = outputs.student_grid(g)[:, :-1]  # every position, read at the valid pairs
+            pos = F.cosine_similarity(z, target[:, :-1], dim=-1)
+            neg = F.cosine_similarity(z, target[:, 1:], dim=-1)
+            return outputs.pair_mean(g, F.relu(self.margin - pos + neg))
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator)}

@@ -12,14 +12,12 @@ an error (the release skipped the term silently). H is detached.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from einops import rearrange
 from torch import Tensor
 
 from jepa_lit.objectives.base import Objective
-from jepa_lit.step import StepOutputs, global_count, global_mean, mean_over_generators
+from jepa_lit.step import StepOutputs, global_count, masked_mean, mean_over_generators
 
 
 class Spectral(Objective):
@@ -39,17 +37,14 @@ class Spectral(Objective):
             )
         target = rearrange(outputs.target_grid().detach(), "b t h w c -> b h w t c")
 
-        def per_generator(g: int) -> Optional[Tensor]:
+        def per_generator(g: int) -> tuple[Tensor, Tensor]:
             tubes = outputs.visible(g).all(dim=1)  # [B, H', W']
             count = global_count(tubes)
-            if count == 0:
-                return None
             student = rearrange(outputs.student_grid(g), "b t h w c -> b h w t c")
-            if not tubes.any():  # this rank's share is 0 (MKL's FFT fails on an empty batch)
-                return student.sum() * 0.0
             with torch.autocast(device_type=student.device.type, enabled=False):
-                spectrum = torch.fft.rfft((student[tubes] - target[tubes]).float(), dim=1)  # [M, F, C]
-                freq_weights = torch.linspace(self.min_freq_weight, 1.0, spectrum.shape[1], device=spectrum.device)
-                return global_mean((spectrum * freq_weights[:, None]).abs(), count)
+                # every spatial position, read at the whole tubes: no gather, so no host sync
+                spectrum = torch.fft.rfft((student - target).float(), dim=3)  # [B, H', W', F, C]
+                freq_weights = torch.linspace(self.min_freq_weight, 1.0, spectrum.shape[3], device=spectrum.device)
+                return masked_mean((spectrum * freq_weights[:, None]).abs(), tubes, count)
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator)}

@@ -14,7 +14,6 @@ no speed: the term is skipped (zero, with a warning once), as the study's releas
 from __future__ import annotations
 
 import warnings
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -43,7 +42,7 @@ class VelocityGate(Objective):
             threshold = torch.quantile(speed.flatten(2), self.quantile, dim=-1)  # [B, T'-1]
             gate = (speed <= threshold[..., None, None]).unsqueeze(-1)
 
-        def per_generator(g: int) -> Optional[Tensor]:
+        def per_generator(g: int) -> tuple[Tensor, Tensor]:
             return outputs.pair_mean(g, gate * outputs.student_diff(g).abs())
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator)}
