@@ -453,6 +453,22 @@ def test_uint8_batches_normalised_after_transfer_equal_float32_batches(name, aug
     assert next(iter(as_uint8.test_dataloader()))["video"].dtype == torch.float32
 
 
+def test_uint8_batches_cast_like_float32_batches_under_true_precision(tree, tmp_path):
+    """bf16-true casts float inputs before the transfer, when uint8 clips are not float yet: the hook casts
+    them after normalising, so the steps see the float32 path's clips cast to bf16, bit for bit."""
+    def fit_seen(uint8):
+        module = BatchRecorder()
+        trainer = L.Trainer(max_steps=2, limit_val_batches=0, accelerator="cpu", precision="bf16-true", logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            default_root_dir=tmp_path)
+        trainer.fit(module, datamodule=small("ucf101", tree, seed=7, batch_size=2, uint8_batches=uint8))
+        return module.clips
+
+    as_float, as_uint8 = fit_seen(False), fit_seen(True)
+    assert len(as_uint8) == 2 and all(c.dtype == torch.bfloat16 for c in as_float + as_uint8)
+    assert all(torch.equal(u, f) for u, f in zip(as_uint8, as_float))
+
+
 def test_probe_datamodule_refuses_uint8_batches(tree):
     from jepa_lit.eval.evaluate import check_probe_datamodule
 

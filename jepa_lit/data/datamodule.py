@@ -25,6 +25,16 @@ log = logging.getLogger("jepa_lit.data")
 OnError = Literal["skip", "raise"]  # the data.on_error setting
 
 
+def normalize_after_transfer(datamodule: L.LightningDataModule, batch):
+    """The DataModules' ``on_after_batch_transfer``: uint8 clips (``uint8_batches``) normalised on the device,
+    then cast as the trainer's precision casts float inputs (it does so before the transfer, when these
+    clips were still uint8: "bf16-true" and the like); any other batch as it is."""
+    normalised = normalize_batch(batch)
+    if normalised is not batch and datamodule.trainer is not None:
+        normalised = datamodule.trainer.precision_plugin.convert_input(normalised)
+    return normalised
+
+
 def fitting(datamodule: L.LightningDataModule) -> bool:
     """Whether the DataModule's trainer is running ``fit`` (False without a trainer)."""
     trainer = datamodule.trainer
@@ -179,8 +189,7 @@ class ClipDataModule(L.LightningDataModule):
             self.eval_set = self.make_dataset("test")
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        # uint8_batches: normalise on the device, after the (4x smaller) copy.
-        return normalize_batch(batch)
+        return normalize_after_transfer(self, batch)  # uint8_batches: after the (4x smaller) copy
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:

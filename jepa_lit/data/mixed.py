@@ -21,13 +21,12 @@ import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader
 
 from jepa_lit.data.clip_dataset import ClipDataset
-from jepa_lit.data.datamodule import ClipDataModule, OnError, fitting
+from jepa_lit.data.datamodule import ClipDataModule, OnError, fitting, normalize_after_transfer
 from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
 from jepa_lit.data.imagenet100 import ImageNet100DataModule
 from jepa_lit.data.records import IndexProblem, LayoutError
 from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
 from jepa_lit.data.ssv2 import SSv2DataModule
-from jepa_lit.data.transforms import normalize_batch
 from jepa_lit.data.ucf101 import UCF101DataModule
 from jepa_lit.seeds import run_seed
 
@@ -224,8 +223,7 @@ class MixedDataModule(L.LightningDataModule):
             self.val_set = self._build("test")
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        # uint8_batches: normalise on the device, after the (4x smaller) copy.
-        return normalize_batch(batch)
+        return normalize_after_transfer(self, batch)  # uint8_batches: after the (4x smaller) copy
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
