@@ -408,3 +408,71 @@ def test_an_unset_data_seed_follows_the_runs_seed(tree, monkeypatch):
     assert torch.equal(follows_1["video"], explicit_1["video"])
     assert not torch.equal(follows_1["video"], follows_2["video"])
     assert torch.equal(fixed_1["video"], fixed_2["video"]) and torch.equal(fixed_1["index"], fixed_2["index"])
+
+
+# --- uint8 batches --------------------------------------------------------------------------------
+class BatchRecorder(TinyModule):
+    """Keeps the clips each training step receives (after Lightning's transfer hooks)."""
+
+    def __init__(self):
+        super().__init__()
+        self.clips = []
+
+    def training_step(self, batch, batch_idx):
+        self.clips.append(batch["video"].clone())
+        return super().training_step(batch, batch_idx)
+
+
+@pytest.mark.parametrize("name,augment", [("ucf101", True), ("imagenet100", True), ("ssv2", False)])
+def test_uint8_batches_normalised_after_transfer_equal_float32_batches(name, augment, tree, tmp_path):
+    """uint8_batches: the loader yields uint8 clips, the DataModule's on_after_batch_transfer normalises
+    them, and a fit's training steps see exactly (torch.equal) the float32 path's clips, same seed."""
+    def datamodule(uint8):
+        sampling = "random" if augment else "uniform"
+        return small(name, tree, seed=7, batch_size=2, train_augment=augment, train_sampling=sampling,
+                     uint8_batches=uint8)
+
+    as_float, as_uint8 = datamodule(False), datamodule(True)
+    for dm in (as_float, as_uint8):
+        dm.setup("fit")
+    expected = [b["video"] for b in as_float.train_dataloader()]
+    raw = list(as_uint8.train_dataloader())
+    assert all(b["video"].dtype == torch.uint8 for b in raw) and all(e.dtype == torch.float32 for e in expected)
+    normalised = [as_uint8.on_after_batch_transfer(b, 0) for b in raw]
+    assert len(normalised) == len(expected) > 1
+    assert all(torch.equal(n["video"], e) for n, e in zip(normalised, expected))
+    assert all(torch.equal(n["label"], b["label"]) for n, b in zip(normalised, raw))
+
+    module = BatchRecorder()  # through a Trainer: the hook runs after the transfer, before training_step
+    trainer = L.Trainer(max_steps=2, limit_val_batches=0, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=datamodule(True))
+    assert len(module.clips) == 2 and all(torch.equal(c, e) for c, e in zip(module.clips, expected))
+
+    as_uint8.setup("test")  # the evaluation split stays float32
+    assert next(iter(as_uint8.test_dataloader()))["video"].dtype == torch.float32
+
+
+def test_uint8_batches_cast_like_float32_batches_under_true_precision(tree, tmp_path):
+    """bf16-true casts float inputs before the transfer, when uint8 clips are not float yet: the hook casts
+    them after normalising, so the steps see the float32 path's clips cast to bf16, bit for bit."""
+    def fit_seen(uint8):
+        module = BatchRecorder()
+        trainer = L.Trainer(max_steps=2, limit_val_batches=0, accelerator="cpu", precision="bf16-true", logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            default_root_dir=tmp_path)
+        trainer.fit(module, datamodule=small("ucf101", tree, seed=7, batch_size=2, uint8_batches=uint8))
+        return module.clips
+
+    as_float, as_uint8 = fit_seen(False), fit_seen(True)
+    assert len(as_uint8) == 2 and all(c.dtype == torch.bfloat16 for c in as_float + as_uint8)
+    assert all(torch.equal(u, f) for u, f in zip(as_uint8, as_float))
+
+
+def test_probe_datamodule_refuses_uint8_batches(tree):
+    from jepa_lit.eval.evaluate import check_probe_datamodule
+
+    args = dict(train_sampling="uniform", train_augment=False)
+    check_probe_datamodule(small("ucf101", tree, **args))
+    with pytest.raises(ValueError, match="data.uint8_batches=true"):
+        check_probe_datamodule(small("ucf101", tree, uint8_batches=True, **args))

@@ -246,3 +246,32 @@ def test_an_unset_seed_follows_the_runs_seed(tree, monkeypatch):
     monkeypatch.setenv("PL_GLOBAL_SEED", "2")
     assert not torch.equal(follows_1["index"], first_batch()["index"])
     assert torch.equal(fixed_1["video"], first_batch(seed=7)["video"])
+
+
+def test_uint8_batches_of_videos_and_images_equal_float32_batches(tree, tmp_path):
+    """uint8_batches reaches every source: the mixed batches (video clips and static image clips) leave
+    the loader as uint8, and normalised after the transfer they are the float32 path's, bit for bit."""
+    def datamodule(uint8):
+        return MixedDataModule(root=str(tree), num_frames=4, crop_size=32, batch_size=4, num_workers=0,
+                               samples_per_epoch=16, val_samples=4, seed=3, uint8_batches=uint8)
+
+    as_float, as_uint8 = datamodule(False), datamodule(True)
+    for dm in (as_float, as_uint8):
+        dm.setup("fit")
+    expected, raw = list(as_float.train_dataloader()), list(as_uint8.train_dataloader())
+    modality = torch.cat([b["modality"] for b in raw])
+    assert (modality == 0).any() and (modality == 1).any()  # both kinds are in these batches
+    assert all(b["video"].dtype == torch.uint8 for b in raw)
+    for got, want in zip(raw, expected):
+        assert torch.equal(as_uint8.on_after_batch_transfer(got, 0)["video"], want["video"])
+        assert torch.equal(got["index"], want["index"])
+
+    class Recorder(Tiny):
+        def training_step(self, batch, batch_idx):
+            self.seen = getattr(self, "seen", []) + [batch["video"].clone()]
+            return super().training_step(batch, batch_idx)
+
+    module = Recorder()
+    trainer(tmp_path).fit(module, datamodule=datamodule(True))  # validation batches: float32, passed as they are
+    assert module.validation_batches > 0
+    assert len(module.seen) == 4 and all(torch.equal(s, e["video"]) for s, e in zip(module.seen, expected))

@@ -10,6 +10,8 @@ from jepa_lit.data.transforms import (
     VideoEvalTransform,
     VideoTrainTransform,
     image_to_clip,
+    normalize_batch,
+    normalize_on_device,
     transform_image_as_clip,
 )
 
@@ -98,3 +100,52 @@ def test_eval_interpolation_bicubic_for_imagenet100():
     assert UCF101DataModule().eval_transform().resize.interpolation == cv2.INTER_LINEAR
     with pytest.raises(ValueError, match="interpolation='nearest'"):
         VideoEvalTransform(32, interpolation="nearest")
+
+
+def test_uint8_output_normalised_later_is_bit_identical():
+    """normalize=False keeps the crop / flip / resize and skips only the normalisation; normalising the
+    uint8 clip afterwards (as on the device) gives the float32 path's tensor exactly."""
+    clip = np.random.default_rng(1).integers(0, 256, size=(4, 50, 70, 3), dtype=np.uint8)
+    pairs = [(VideoTrainTransform(32), VideoTrainTransform(32, normalize=False)),
+             (VideoEvalTransform(32, num_views=3), VideoEvalTransform(32, num_views=3, normalize=False)),
+             (VideoEvalTransform(32, interpolation="bicubic"), VideoEvalTransform(32, interpolation="bicubic",
+                                                                                  normalize=False))]
+    for as_float, as_uint8 in pairs:
+        for seed in range(5):
+            expected, raw = as_float(clip, seed=seed), as_uint8(clip, seed=seed)
+            assert raw.dtype == torch.uint8 and raw.shape == expected.shape and raw.is_contiguous()
+            assert torch.equal(normalize_on_device(raw), expected)
+    image = clip[0]  # an image as a static clip
+    for seed in range(5):
+        expected = transform_image_as_clip(VideoTrainTransform(32), image, 16, seed=seed)
+        raw = transform_image_as_clip(VideoTrainTransform(32, normalize=False), image, 16, seed=seed)
+        assert torch.equal(normalize_on_device(raw), expected)
+
+
+def test_normalize_on_device_every_pixel_value_and_known_values():
+    """All 256 values of every channel match the transform's table; two by hand: 0 -> -mean / std and
+    255 -> (1 - mean) / std (to float32 rounding)."""
+    values = np.repeat(np.arange(256, dtype=np.uint8), 3).reshape(1, 16, 16, 3)  # each value in every channel
+    clip = np.ascontiguousarray(np.broadcast_to(values, (2, 16, 16, 3)))
+    expected = VideoEvalTransform(16)(clip)
+    out = normalize_on_device(VideoEvalTransform(16, normalize=False)(clip))
+    assert torch.equal(out, expected) and out.dtype == torch.float32
+    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    black = normalize_on_device(torch.zeros(3, 1, 1, 1, dtype=torch.uint8)).flatten()
+    white = normalize_on_device(torch.full((3, 1, 1, 1), 255, dtype=torch.uint8)).flatten()
+    torch.testing.assert_close(black, -mean / std, atol=1e-6, rtol=0)
+    torch.testing.assert_close(white, (1 - mean) / std, atol=1e-6, rtol=0)
+    with pytest.raises(TypeError, match="uint8"):
+        normalize_on_device(expected)
+
+
+def test_normalize_batch_touches_only_uint8_video():
+    raw = torch.full((2, 3, 1, 2, 2), 255, dtype=torch.uint8)
+    batch = {"video": raw, "label": torch.tensor([1, 2])}
+    out = normalize_batch(batch)
+    assert out["video"].dtype == torch.float32 and out["label"] is batch["label"] and batch["video"] is raw
+    assert torch.equal(out["video"], normalize_on_device(raw))
+    floats = {"video": out["video"]}
+    assert normalize_batch(floats) is floats  # a float32 batch (evaluation) passes as it is
+    as_list, dropped = [raw], {"dropped": []}
+    assert normalize_batch(as_list) is as_list and normalize_batch(dropped) is dropped

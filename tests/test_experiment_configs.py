@@ -169,3 +169,12 @@ def test_config_trains_two_steps_with_a_tiny_encoder(name, tmp_path, fixture_dat
         for key in module.last_terms:
             if key.startswith(objective.name):
                 assert (norms[f"grad_norm/{key}"] == 0) if as_released else (norms[f"grad_norm/{key}"] > 0), key
+
+
+def test_gpu_regimes_copy_uint8_pinned_batches():
+    """The study's GPU regimes send uint8 clips from page-locked memory (normalised on the device)."""
+    for regime in ("ucf101", "mixed"):
+        data = load(EXPERIMENTS / "regimes" / f"{regime}.yaml")["data"]["init_args"]
+        assert data["pin_memory"] is True and data["uint8_batches"] is True, regime
+    for probe in (EXPERIMENTS / "probes").glob("*.yaml"):  # probes read float32 clips (check_probe_datamodule)
+        assert not load(probe).get("data", {}).get("init_args", {}).get("uint8_batches", False), probe.name

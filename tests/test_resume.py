@@ -152,8 +152,8 @@ def test_run_checkpoint_keeps_the_final_step(tmp_path):
 
 @pytest.mark.slow
 def test_base_config_checkpoints_every_n_steps_and_at_each_epoch_end(tmp_path):
-    """base.yaml's two checkpoint callbacks, as configured there: periodic steps (and last.ckpt), and the
-    latest epoch end (5 batches per epoch here)."""
+    """base.yaml's two checkpoint callbacks, as configured there: periodic steps (the 2 newest kept, and
+    last.ckpt), and the latest epoch end (5 batches per epoch here)."""
     import importlib
 
     import yaml
@@ -173,7 +173,7 @@ def test_base_config_checkpoints_every_n_steps_and_at_each_epoch_end(tmp_path):
               limit_val_batches=0, num_sanity_val_steps=0, callbacks=checkpoints).fit(module, datamodule=data)
     names = sorted(p.name for p in tmp_path.glob("*.ckpt"))
     step = {name: torch.load(tmp_path / name, weights_only=False)["global_step"] for name in names}
-    assert [step[n] for n in names if "-step=" in n] == [4, 8, 12] and step["last.ckpt"] == 13
+    assert [step[n] for n in names if "-step=" in n] == [8, 12] and step["last.ckpt"] == 13  # the 2 newest
     # the latest epoch end only: epochs 0 and 1 ended at steps 5 and 10; the run stops in epoch 2 at 13
     assert [n for n in names if n.startswith("epoch0")] == ["epoch0001.ckpt"] and step["epoch0001.ckpt"] == 10
 

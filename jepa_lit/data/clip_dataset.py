@@ -1,9 +1,10 @@
 """The clip Dataset shared by the real datasets: decoding (PyAV) or image reading, clip sampling,
 transforms, and the handling of bad samples; plus the collate function of drop-mode evaluation.
 
-Every sample is a dict {"video": float32 [3, T, H, W] (ImageNet-normalised), "label": int (-1 when
-unlabeled), "modality": 0 video / 1 image-as-clip, "index": int}; a dataset in drop mode (evaluation)
-returns {"dropped": {"index", "path", "reason"}} for a bad one instead, see collate_dropping_bad.
+Every sample is a dict {"video": float32 [3, T, H, W] (ImageNet-normalised; uint8 and not yet
+normalised when the transform was built with normalize=False), "label": int (-1 when unlabeled),
+"modality": 0 video / 1 image-as-clip, "index": int}; a dataset in drop mode (evaluation) returns
+{"dropped": {"index", "path", "reason"}} for a bad one instead, see collate_dropping_bad.
 """
 
 from __future__ import annotations

@@ -16,13 +16,23 @@ from jepa_lit.data.clip_sampling import ClipSampler, MultiSegmentClipSampler, Ra
 from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
 from jepa_lit.data.records import IndexProblem, LayoutError, Record, read_list_file, resolve_dataset_root
 from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
-from jepa_lit.data.transforms import Interpolation, VideoEvalTransform, VideoTrainTransform
+from jepa_lit.data.transforms import Interpolation, VideoEvalTransform, VideoTrainTransform, normalize_batch
 from jepa_lit.errors import DataError
 from jepa_lit.seeds import run_seed
 
 log = logging.getLogger("jepa_lit.data")
 
 OnError = Literal["skip", "raise"]  # the data.on_error setting
+
+
+def normalize_after_transfer(datamodule: L.LightningDataModule, batch):
+    """The DataModules' ``on_after_batch_transfer``: uint8 clips (``uint8_batches``) normalised on the device,
+    then cast as the trainer's precision casts float inputs (it does so before the transfer, when these
+    clips were still uint8: "bf16-true" and the like); any other batch as it is."""
+    normalised = normalize_batch(batch)
+    if normalised is not batch and datamodule.trainer is not None:
+        normalised = datamodule.trainer.precision_plugin.convert_input(normalised)
+    return normalised
 
 
 def fitting(datamodule: L.LightningDataModule) -> bool:
@@ -58,6 +68,11 @@ class ClipDataModule(L.LightningDataModule):
             seed_everything (jepa_lit.seeds), so another run seed also sees other clips in another
             order.
         eval_interpolation: of the evaluation resize (ImageNet-100: bicubic, as the study).
+        uint8_batches: the train split's clips leave the loader as uint8 (crop, resize and flip done,
+            a quarter of float32's bytes to copy to the device) and are normalised there, after the
+            transfer (``on_after_batch_transfer``), to the same float32 values bit for bit. The
+            evaluation split stays float32. Only for training through a Trainer (the hook does the
+            normalising): a probe's DataModule refuses it (jepa_lit.eval.evaluate).
     """
 
     num_classes: int = 0
@@ -83,6 +98,7 @@ class ClipDataModule(L.LightningDataModule):
         thread_type: ThreadType = DEFAULT_THREAD_TYPE,
         pin_memory: bool = False,
         eval_interpolation: Interpolation = "bilinear",
+        uint8_batches: bool = False,
     ):
         super().__init__()
         if on_error not in ("skip", "raise"):
@@ -93,7 +109,7 @@ class ClipDataModule(L.LightningDataModule):
         self.train_sampling, self.train_augment = train_sampling, train_augment
         self.eval_num_segments, self.eval_num_views = eval_num_segments, eval_num_views
         self.thread_type, self.pin_memory = thread_type, pin_memory
-        self.eval_interpolation = eval_interpolation
+        self.eval_interpolation, self.uint8_batches = eval_interpolation, uint8_batches
         self.train_set: Optional[ClipDataset] = None
         self.eval_set: Optional[ClipDataset] = None
         self.index_problems: list[IndexProblem] = []
@@ -132,9 +148,10 @@ class ClipDataModule(L.LightningDataModule):
         return UniformClipSampler(self.num_frames)
 
     def train_transform(self) -> Callable:
+        normalize = not self.uint8_batches  # else on the device, by on_after_batch_transfer
         if self.train_augment:
-            return VideoTrainTransform(self.crop_size)
-        return VideoEvalTransform(self.crop_size, interpolation=self.eval_interpolation)
+            return VideoTrainTransform(self.crop_size, normalize=normalize)
+        return VideoEvalTransform(self.crop_size, interpolation=self.eval_interpolation, normalize=normalize)
 
     def eval_transform(self) -> Callable:
         return VideoEvalTransform(self.crop_size, num_views=self.eval_num_views, interpolation=self.eval_interpolation)
@@ -170,6 +187,9 @@ class ClipDataModule(L.LightningDataModule):
             self.train_set = self.make_dataset("train")
         if stage != "fit" and self.eval_set is None:
             self.eval_set = self.make_dataset("test")
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        return normalize_after_transfer(self, batch)  # uint8_batches: after the (4x smaller) copy
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:

@@ -21,7 +21,7 @@ import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader
 
 from jepa_lit.data.clip_dataset import ClipDataset
-from jepa_lit.data.datamodule import ClipDataModule, OnError, fitting
+from jepa_lit.data.datamodule import ClipDataModule, OnError, fitting, normalize_after_transfer
 from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
 from jepa_lit.data.imagenet100 import ImageNet100DataModule
 from jepa_lit.data.records import IndexProblem, LayoutError
@@ -131,6 +131,9 @@ class MixedDataModule(L.LightningDataModule):
             (validation).
         weights: sampling probabilities of (ucf101, ssv2, imagenet100); normalised.
         samples_per_epoch: draws per epoch over all ranks; default: the three train sets' total size.
+        uint8_batches: train clips (videos and images alike) leave the loader as uint8 and are
+            normalised on the device after the transfer, bit for bit as on the host (see
+            ClipDataModule); validation clips stay float32.
     """
 
     num_classes = 0
@@ -162,6 +165,7 @@ class MixedDataModule(L.LightningDataModule):
         val_samples: int = 512,
         thread_type: ThreadType = DEFAULT_THREAD_TYPE,
         pin_memory: bool = False,
+        uint8_batches: bool = False,
     ):
         super().__init__()
         if len(weights) != len(SOURCES):
@@ -170,7 +174,7 @@ class MixedDataModule(L.LightningDataModule):
         # Each source is its dataset's DataModule with the mixed regime's pipeline: `frame_step` for every
         # source, and the bilinear evaluation resize for ImageNet-100 too. It checks on_error.
         shared = dict(num_frames=num_frames, crop_size=crop_size, frame_step=frame_step, seed=seed, on_error=on_error,
-                      thread_type=thread_type)
+                      thread_type=thread_type, uint8_batches=uint8_batches)
         self.sources: dict[str, ClipDataModule] = {
             "ucf101": UCF101DataModule(ucf101_root or str(Path(root) / "ucf101"), ucf101_train_list,
                                        ucf101_test_list, split=ucf101_split, **shared),
@@ -184,6 +188,7 @@ class MixedDataModule(L.LightningDataModule):
                                                                                     crop_size, frame_step)
         self.batch_size, self.num_workers, self.seed, self.on_error = batch_size, num_workers, seed, on_error
         self.val_samples, self.thread_type, self.pin_memory = val_samples, thread_type, pin_memory
+        self.uint8_batches = uint8_batches
         self.train_set: Optional[MixedDataset] = None
         self.val_set: Optional[MixedDataset] = None
         self.save_hyperparameters()
@@ -216,6 +221,9 @@ class MixedDataModule(L.LightningDataModule):
             self.train_set = self._build("train")
         if self.val_samples > 0 and self.val_set is None and stage in (None, "validate", "test"):
             self.val_set = self._build("test")
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        return normalize_after_transfer(self, batch)  # uint8_batches: after the (4x smaller) copy
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:

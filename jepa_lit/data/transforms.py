@@ -4,12 +4,19 @@ albumentations 2.x draws a transform's parameters once per call and applies them
 given as ``images=``, so a clip passed as ``images=clip`` ([T, H, W, 3]) gets the same crop and
 flip on every frame (per-frame calls would not). Output is a float32 tensor [3, T, H, W].
 
+With ``normalize=False`` the output stays uint8 [3, T, H, W] (a quarter of the bytes to move to the
+device) and ``normalize_on_device`` turns it into the same float32 values there, bit for bit:
+albumentations normalises uint8 pixels through a per-channel table of ``(x - mean * 255) *
+(1 / (std * 255))`` computed in float32, and the same two float32 operations on the device give the
+same table entries (uint8 -> float32 is exact; a subtraction then a multiplication, rounded each).
+
 Seeding: albumentations keeps its own random generators. A transform called with ``seed=`` reseeds
 them first, which is how the datasets make each sample reproducible from (seed, index).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Literal, Optional
 
 import albumentations as A
@@ -29,8 +36,39 @@ TRAIN_SCALE = (0.3, 1.0)
 TRAIN_RATIO = (0.75, 1.35)
 
 
+# The transforms' normalisation; its float32 constants (mean * 255 and 1 / (std * 255), computed by
+# albumentations) are also the device-side normalisation's, so both start from the same numbers.
+IMAGENET_NORMALIZE = A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+@functools.cache
+def _uint8_constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean * 255, 1 / (std * 255)) as float32 [3, 1, 1, 1] on ``device``, copied there once: a copy per
+    batch would make every step wait for it."""
+    mean = torch.from_numpy(IMAGENET_NORMALIZE.mean_np).view(3, 1, 1, 1)
+    scale = torch.from_numpy(IMAGENET_NORMALIZE.denominator).view(3, 1, 1, 1)
+    return mean.to(device), scale.to(device)
+
+
+def normalize_on_device(video: torch.Tensor) -> torch.Tensor:
+    """uint8 clips [..., 3, T, H, W] -> float32 with ImageNet mean / std, on the clips' device; the same
+    values as the transforms' ``normalize=True`` output, bit for bit (see the module docstring)."""
+    if video.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 clips, got {video.dtype}")
+    mean, scale = _uint8_constants(video.device)
+    return video.to(torch.float32).sub_(mean).mul_(scale)  # in place: no second 4-byte copy of the batch
+
+
+def normalize_batch(batch):
+    """A batch dict whose "video" is uint8 with that video normalised (``normalize_on_device``); any
+    other batch as it is. The DataModules' ``on_after_batch_transfer``."""
+    if isinstance(batch, dict) and isinstance(batch.get("video"), torch.Tensor) and batch["video"].dtype == torch.uint8:
+        batch = {**batch, "video": normalize_on_device(batch["video"])}
+    return batch
+
+
 def _to_tensor(clip: np.ndarray) -> torch.Tensor:
-    """float32 [T, H, W, 3] -> contiguous tensor [3, T, H, W]."""
+    """float32 (or uint8) [T, H, W, 3] -> contiguous tensor [3, T, H, W]."""
     return torch.from_numpy(np.ascontiguousarray(rearrange(clip, "t h w c -> c t h w")))
 
 
@@ -45,7 +83,8 @@ def _as_clip(clip: np.ndarray) -> np.ndarray:
 
 class VideoTrainTransform:
     """Random resized crop (scale 0.3-1.0, aspect 0.75-1.35) + horizontal flip, same for every frame,
-    then ImageNet mean/std. uint8 [T, H, W, 3] -> float32 [3, T, crop, crop]."""
+    then ImageNet mean/std. uint8 [T, H, W, 3] -> float32 [3, T, crop, crop]; with ``normalize=False``
+    uint8 [3, T, crop, crop] (normalised later by ``normalize_on_device``)."""
 
     def __init__(
         self,
@@ -53,15 +92,14 @@ class VideoTrainTransform:
         scale: tuple[float, float] = TRAIN_SCALE,
         ratio: tuple[float, float] = TRAIN_RATIO,
         hflip_p: float = 0.5,
+        normalize: bool = True,
     ):
-        self.crop_size = crop_size
-        self.aug = A.Compose(
-            [
-                A.RandomResizedCrop(size=(crop_size, crop_size), scale=scale, ratio=ratio),
-                A.HorizontalFlip(p=hflip_p),
-                A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
-            ]
-        )
+        self.crop_size, self.normalize = crop_size, normalize
+        # Normalize draws no random numbers, so leaving it out changes neither the crop nor the flip.
+        steps = [A.RandomResizedCrop(size=(crop_size, crop_size), scale=scale, ratio=ratio), A.HorizontalFlip(p=hflip_p)]
+        if normalize:
+            steps.append(A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD))  # its own: a Compose reseeds its steps
+        self.aug = A.Compose(steps)
 
     def __call__(self, clip: np.ndarray, seed: Optional[int] = None) -> torch.Tensor:
         if seed is not None:
@@ -72,6 +110,7 @@ class VideoTrainTransform:
 class VideoEvalTransform:
     """Resize the short side to `resize_size` (default: crop_size), centre crop, ImageNet mean/std.
     `interpolation`: of the resize (the study's ImageNet-100 evaluation: bicubic; its videos: bilinear).
+    `normalize=False`: uint8 output, normalised later by ``normalize_on_device``.
 
     With num_views > 1 the crops are taken at evenly spaced positions along the long side (for 3:
     start, centre, end) and the result is [num_views, 3, T, crop, crop]; with 1 view, [3, T, crop, crop].
@@ -79,7 +118,7 @@ class VideoEvalTransform:
     """
 
     def __init__(self, crop_size: int = 224, resize_size: Optional[int] = None, num_views: int = 1,
-                 interpolation: Interpolation = "bilinear"):
+                 interpolation: Interpolation = "bilinear", normalize: bool = True):
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
         if interpolation not in INTERPOLATIONS:
@@ -89,7 +128,7 @@ class VideoEvalTransform:
         if self.resize_size < crop_size:
             raise ValueError(f"resize_size {self.resize_size} is smaller than crop_size {crop_size}")
         self.resize = A.SmallestMaxSize(max_size=self.resize_size, interpolation=INTERPOLATIONS[interpolation])
-        self.normalize = A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        self.normalize = normalize
 
     def _offsets(self, length: int) -> list[int]:
         room = length - self.crop_size
@@ -107,7 +146,9 @@ class VideoEvalTransform:
         else:
             y = (h - c) // 2
             crops = [clip[:, y : y + c, x : x + c] for x in self._offsets(w)]
-        views = self.normalize(images=np.concatenate(crops))["images"]
+        views = np.concatenate(crops)
+        if self.normalize:
+            views = IMAGENET_NORMALIZE(images=views)["images"]
         views = rearrange(views, "(v t) h w c -> v c t h w", v=self.num_views)
         out = torch.from_numpy(np.ascontiguousarray(views))
         return out[0] if self.num_views == 1 else out

@@ -43,6 +43,11 @@ def check_probe_datamodule(datamodule: L.LightningDataModule) -> None:
     if getattr(datamodule, "train_sampling", "uniform") != "uniform":
         raise ValueError(f"data.train_sampling={datamodule.train_sampling!r}: probe features use 'uniform' "
                          "frames over the whole video on the train split too (the study's protocol)")
+    if getattr(datamodule, "uint8_batches", False):
+        # Features are extracted outside a training fit, where no on_after_batch_transfer normalises.
+        raise ValueError("data.uint8_batches=true: probe features are read as float32 clips (the uint8 "
+                         "option is for pretraining batches, normalised on the device by the Trainer); "
+                         "set data.uint8_batches false")
     if not getattr(datamodule, "num_classes", 0):
         raise ValueError(f"{type(datamodule).__name__} does not expose num_classes, which the probe needs")
 
