@@ -247,3 +247,16 @@ def test_a_damaged_feature_cache_is_recomputed_with_one_message(tmp_path, caplog
     caplog.clear()
     _, hit, _ = extract_or_load(encoder, data, tmp_path, key, description, "mean", CPU)
     assert hit and not [r for r in caplog.records if "damaged" in r.getMessage()]
+
+
+def test_in_memory_extraction_under_bf16_autocast():
+    """The online probe extracts under the trainer's autocast (bf16-mixed on CPUs with bf16 units); the fp16
+    features must still be concatenated (CPU autocast rejects fp16 inputs to cat)."""
+    from jepa_lit.eval.features import extract_in_memory, split_loaders
+
+    data = tiny_data(batch_size=3)
+    encoder = VisionTransformer(size="tiny", depth=1, num_frames=4, img_size=32).eval()
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        found = extract_in_memory(encoder, split_loaders(data)["train"], "mean", torch.device("cpu"))
+    assert found.features.shape[0] == data.num_train and found.features.dtype == torch.float16
+    assert torch.isfinite(found.features.float()).all()

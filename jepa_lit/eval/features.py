@@ -406,7 +406,9 @@ def extract_in_memory(encoder: nn.Module, loader: DataLoader, pooling: Pooling, 
         seen += video.shape[0]
         if max_clips is not None and seen >= max_clips:
             break
-    features_t, labels_t = torch.cat(features), torch.cat(labels)
+    # The online probe calls this under the trainer's autocast; CPU autocast rejects fp16 inputs to cat.
+    with torch.autocast(device_type="cpu", enabled=False):
+        features_t, labels_t = torch.cat(features), torch.cat(labels)
     if max_clips is not None:
         features_t, labels_t = features_t[:max_clips], labels_t[:max_clips]
     return FeatureSet(features_t, labels_t)
