@@ -47,8 +47,31 @@ def test_probe_defaults_follow_the_papers():
     mean = build_probe("attentive_mean", 32, 3)
     x = torch.randn(2, 7, 32)
     assert torch.allclose(mean(x), mean(x.mean(1, keepdim=True)), atol=1e-6)  # the SSv2 variant pools first
-    with pytest.raises(ValueError, match="attentive, attentive_mean, linear, vjepa2_attentive"):
+    with pytest.raises(ValueError, match="attentive, attentive_mean, linear, linear_bn, vjepa2_attentive"):
         build_probe("mlp", 32, 3)
+
+
+def test_linear_bn_probe_standardises_the_mean_token():
+    """linear_bn = a linear layer on the mean token standardised by its batch statistics in training and its
+    running statistics in evaluation (MAE's protocol): a common offset and scale of the features change
+    nothing in training, and the plain linear probe is the same head without the norm."""
+    torch.manual_seed(0)
+    probe = build_probe("linear_bn", embed_dim=6, num_classes=3).train()
+    tokens = torch.randn(8, 5, 6)
+    mean = tokens.mean(1)
+    standardised = (mean - mean.mean(0)) / torch.sqrt(mean.var(0, unbiased=False) + probe.norm.eps)
+    assert torch.allclose(probe(tokens), probe.head(standardised), atol=1e-5)
+    assert torch.allclose(probe(tokens * 1000.0 + 7.0), probe(tokens), atol=1e-3)
+    assert list(probe.state_dict()) == ["norm.running_mean", "norm.running_var", "norm.num_batches_tracked",
+                                        "head.weight", "head.bias"]
+    plain = build_probe("linear", embed_dim=6, num_classes=3)
+    assert list(plain.state_dict()) == ["head.weight", "head.bias"]  # the study's ImageNet-100 probe, unchanged
+    plain.head.load_state_dict(probe.head.state_dict())
+    probe.eval()  # the running statistics now, which training moved away from their (0, 1) start
+    norm = probe.norm
+    assert not torch.allclose(norm.running_mean, torch.zeros(6))
+    running = (mean - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps)
+    assert torch.allclose(probe(tokens), plain.head(running), atol=1e-5)
 
 
 def test_attentive_probe_cls_output_equals_full_self_attention():
@@ -66,7 +89,8 @@ def test_every_probe_reaches_100_on_a_separable_toy_set(kind):
     torch.manual_seed(0)
     data = separable()
     features = FeatureDataModule(batch_size=16).attach(data, data, num_classes=4)
-    module = ProbeModule(kind, lrs=[3e-3], weight_decays=[0.0], attn_heads=4, vjepa2_depth=2, bootstrap_samples=50)
+    lr = 1e-2 if kind == "linear_bn" else 3e-3  # standardised inputs: smaller steps in the class directions
+    module = ProbeModule(kind, lrs=[lr], weight_decays=[0.0], attn_heads=4, vjepa2_depth=2, bootstrap_samples=50)
     trainer = quiet_trainer(max_epochs=15)
     trainer.fit(module, datamodule=features)
     trainer.test(module, datamodule=features, verbose=False)

@@ -68,7 +68,8 @@ def bootstrap_interval(correct: Tensor, samples: int = 1000, seed: int = 0, leve
 class ProbeModule(L.LightningModule):
     """Args:
         probe: "attentive" (the study's), "attentive_mean" (the study's SSv2 variant, tokens averaged
-            first), "linear" (on mean-pooled tokens), "vjepa2_attentive" (V-JEPA 2's).
+            first), "linear" (on mean-pooled tokens), "linear_bn" (the same, standardised
+            first by a BatchNorm without affine, MAE's protocol), "vjepa2_attentive" (V-JEPA 2's).
         lrs, weight_decays: the grid; one head per (lr, weight decay) pair.
         attn_heads: attention heads of the probe (None: 8 for the study's probe, 16 for V-JEPA 2's).
         vjepa2_depth: blocks of V-JEPA 2's probe (3 self-attention + 1 cross-attention).

@@ -4,7 +4,11 @@
   one multi-head self-attention (8 heads) runs over [cls; tokens], then a residual connection,
   LayerNorm, and a linear head on the cls output. With ``mean_pool=True`` the tokens are averaged
   first, so attention runs over [cls, mean token]: the study's SSv2 probe.
-- ``LinearProbe``: a linear layer on the mean of the tokens (the study's ImageNet-100 probe).
+- ``LinearProbe``: a linear layer on the mean of the tokens (the study's ImageNet-100 probe). As
+  ``linear_bn``, the mean token is first standardised by a BatchNorm without affine parameters (batch
+  statistics in training, running ones in evaluation), MAE's linear-probe protocol: a plain linear
+  layer trained by AdamW for a few epochs barely moves on features whose spread across clips is small
+  next to their common offset (the demo's pretrained features: docs/demo.md).
 - ``VJEPA2AttentiveProbe``: V-JEPA 2's attentive classifier: ``depth - 1`` pre-LN self-attention
   blocks over the tokens, then a cross-attention block whose single learned query reads the tokens
   (the query itself is not normalised, the cross-attention has no output projection), an MLP, and a
@@ -24,7 +28,7 @@ from torch import Tensor, nn
 
 from jepa_lit.models.blocks import MLP, Block, init_vit_weights, rescale_blocks
 
-ProbeType = Literal["attentive", "attentive_mean", "linear", "vjepa2_attentive"]
+ProbeType = Literal["attentive", "attentive_mean", "linear", "linear_bn", "vjepa2_attentive"]
 PROBE_TYPES: tuple[str, ...] = get_args(ProbeType)
 
 
@@ -61,14 +65,16 @@ class AttentiveProbe(nn.Module):
 
 
 class LinearProbe(nn.Module):
-    """A linear classifier on the mean-pooled tokens."""
+    """A linear classifier on the mean-pooled tokens, optionally standardised first (``batch_norm``)."""
 
-    def __init__(self, embed_dim: int, num_classes: int):
+    def __init__(self, embed_dim: int, num_classes: int, batch_norm: bool = False):
         super().__init__()
+        # No parameters either way, so a plain linear probe's state_dict keys stay ``head.*``.
+        self.norm = nn.BatchNorm1d(embed_dim, affine=False) if batch_norm else nn.Identity()
         self.head = nn.Linear(embed_dim, num_classes)
 
     def forward(self, tokens: Tensor) -> Tensor:
-        return self.head(tokens.mean(dim=1))
+        return self.head(self.norm(tokens.mean(dim=1)))
 
 
 class CrossAttention(nn.Module):
@@ -141,11 +147,11 @@ def build_probe(
     if kind not in PROBE_TYPES:
         raise ValueError(f"probe type {kind!r} is unknown; expected one of {', '.join(PROBE_TYPES)}")
     heads = num_heads or (16 if kind == "vjepa2_attentive" else 8)
-    if kind != "linear" and embed_dim % heads:
+    if not kind.startswith("linear") and embed_dim % heads:
         raise ValueError(f"the features are {embed_dim} wide, not divisible by the {kind} probe's {heads} attention "
                          f"heads: set model.attn_heads to a divisor of {embed_dim} (or another features.app_ratio)")
     if kind in ("attentive", "attentive_mean"):
         return AttentiveProbe(embed_dim, num_classes, heads, mean_pool=kind == "attentive_mean")
-    if kind == "linear":
-        return LinearProbe(embed_dim, num_classes)
+    if kind in ("linear", "linear_bn"):
+        return LinearProbe(embed_dim, num_classes, batch_norm=kind == "linear_bn")
     return VJEPA2AttentiveProbe(embed_dim, num_classes, heads, depth)
