@@ -21,12 +21,14 @@ $(VENV)/.installed: pyproject.toml
 # Pretrain the demo model (experiments/demo.yaml: online probes every few epochs, step 0 = random init), probe it
 # once on the benchmark's held-out test clips next to the same probe on a random-init encoder, then draw the
 # figure (RUN/demo.png) and say in one sentence what the run showed (docs/demo.md).
-DEMO_PROBE_ARGS ?= --model.probe linear --features.pooling mean --model.lrs '[0.01]'
+# DEMO_ARGS / DEMO_PROBE_ARGS: more arguments of the fit / the two test probes, e.g. --seed_everything 1.
+DEMO_ARGS ?=
+DEMO_PROBE_ARGS ?=
 demo: install
-	$(BIN)/jepa-lit fit --config experiments/demo.yaml
+	$(BIN)/jepa-lit fit --config experiments/demo.yaml $(DEMO_ARGS)
 	@run=$$(ls -td runs/demo/version_* | head -1); \
 	for encoder in checkpoint random_init; do \
-	  $(BIN)/jepa-lit test --probe synthetic --config experiments/probes/synthetic_demo.yaml $(DEMO_PROBE_ARGS) \
+	  $(BIN)/jepa-lit test --probe synthetic --config experiments/probes/demo.yaml $(DEMO_PROBE_ARGS) \
 	    --ckpt_path $$run/checkpoints/last.ckpt --encoder $$encoder \
 	    --output $$run/probes/demo_synthetic_$$encoder.json || exit 1; \
 	done; \

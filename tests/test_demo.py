@@ -98,7 +98,8 @@ def test_write_demo_plot_writes_a_png(tmp_path):
 
 @pytest.mark.slow
 def test_the_demo_runs_end_to_end_on_a_few_steps(tmp_path, monkeypatch, capsys):
-    """experiments/demo.yaml shortened to 4 steps and 1 probe epoch, then its two probes and jepa_lit.demo."""
+    """experiments/demo.yaml shortened to 4 steps and 1 probe epoch, then its two test probes (experiments/probes/
+    demo.yaml on 40 clips) and jepa_lit.demo."""
     from jepa_lit.cli import main
     from jepa_lit.demo import main as demo_main
 
@@ -121,9 +122,9 @@ def test_the_demo_runs_end_to_end_on_a_few_steps(tmp_path, monkeypatch, capsys):
     outputs = {}
     for encoder in ("checkpoint", "random_init"):
         outputs[encoder] = run / "probes" / f"{encoder}.json"
-        main(["test", "--probe", "synthetic", "--config", str(EXPERIMENTS / "probes" / "synthetic_demo.yaml"),
+        main(["test", "--probe", "synthetic", "--config", str(EXPERIMENTS / "probes" / "demo.yaml"),
               "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--encoder", encoder,
-              "--trainer.max_epochs", "1", "--output", str(outputs[encoder])])
+              "--data.init_args.num_clips", "40", "--trainer.max_epochs", "1", "--output", str(outputs[encoder])])
     assert demo_main([str(run), str(outputs["checkpoint"]), str(outputs["random_init"])]) == 0
     printed = capsys.readouterr().out
     assert f"figure: {run / 'demo.png'}" in printed and (run / "demo.png").stat().st_size > 10_000

@@ -118,7 +118,7 @@ def test_shipped_pretraining_never_trains_on_the_benchmark_test_clips():
     regime = data_args(yaml.safe_load((REPO / "experiments" / "regimes" / "synthetic.yaml").read_text())["data"])
     assert (regime["crop_size"], regime["num_frames"]) == (128, 8)  # the study's synthetic pretraining
     probes = [BENCHMARKS["synthetic"].data_args]
-    for name in ("synthetic.yaml", "synthetic_demo.yaml"):
+    for name in ("synthetic.yaml", "synthetic_demo.yaml", "demo.yaml"):
         probes.append(data_args(yaml.safe_load((REPO / "experiments" / "probes" / name).read_text())["data"]))
     for train in pretraining:
         for probe in probes:
