@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -234,6 +235,9 @@ def print_table(doc: dict) -> None:
     print(f"{'variant':<14}{'first s':>9}{'median s':>10}{'min s':>8}{'max s':>8}{'TFLOP/s':>9}"
           f"{'MFU meas':>10}{'MFU sheet':>11}{'peak GiB':>10}{'clips/s':>9}")
     for r in doc["variants"]:
+        if "error" in r:
+            print(f"{r['variant']:<14}failed: {r['error'].splitlines()[0][:100]}")
+            continue
         sheet_mfu = f"{r['mfu_datasheet']:.2f}" if r["mfu_datasheet"] is not None else "-"
         print(f"{r['variant']:<14}{r['first_step_s']:>9.2f}{r['median_s']:>10.3f}{r['min_s']:>8.3f}{r['max_s']:>8.3f}"
               f"{r['tflops_achieved']:>9.1f}{r['mfu_measured_peak']:>10.2f}{sheet_mfu:>11}"
@@ -265,8 +269,13 @@ def main(argv=None) -> None:
              "datasheet_label": sheet[0] if sheet else None, "datasheet_tflops": sheet[1] if sheet else None}
     results = []
     for variant in args.variants:
-        results.append(measure_variant(variant, args, device, flops, peaks))
-        print(f"  {variant}: {results[-1]['median_s']:.3f} s", flush=True)
+        try:
+            results.append(measure_variant(variant, args, device, flops, peaks))
+            print(f"  {variant}: {results[-1]['median_s']:.3f} s", flush=True)
+        except Exception as error:  # e.g. out of memory or a compiler failure: the other variants still run
+            traceback.print_exc()
+            results.append({"variant": variant, "error": f"{type(error).__name__}: {error}"[:500]})
+            torch.cuda.empty_cache()
     peaks["measured_tflops_after"] = measured_peak_tflops(device, args.gemm_size)
 
     if args.no_ddp:
@@ -274,9 +283,13 @@ def main(argv=None) -> None:
     elif torch.cuda.device_count() < 2:
         ddp = f"skipped: {torch.cuda.device_count()} GPU (it needs 2)"
     else:
-        ddp = measure_ddp(args)
-        eager = next((r for r in results if r["variant"] == "eager"), None)
-        ddp["scaling"] = eager["median_s"] / ddp["median_s"] if eager else float("nan")
+        try:
+            ddp = measure_ddp(args)
+            eager = next((r for r in results if r["variant"] == "eager" and "error" not in r), None)
+            ddp["scaling"] = eager["median_s"] / ddp["median_s"] if eager else float("nan")
+        except Exception as error:
+            traceback.print_exc()
+            ddp = f"failed: {type(error).__name__}: {error}"[:500]
 
     doc = {"measured_at": started, "device": name, "device_count": torch.cuda.device_count(),
            "torch": torch.__version__, "cuda": torch.version.cuda, "preset": PRESET, "batch": args.batch,

@@ -167,3 +167,20 @@ def test_fit_arguments_run_the_regime_baseline_with_the_tiny112_model(bench_fit,
     assert all((tmp_path / "ucf101" / line.rsplit(" ", 1)[0]).is_file() for line in listed)
     mixed = bench_fit.fit_arguments("mixed", tmp_path, tmp_path / "runs", args)
     assert f"--data.init_args.root={tmp_path}" in mixed and "--data.init_args.samples_per_epoch=20" in mixed
+
+
+def test_gpu_check_table_shows_failed_variants_and_a_skipped_ddp(bench_gpu, capsys):
+    ok = {"variant": "eager", "first_step_s": 2.0, "median_s": 0.5, "min_s": 0.49, "max_s": 0.52,
+          "tflops_achieved": 400.0, "mfu_measured_peak": 0.5, "mfu_datasheet": 0.4, "peak_memory_gib": 7.25,
+          "clips_per_s": 16.0}
+    doc = {"device": "NVIDIA H100 80GB HBM3", "device_count": 1, "torch": "2.x", "cuda": "12.x", "batch": 8,
+           "timed_steps": 10, "warmup_steps": 3, "mask_step": 0, "gflop": 200000.0, "gemm_size": 8192,
+           "peaks": {"measured_tflops": 800.0, "datasheet_label": "H100 SXM", "datasheet_tflops": 989.0},
+           "variants": [ok, {"variant": "compile", "error": "RuntimeError: out of memory\nmore"}],
+           "ddp": "skipped: 1 GPU (it needs 2)"}
+    bench_gpu.print_table(doc)
+    out = capsys.readouterr().out
+    assert "H100 SXM 989 TFLOP/s" in out and "bf16 peak measured 800 TFLOP/s" in out
+    assert "eager" in out and "0.500" in out and "7.25" in out
+    assert "compile       failed: RuntimeError: out of memory" in out and "more" not in out
+    assert "DDP: skipped: 1 GPU (it needs 2)" in out
