@@ -6,7 +6,9 @@ The fit is the study's baseline config of each regime (experiments/<regime>_base
 CLI (jepa_lit.cli.run_cli, what `jepa-lit fit` runs) on a fixture tree (jepa_lit.data.fixtures: tiny
 official-layout datasets with real encoded videos, 64x48 px), with the data workers as the configs set them
 and only these changes: the model of bench_step.py's tiny112 preset (ViT-tiny, 16 frames x 112 px, the
-study's predictor), batch 2, one CPU process with ``--threads`` threads, ``--precision``, no progress bar.
+study's predictor), batch 2, the dense context loss from the first step (as in the bench step), one CPU
+process with ``--threads`` threads, ``--precision``, no progress bar. What still differs from the bench step:
+the fit draws new masks every step (the bench step reuses one mask step's), and it runs the configs' callbacks.
 The fixture epochs are made longer than the run, so that no epoch boundary (the loader's restart) falls in
 the timed steps: the UCF-101 regime reads a list file that repeats the fixture's training videos, the mixed
 regime draws ``samples_per_epoch`` clips.
@@ -102,6 +104,8 @@ def fit_arguments(regime: str, data_root: Path, run_dir: Path, args) -> list[str
            "--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto",
            f"--trainer.precision={args.precision}", f"--trainer.max_steps={args.warmup + args.steps + 1}",
            f"--trainer.default_root_dir={run_dir}", f"--trainer.logger.init_args.save_dir={run_dir}",
+           # the dense context loss from the first step, as in the bench step (the study's ramp starts half way)
+           "--model.init_args.context_loss_start=0.0", "--model.init_args.context_loss_end=0.0",
            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
            '--trainer.callbacks+={"class_path": "bench_fit.FitTimer"}']
     if regime == "ucf101":

@@ -162,6 +162,7 @@ def test_fit_arguments_run_the_regime_baseline_with_the_tiny112_model(bench_fit,
     assert ucf[:3] == ["fit", "--config", str(BENCH.parent / "experiments" / "ucf101_baseline.yaml")]
     assert "--model.init_args.encoder.init_args.size=tiny" in ucf and "--data.init_args.crop_size=112" in ucf
     assert "--trainer.max_steps=7" in ucf and not any("num_workers" in a for a in ucf)  # the config's workers
+    assert "--model.init_args.context_loss_start=0.0" in ucf  # the context loss at every step, as the bench step
     listed = (tmp_path / "ucf101" / "train_repeated.txt").read_text().splitlines()
     assert len(listed) == 6 * 4  # 6 training videos; 2 x (2 + 4 + 4) = 20 clips -> 4 repeats
     assert all((tmp_path / "ucf101" / line.rsplit(" ", 1)[0]).is_file() for line in listed)
