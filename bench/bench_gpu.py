@@ -116,6 +116,9 @@ def random_clip(batch: int, device: torch.device) -> torch.Tensor:
 def build(checkpointing: bool, compile_model: bool, device: torch.device):
     module = bench_step.build(PRESET, checkpointing, compile_model=False).to(device).train()
     if compile_model:  # the training path: JEPAModule.configure_model, dynamic shapes
+        # A fresh compiler cache per variant: its first step is its own compilation, and no earlier variant's
+        # graphs count towards the recompilation limit (past it, dynamo falls back to eager without failing).
+        torch._dynamo.reset()
         module.compile_model = True
         module.configure_model()
     return module
