@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # albumentations checks for updates over the network at import unless told not to.
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install demo test test-fast bench bench-data sweep report clean
+.PHONY: install demo test test-fast bench bench-data profile bench-gpu bench-fit sweep report clean
 
 install: $(VENV)/.installed
 
@@ -67,6 +67,26 @@ bench: install
 
 bench-data: install
 	$(BIN)/python bench/bench_data.py $(BENCH_DATA_ARGS)
+
+# torch.profiler over a few bench steps: the top ops by self CPU time per preset and precision, as Markdown
+# (bench/results/profile.md). PROFILE_ARGS: e.g. --presets tiny112 small224 --precision 32-true --steps 2.
+PROFILE_ARGS ?=
+profile: install
+	$(BIN)/python bench/profile_step.py $(PROFILE_ARGS)
+
+# The GPU check (CUDA only; exits with code 2 without it): base224 bf16-mixed at the study's batch per GPU,
+# with / without torch.compile and activation checkpointing, MFU, peak memory, a 2-process DDP step with 2 GPUs
+# (bench/results/gpu.json). BENCH_GPU_ARGS: e.g. --variants eager compile --no-ddp.
+BENCH_GPU_ARGS ?=
+bench-gpu: install
+	$(BIN)/python bench/bench_gpu.py $(BENCH_GPU_ARGS)
+
+# `jepa-lit fit` on the fixture datasets (data loading included, the configs' workers) next to the bench
+# step's time for the same model and batch (bench/results/fit.json), about 2 minutes on a CPU. BENCH_FIT_ARGS:
+# e.g. --regimes mixed --steps 6.
+BENCH_FIT_ARGS ?=
+bench-fit: install
+	$(BIN)/python bench/bench_fit.py $(BENCH_FIT_ARGS)
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache
