@@ -156,13 +156,6 @@ def print_table(doc: dict) -> None:
               f"{r['step_s'] / bench['median_s']:>13.2f}{r['fit_wall_s']:>12.1f}")
 
 
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown CPU"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -194,7 +187,7 @@ def main(argv=None) -> None:
             for name in sorted({d for regime in args.regimes for d in REGIMES[regime]}):
                 MAKERS[name](data_root / name, broken=False)
         fits = [run_fit(regime, data_root, args) for regime in args.regimes]
-    doc = {"measured_at": started, "cpu": cpu_model(), "threads": args.threads, "precision": args.precision,
+    doc = {"measured_at": started, "cpu": bench_step.cpu_model(), "threads": args.threads, "precision": args.precision,
            "torch": torch.__version__, "load_average": load, "warmup": args.warmup, "fits": fits,
            "bench_step": bench_step_time(args)}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -12,14 +12,19 @@ and each training batch (forward, backward, optimizer, EMA) is timed by a callba
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
+
+import sys
+from pathlib import Path
 
 import lightning as L
 import torch
 
-from jepa_lit.cli import cpu_bf16_units, run_cli
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_step.py, next to this file
+import bench_step  # noqa: E402
+
+from jepa_lit.cli import cpu_bf16_units, run_cli  # noqa: E402
 
 
 class BatchTimer(L.Callback):
@@ -45,16 +50,6 @@ def time_steps(config: str, precision: str, steps: int, accelerator: str) -> lis
     return timer.seconds
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,7 +69,7 @@ def main() -> None:
         for precision in args.precisions:
             seconds[precision].extend(time_steps(args.config, precision, args.steps, args.accelerator)[3:])
     units = ", ".join(cpu_bf16_units()) or "none"
-    print(f"\n{args.config}: {cpu_model()}, {torch.get_num_threads()} threads, "
+    print(f"\n{args.config}: {bench_step.cpu_model()}, {torch.get_num_threads()} threads, "
           f"CPU bf16 units: {units}")
     print(f"{'precision':<12} {'median s/step':>14} {'min s/step':>11} {'steps':>6}")
     reference = statistics.median(seconds[args.precisions[0]])

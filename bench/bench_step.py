@@ -151,6 +151,15 @@ def count_flops(module, clip, step, precision) -> dict:
             "attention": sum(calls), "tokens": tokens(outputs)}
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, for the benchmarks' headers ("unknown CPU" where unreadable)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown CPU"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
+
+
 def gemm_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048) -> float:
     """GFLOP/s of a size^3 matmul. CPU: one matmul, as the step is timed (wall clock, no synchronisation).
     CUDA: one untimed matmul, then 20 between synchronisations (one 2048^3 bf16 matmul takes tens of us)."""

@@ -95,13 +95,6 @@ def profile_preset(preset: str, precision: str, args) -> dict:
     return summary
 
 
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown CPU"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,7 +117,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     load = os.getloadavg()
-    header = (f"{cpu_model()} (bf16 units: {', '.join(cpu_bf16_units()) or 'none'}), {args.threads} threads, "
+    header = (f"{bench_step.cpu_model()} (bf16 units: {', '.join(cpu_bf16_units()) or 'none'}), {args.threads} threads, "
               f"torch {torch.__version__}; load average {load[0]:.2f} / {load[1]:.2f} (1 / 5 min) at start, "
               f"{started}; {args.warmup} warm-up + {args.steps} profiled steps, masks of mask step {args.mask_step}")
     command = "python bench/profile_step.py " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -45,14 +45,6 @@ def kept(dirpath: Path) -> dict[str, int]:
     return {n: torch.load(dirpath / n, weights_only=False)["global_step"] for n in checkpoints}
 
 
-@pytest.fixture
-def one_thread():
-    """A tiny model gains nothing from threads, and on a shared CPU their spin-waits cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.usefixtures("one_thread")
 def test_a_run_keeps_last_the_two_newest_step_checkpoints_and_the_latest_epoch_end(tmp_path):

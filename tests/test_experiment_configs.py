@@ -101,14 +101,6 @@ def test_study_coefficients():
     assert synthetic["model"]["init_args"]["optimizer"]["warmup_steps"] == 50
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU their spin-waits cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="session")
 def fixture_data(tmp_path_factory) -> Path:

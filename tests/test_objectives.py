@@ -36,13 +36,7 @@ from jepa_lit.objectives import (
 )
 from jepa_lit.step import masked_mean, mean_over_generators
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared CPU their spin-waits cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (tests/conftest.py)
 
 
 GRID = (4, 2, 2)

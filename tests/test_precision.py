@@ -91,14 +91,6 @@ def tiny_fit(precision: str) -> tuple[list[dict], CastCounter, JEPAModule]:
     return losses, counter, module
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU their spin-waits cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.filterwarnings("ignore:The number of training batches")
