@@ -57,6 +57,7 @@ PRESETS = {  # the study's predictor (8 x 256, 8 heads) for all; 16 frames
 }
 DEFAULT_PRESETS = {"cpu": ["tiny112", "small224"], "cuda": ["tiny112", "small224", "base224"]}
 PRECISIONS = {"fp32": torch.float32, "bf16-mixed": torch.bfloat16}  # the GEMM peak's dtype
+LIGHTNING_PRECISIONS = {"32-true": "fp32", "fp32": "fp32", "bf16-mixed": "bf16-mixed"}  # Lightning's name -> ours
 DATA_JSON = "bench/results/data.json"
 
 

@@ -33,7 +33,7 @@ import bench_step  # noqa: E402
 
 from jepa_lit.cli import cpu_bf16_units  # noqa: E402
 
-PRECISIONS = {"32-true": "fp32", "fp32": "fp32", "bf16-mixed": "bf16-mixed"}  # Lightning's name -> bench_step's
+PRECISIONS = bench_step.LIGHTNING_PRECISIONS
 GEMM_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm", "aten::_addmm_activation"}
 
 

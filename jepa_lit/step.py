@@ -116,20 +116,11 @@ class StepOutputs:
             self._cache[key] = global_count(self.valid_pairs(g))
         return self._cache[key]
 
-    def has_pairs(self, g: int) -> Tensor:
-        """Whether generator ``g`` has any valid pair over the whole batch: a device bool, never read on the
-        host (a branch on it would make the host wait for the step's queued kernels)."""
-        key = ("has_pairs", g)
-        if key not in self._cache:
-            self._cache[key] = self.pair_count(g) > 0
-        return self._cache[key]
-
     def pair_mean(self, g: int, values: Tensor) -> tuple[Tensor, Tensor]:
         """(mean of ``values`` [B, T'-1, H', W', ...] over the valid pairs of generator ``g`` and all trailing
-        elements, over the whole batch under DDP; ``has_pairs(g)``). The mean is 0 when the batch has no
-        valid pair: ``mean_over_generators`` then leaves the generator out."""
-        value, _ = masked_mean(values, self.valid_pairs(g), self.pair_count(g))
-        return value, self.has_pairs(g)
+        elements, over the whole batch under DDP; whether the batch has any valid pair, a device flag never
+        read on the host). The mean is 0 without pairs: ``mean_over_generators`` then leaves the generator out."""
+        return masked_mean(values, self.valid_pairs(g), self.pair_count(g))
 
     def student_diff(self, g: int) -> Tensor:
         """dZ_t = Z_{t+1} - Z_t of generator ``g``: [B, T'-1, H', W', 4D] (read at valid pairs)."""

@@ -17,7 +17,7 @@ from einops import rearrange
 from torch import Tensor
 
 from jepa_lit.objectives.base import Objective
-from jepa_lit.step import StepOutputs, global_count, masked_mean, mean_over_generators
+from jepa_lit.step import StepOutputs, masked_mean, mean_over_generators
 
 
 class Spectral(Objective):
@@ -39,12 +39,11 @@ class Spectral(Objective):
 
         def per_generator(g: int) -> tuple[Tensor, Tensor]:
             tubes = outputs.visible(g).all(dim=1)  # [B, H', W']
-            count = global_count(tubes)
             student = rearrange(outputs.student_grid(g), "b t h w c -> b h w t c")
             with torch.autocast(device_type=student.device.type, enabled=False):
                 # every spatial position, read at the whole tubes: no gather, so no host sync
                 spectrum = torch.fft.rfft((student - target).float(), dim=3)  # [B, H', W', F, C]
                 freq_weights = torch.linspace(self.min_freq_weight, 1.0, spectrum.shape[3], device=spectrum.device)
-                return masked_mean((spectrum * freq_weights[:, None]).abs(), tubes, count)
+                return masked_mean((spectrum * freq_weights[:, None]).abs(), tubes)
 
         return {self.name: self.weight * mean_over_generators(outputs, per_generator)}
