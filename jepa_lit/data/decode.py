@@ -35,6 +35,21 @@ DEFAULT_THREAD_TYPE: ThreadType = "AUTO"
 # gap (matters for frames spread over a long video; a contiguous training clip needs one seek).
 DEFAULT_SEEK_GAP = 48
 
+# FFmpeg decoder threads of every video this process opens (codec_context.thread_count): None leaves PyAV's
+# default (0, FFmpeg's choice: one per core). A DataLoader worker sets it (jepa_lit.data.worker_threads).
+_decoder_threads: Optional[int] = None
+
+
+def set_decoder_threads(threads: Optional[int]) -> None:
+    """The decoder thread count of the videos this process opens from now on (None: PyAV's default)."""
+    global _decoder_threads
+    _decoder_threads = threads
+
+
+def decoder_threads() -> Optional[int]:
+    """The decoder thread count set for this process (None: PyAV's default)."""
+    return _decoder_threads
+
 
 class BadInputError(RuntimeError):
     """A file that cannot be used (video or image); carries the file name and the reason."""
@@ -86,6 +101,8 @@ def open_video(path: Union[str, os.PathLike], thread_type: ThreadType = DEFAULT_
         raise VideoDecodeError(path, "no video stream in the container")
     stream = container.streams.video[0]
     stream.thread_type = thread_type
+    if _decoder_threads is not None:
+        stream.codec_context.thread_count = _decoder_threads
     return container
 
 
