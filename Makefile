@@ -56,9 +56,10 @@ sweep: install
 report: install
 	$(BIN)/python -m jepa_lit.study report runs/sweep/$(SCALE) $(REPORT_ARGS)
 
-# The data benchmark (bench/results/data.json), then the step benchmark, whose table shows the data pipeline's
-# clips/s next to the step figures (bench/results/step.json). BENCH_ARGS: e.g. --presets tiny112 --steps 3, or
-# --device cuda --precision bf16-mixed; BENCH_DATA_ARGS: e.g. --quick.
+# The data benchmark (bench/results/data.json: clips/s per loader worker for PyAV and torchcodec, and the workers
+# per GPU at a step time), then the step benchmark, whose table shows the data pipeline's clips/s next to the step
+# figures (bench/results/step.json). BENCH_ARGS: e.g. --presets tiny112 --steps 3, or --device cuda --precision
+# bf16-mixed; BENCH_DATA_ARGS: e.g. --quick, or --step-ms 20 --batch 8 (the workers a GPU needs at 20 ms per step).
 BENCH_ARGS ?=
 BENCH_DATA_ARGS ?=
 bench: install
