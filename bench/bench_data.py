@@ -16,7 +16,8 @@ Decoders (each opens the file, finds its length, draws the clip's indices and de
 
 The decoders are interleaved clip by clip (every round times each decoder on the same video and clip, in a
 rotating order), so that a machine loaded by other jobs slows them alike: the ratios are what to read.
-Torch and OpenCV run 1 thread, as in a loader worker.
+Torch and OpenCV run 1 thread, as in a loader worker. "decoding" is the share of a clip's time spent in the
+decoder (opening the file included), the rest is the transform.
 
 The videos are generated (a camera pan over a textured scene with moving blobs and sensor noise), by default
 at UCF-101's size: 320x240, 25 fps, 175 frames (7 s), as MPEG-4 part 2 / AVI (UCF-101's codec), VP9 / WebM
@@ -156,10 +157,12 @@ def rotated(items: list, k: int) -> list:
 
 
 # ----- measurement -----------------------------------------------------------------------------------------
-def measure(videos: dict[str, Path], decoders: list[str], rounds: int) -> dict[str, dict[str, list[float]]]:
-    """times[decoder][setting]: seconds per clip (decode + transform), interleaved clip by clip."""
+def measure(videos: dict[str, Path], decoders: list[str], rounds: int) -> tuple[dict, dict]:
+    """times[decoder][setting]: seconds per clip (decode + transform), interleaved clip by clip; and the same
+    for the decoding alone."""
     pipelines = settings()
     times = {d: {s: [] for s in pipelines} for d in decoders}
+    decode_times = {d: {s: [] for s in pipelines} for d in decoders}
     for d in decoders:  # warm up: imports, FFmpeg's first open, albumentations' first call
         for s, (sampler, transform) in pipelines.items():
             fn, threads = DECODERS[d]
@@ -171,14 +174,18 @@ def measure(videos: dict[str, Path], decoders: list[str], rounds: int) -> dict[s
                     fn, threads = DECODERS[d]
                     rng = np.random.default_rng([r, v, s_index])  # the same clip for every decoder
                     start = time.perf_counter()
-                    video = transform(fn(path, sampler, rng, threads), r)
+                    frames = fn(path, sampler, rng, threads)
+                    decoded = time.perf_counter()
+                    video = transform(frames, r)
                     times[d][s].append(time.perf_counter() - start)
+                    decode_times[d][s].append(decoded - start)
                     assert video.shape[1] == NUM_FRAMES, (d, s, tuple(video.shape))
     set_decoder_threads(None)
-    return times
+    return times, decode_times
 
 
-def summarise(times: dict[str, dict[str, list[float]]], step_ms: float, batch: int) -> dict:
+def summarise(times: dict[str, dict[str, list[float]]], step_ms: float, batch: int,
+              decode_times: Optional[dict] = None) -> dict:
     out = {}
     for d, per_setting in times.items():
         out[d] = {}
@@ -186,6 +193,8 @@ def summarise(times: dict[str, dict[str, list[float]]], step_ms: float, batch: i
             rate = clips_per_s(ts)
             out[d][s] = {"clips_per_s": rate, "median_ms": 1000 * statistics.median(ts), "clips": len(ts),
                          "workers_per_gpu": workers_needed(rate, step_ms, batch)}
+            if decode_times:
+                out[d][s]["decode_share"] = sum(decode_times[d][s]) / sum(ts)  # of decode + transform
             if d != "pyav" and "pyav" in times:
                 out[d][s]["speed_vs_pyav"] = rate / clips_per_s(times["pyav"][s])
     return out
@@ -194,11 +203,13 @@ def summarise(times: dict[str, dict[str, list[float]]], step_ms: float, batch: i
 def print_table(doc: dict) -> None:
     print(f"clips/s per worker (1 / mean of decode + transform; torch and OpenCV 1 thread), and loader workers per GPU "
           f"for a {doc['step_ms']:g} ms step of {doc['batch']} clips ({doc['needed_clips_per_s']:.0f} clips/s):")
-    print(f"{'decoder':<21}{'setting':<22}{'median ms':>10}{'clips/s':>9}{'vs pyav':>9}{'workers/GPU':>13}")
+    print(f"{'decoder':<21}{'setting':<22}{'median ms':>10}{'decoding':>9}{'clips/s':>9}{'vs pyav':>9}{'workers/GPU':>13}")
     for d, per_setting in doc["decoders"].items():
         for s, r in per_setting.items():
             ratio = f"{r['speed_vs_pyav']:.2f}x" if "speed_vs_pyav" in r else "-"
-            print(f"{d:<21}{s:<22}{r['median_ms']:>10.1f}{r['clips_per_s']:>9.1f}{ratio:>9}{r['workers_per_gpu']:>13}")
+            share = f"{r['decode_share']:.0%}" if "decode_share" in r else "-"
+            print(f"{d:<21}{s:<22}{r['median_ms']:>10.1f}{share:>9}{r['clips_per_s']:>9.1f}{ratio:>9}"
+                  f"{r['workers_per_gpu']:>13}")
     for d, reason in doc["unavailable"].items():
         print(f"{d:<21}not measured: {reason}")
 
@@ -249,9 +260,9 @@ def main(argv=None) -> dict:
         videos = {fmt: make_video(folder / f"bench.{fmt}", args.frames, args.width, args.height, args.gop, seed=0)
                   for fmt in args.formats.split(",")}
         sizes = {fmt: path.stat().st_size for fmt, path in videos.items()}
-        times = measure(videos, decoders, args.clips)
+        times, decode_times = measure(videos, decoders, args.clips)
 
-    results = summarise(times, args.step_ms, args.batch)
+    results = summarise(times, args.step_ms, args.batch, decode_times)
     pipeline = results[PIPELINE[0]][PIPELINE[1]]
     doc = {
         "measured_at": started,

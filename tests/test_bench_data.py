@@ -70,7 +70,7 @@ def test_a_tiny_run_writes_what_bench_step_reads(tmp_path, monkeypatch, capsys, 
     for per_setting in doc["decoders"].values():
         assert set(per_setting) == {"train, frame step 1", "train, frame step 2", "eval, 16 uniform"}
         for r in per_setting.values():
-            assert r["clips"] == 1 and r["clips_per_s"] > 0
+            assert r["clips"] == 1 and r["clips_per_s"] > 0 and 0 < r["decode_share"] < 1
             assert r["workers_per_gpu"] == bench_data.workers_needed(r["clips_per_s"], 50, 4)
     ratio = doc["decoders"]["pyav-ffmpeg-threads"]["eval, 16 uniform"]["speed_vs_pyav"]
     assert ratio == pytest.approx(doc["decoders"]["pyav-ffmpeg-threads"]["eval, 16 uniform"]["clips_per_s"]
