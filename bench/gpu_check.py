@@ -32,6 +32,7 @@ import datetime
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -126,7 +127,8 @@ def fit_arguments(data_root: Path, run_dir: Path, steps: int, profile_dir: Path)
             f'--trainer.callbacks+={{"class_path": "sync_counter.SyncCounter", "init_args": {{"warmup": {SYNC_WARMUP_STEPS}}}}}']
 
 
-def fit_part(steps: int, out: Path) -> None:
+def fit_part(steps: int, out: Path, extra_arguments: tuple[str, ...] = ()) -> None:
+    """The fit part, in its own process; `extra_arguments` come last and win (the tests' tiny CPU model)."""
     import torch
 
     sys.path.insert(0, str(REPO / "bench"))
@@ -140,7 +142,7 @@ def fit_part(steps: int, out: Path) -> None:
         for name in ("imagenet100", "ssv2", "ucf101"):
             MAKERS[name](tmp / "data" / name, broken=False)
         started = time.perf_counter()
-        cli = run_cli(fit_arguments(tmp / "data", tmp / "run", steps, tmp / "profile"))
+        cli = run_cli(fit_arguments(tmp / "data", tmp / "run", steps, tmp / "profile") + list(extra_arguments))
         wall = time.perf_counter() - started
         profile = "".join(p.read_text() for p in sorted((tmp / "profile").glob("*.txt")))
     # The report's rows are padded to hundreds of columns: one space between cells, no rule lines.
@@ -149,9 +151,13 @@ def fit_part(steps: int, out: Path) -> None:
     counter = next(c for c in cli.trainer.callbacks if type(c).__name__ == "SyncCounter")
     doc = {"config": STUDY_CONFIG, "steps_run": cli.trainer.global_step, "batch": cli.datamodule.batch_size,
            "workers": cli.datamodule.num_workers, "precision": str(cli.trainer.precision), "fit_wall_s": wall,
-           "device": torch.cuda.get_device_name(), "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
-           "steps": bench_fit.step_times(timer.starts, timer.ends, min(SYNC_WARMUP_STEPS, steps - 2), 8),
-           "syncs_per_step": counter.per_step, "sync_sites": dict(counter.sites.most_common()),
+           "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+           "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+           "steps": bench_fit.step_times(timer.starts, timer.ends, min(SYNC_WARMUP_STEPS, steps - 2),
+                                         cli.datamodule.batch_size),
+           # the last window runs to the fit's end, so it also holds the final checkpoint's copies: the median
+           "syncs_per_step": counter.per_step,
+           "syncs_per_step_median": statistics.median(counter.per_step) if counter.per_step else None, "sync_sites": dict(counter.sites.most_common()),
            "sync_warmup_steps": SYNC_WARMUP_STEPS, "simple_profiler": profile_rows[:60]}
     out.write_text(json.dumps(doc, indent=2))
     print(json.dumps({k: doc[k] for k in ("steps_run", "steps", "syncs_per_step")}, indent=1))
