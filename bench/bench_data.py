@@ -203,7 +203,8 @@ def summarise(times: dict[str, dict[str, list[float]]], step_ms: float, batch: i
 def print_table(doc: dict) -> None:
     print(f"clips/s per worker (1 / mean of decode + transform; torch and OpenCV 1 thread), and loader workers per GPU "
           f"for a {doc['step_ms']:g} ms step of {doc['batch']} clips ({doc['needed_clips_per_s']:.0f} clips/s):")
-    print(f"{'decoder':<21}{'setting':<22}{'median ms':>10}{'decoding':>9}{'clips/s':>9}{'vs pyav':>9}{'workers/GPU':>13}")
+    print(f"{'decoder':<21}{'setting':<22}{'median ms':>10}{'decoding':>9}{'clips/s':>9}{'vs pyav':>9}"
+          f"{'workers/GPU':>13}")
     for d, per_setting in doc["decoders"].items():
         for s, r in per_setting.items():
             ratio = f"{r['speed_vs_pyav']:.2f}x" if "speed_vs_pyav" in r else "-"
@@ -225,7 +226,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--decoders", default="pyav,pyav-ffmpeg-threads,torchcodec",
                         help=f"comma-separated, of {', '.join(DECODERS)}")
     parser.add_argument("--step-ms", type=float, default=20.0,
-                        help="the GPU's step time the workers must keep up with (ViT-B, 8 clips, H100 at ~40%% MFU: ~20)")
+                        help="the GPU's step time the workers must keep up with (ViT-B, 8 clips, H100 at ~40%% MFU: "
+                             "~20)")
     parser.add_argument("--batch", type=int, default=8, help="clips per GPU per step (the study's: 8)")
     parser.add_argument("--quick", action="store_true", help="2 clips per video and setting, AVI and MP4 only")
     parser.add_argument("--dir", default=None, help="where to write the videos (default: a temporary folder)")
@@ -235,7 +237,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.clips, args.formats = 2, "avi,mp4"
     unknown = [d for d in args.decoders.split(",") if d not in DECODERS]
     if unknown or "pyav" not in args.decoders.split(","):
-        parser.error(f"--decoders: {unknown or 'pyav is needed (the reference)'}; expected some of {list(DECODERS)}, pyav among them")
+        parser.error(f"--decoders: {unknown or 'pyav is needed (the reference)'}; expected some of "
+                     f"{list(DECODERS)}, pyav among them")
     if args.step_ms <= 0 or args.batch < 1 or args.clips < 1:
         parser.error("--step-ms must be > 0, --batch and --clips >= 1")
     return args

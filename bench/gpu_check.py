@@ -124,7 +124,8 @@ def fit_arguments(data_root: Path, run_dir: Path, steps: int, profile_dir: Path)
             '--trainer.profiler={"class_path": "lightning.pytorch.profilers.SimpleProfiler", "init_args": '
             f'{{"dirpath": "{profile_dir}", "filename": "simple"}}}}',
             '--trainer.callbacks+={"class_path": "bench_fit.FitTimer"}',
-            f'--trainer.callbacks+={{"class_path": "sync_counter.SyncCounter", "init_args": {{"warmup": {SYNC_WARMUP_STEPS}}}}}']
+            '--trainer.callbacks+={"class_path": "sync_counter.SyncCounter", "init_args": '
+            f'{{"warmup": {SYNC_WARMUP_STEPS}}}}}']
 
 
 def fit_part(steps: int, out: Path, extra_arguments: tuple[str, ...] = ()) -> None:
@@ -157,7 +158,8 @@ def fit_part(steps: int, out: Path, extra_arguments: tuple[str, ...] = ()) -> No
                                          cli.datamodule.batch_size),
            # the last window runs to the fit's end, so it also holds the final checkpoint's copies: the median
            "syncs_per_step": counter.per_step,
-           "syncs_per_step_median": statistics.median(counter.per_step) if counter.per_step else None, "sync_sites": dict(counter.sites.most_common()),
+           "syncs_per_step_median": statistics.median(counter.per_step) if counter.per_step else None,
+           "sync_sites": dict(counter.sites.most_common()),
            "sync_warmup_steps": SYNC_WARMUP_STEPS, "simple_profiler": profile_rows[:60]}
     out.write_text(json.dumps(doc, indent=2))
     print(json.dumps({k: doc[k] for k in ("steps_run", "steps", "syncs_per_step")}, indent=1))
