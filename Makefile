@@ -86,7 +86,8 @@ bench-gpu: install
 # packages its image lacks from gpu-wheels/ (into .gpu-site/, beside the system's) and jepa-lit (editable, no
 # dependencies; torch untouched), then the CUDA tests, a 20-step study fit (ViT-B, 8 x 16 x 224, bf16-mixed,
 # FWM-HW-LD, fixture data) with the simple profiler and the syncs per step, and bench_gpu.py; at most 8 minutes,
-# one JSON (bench/results/gpu_check.json). Exit 3 without a GPU. No .venv: it runs under the machine's python3.
+# one JSON (bench/results/gpu_check.json). Without a GPU the script exits 3 (make: "Error 3"). No .venv: it runs
+# under the machine's python3.
 # GPU_CHECK_ARGS: e.g. --skip-install, --budget-s 600, --dry-run.
 GPU_PYTHON ?= python3
 GPU_CHECK_ARGS ?=
