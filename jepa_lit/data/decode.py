@@ -27,8 +27,9 @@ from av.video.reformatter import VideoReformatter
 ThreadType = Literal["AUTO", "FRAME", "SLICE", "NONE"]
 
 # Multi-threaded decoding (frame + slice). On small sources (<= 224 px) it brings little, on
-# 640-1280 px footage +13-35 % (measured on this project's CPU, see bench/bench_data.py); a DataModule can turn it
-# down when many DataLoader workers already share few cores.
+# 640-1280 px footage +13-35 % to a lone decoder (measured on this project's CPU). It only takes effect with more
+# than one decoder thread: a DataLoader worker decodes with data.decoder_threads of them, 1 by default
+# (jepa_lit.data.worker_threads), since the workers already fill the cores.
 DEFAULT_THREAD_TYPE: ThreadType = "AUTO"
 
 # Wanted frames further apart than this are reached with a new seek instead of decoding through the
