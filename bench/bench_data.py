@@ -197,6 +197,8 @@ def summarise(times: dict[str, dict[str, list[float]]], step_ms: float, batch: i
                 out[d][s]["decode_share"] = sum(decode_times[d][s]) / sum(ts)  # of decode + transform
             if d != "pyav" and "pyav" in times:
                 out[d][s]["speed_vs_pyav"] = rate / clips_per_s(times["pyav"][s])
+                if decode_times:  # the decoding alone, without the transform both share
+                    out[d][s]["decode_speed_vs_pyav"] = sum(decode_times["pyav"][s]) / sum(decode_times[d][s])
     return out
 
 

@@ -75,6 +75,8 @@ def test_a_tiny_run_writes_what_bench_step_reads(tmp_path, monkeypatch, capsys, 
     ratio = doc["decoders"]["pyav-ffmpeg-threads"]["eval, 16 uniform"]["speed_vs_pyav"]
     assert ratio == pytest.approx(doc["decoders"]["pyav-ffmpeg-threads"]["eval, 16 uniform"]["clips_per_s"]
                                   / doc["decoders"]["pyav"]["eval, 16 uniform"]["clips_per_s"])
+    assert doc["decoders"]["pyav-ffmpeg-threads"]["eval, 16 uniform"]["decode_speed_vs_pyav"] > 0
+    assert "decode_speed_vs_pyav" not in doc["decoders"]["pyav"]["eval, 16 uniform"]
     assert doc["needed_clips_per_s"] == pytest.approx(80.0)
     pipeline = bench_step.data_pipeline(str(out))
     assert pipeline["clips_per_s_per_worker"] == doc["decoders"]["pyav"]["train, frame step 2"]["clips_per_s"]
