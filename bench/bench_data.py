@@ -12,7 +12,8 @@ Decoders (each opens the file, finds its length, draws the clip's indices and de
                         machine where the workers fill the cores those threads only compete with each other
   torchcodec            torchcodec.decoders.VideoDecoder(num_ffmpeg_threads=1, seek_mode="approximate",
                         NHWC).get_frames_at(indices), when it loads here (it needs FFmpeg's shared libraries and a
-                        torch build its wheel matches); otherwise the reason is printed and written to the JSON
+                        torch build its wheel matches; docs/performance.md shows how it was run on a CPU torch with
+                        PyAV's own FFmpeg); otherwise the reason is printed and written to the JSON
 
 The decoders are interleaved clip by clip (every round times each decoder on the same video and clip, in a
 rotating order), so that a machine loaded by other jobs slows them alike: the ratios are what to read.
