@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # albumentations checks for updates over the network at import unless told not to.
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install demo test test-fast bench bench-data profile bench-gpu bench-fit sweep report clean
+.PHONY: install demo test test-fast bench bench-data profile bench-gpu bench-fit gpu-wheels gpu-check sweep report clean
 
 install: $(VENV)/.installed
 
@@ -56,9 +56,10 @@ sweep: install
 report: install
 	$(BIN)/python -m jepa_lit.study report runs/sweep/$(SCALE) $(REPORT_ARGS)
 
-# The data benchmark (bench/results/data.json), then the step benchmark, whose table shows the data pipeline's
-# clips/s next to the step figures (bench/results/step.json). BENCH_ARGS: e.g. --presets tiny112 --steps 3, or
-# --device cuda --precision bf16-mixed; BENCH_DATA_ARGS: e.g. --quick.
+# The data benchmark (bench/results/data.json: clips/s per loader worker for PyAV and torchcodec, and the workers
+# per GPU at a step time), then the step benchmark, whose table shows the data pipeline's clips/s next to the step
+# figures (bench/results/step.json). BENCH_ARGS: e.g. --presets tiny112 --steps 3, or --device cuda --precision
+# bf16-mixed; BENCH_DATA_ARGS: e.g. --quick, or --step-ms 20 --batch 8 (the workers a GPU needs at 20 ms per step).
 BENCH_ARGS ?=
 BENCH_DATA_ARGS ?=
 bench: install
@@ -80,6 +81,25 @@ profile: install
 BENCH_GPU_ARGS ?=
 bench-gpu: install
 	$(BIN)/python bench/bench_gpu.py $(BENCH_GPU_ARGS)
+
+# On a GPU machine whose python3 has a CUDA torch (any version) and Lightning, without network: installs the few
+# packages its image lacks from gpu-wheels/ (into .gpu-site/, beside the system's) and jepa-lit (editable, no
+# dependencies; torch untouched), then the CUDA tests, a 20-step study fit (ViT-B, 8 x 16 x 224, bf16-mixed,
+# FWM-HW-LD, fixture data) with the simple profiler and the syncs per step, and bench_gpu.py; at most 8 minutes,
+# one JSON (bench/results/gpu_check.json). Without a GPU the script exits 3 (make: "Error 3"). No .venv: it runs
+# under the machine's python3.
+# GPU_CHECK_ARGS: e.g. --skip-install, --budget-s 600, --dry-run.
+GPU_PYTHON ?= python3
+GPU_CHECK_ARGS ?=
+gpu-check:
+	$(GPU_PYTHON) bench/gpu_check.py $(GPU_CHECK_ARGS)
+
+# Before gpu-check, on a machine that reaches the package index: gpu-wheels/, the binary wheels (Python 3.12,
+# manylinux x86_64, no dependency resolution) of what the GPU image lacks, at most 64 MiB. GPU_WHEELS_ARGS: e.g.
+# --python-version 3.11, --present pip-list.txt (the GPU machine's `pip list --format=freeze`), --print.
+GPU_WHEELS_ARGS ?=
+gpu-wheels: install
+	$(BIN)/python bench/gpu_wheels.py $(GPU_WHEELS_ARGS)
 
 # `jepa-lit fit` on the fixture datasets (data loading included, the configs' workers) next to the bench
 # step's time for the same model and batch (bench/results/fit.json), about 2 minutes on a CPU. BENCH_FIT_ARGS:

@@ -30,7 +30,7 @@ LAYERS = {
         "jepa_lit.data.diving48", "jepa_lit.data.fixtures", "jepa_lit.data.imagenet100", "jepa_lit.data.mixed",
         "jepa_lit.data.resumable", "jepa_lit.data.ssv2", "jepa_lit.data.synthetic", "jepa_lit.data.transforms",
         "jepa_lit.data.ucf101", "jepa_lit.data.records", "jepa_lit.data.clip_dataset",
-        "jepa_lit.data.datamodule",
+        "jepa_lit.data.datamodule", "jepa_lit.data.worker_threads",
         "jepa_lit.masks", "jepa_lit.masks.base", "jepa_lit.masks.future", "jepa_lit.masks.motion_guided",
         "jepa_lit.masks.multiblock", "jepa_lit.masks.groups",
         "jepa_lit.models", "jepa_lit.models.blocks", "jepa_lit.models.official", "jepa_lit.models.positions",

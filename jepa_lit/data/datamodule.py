@@ -17,6 +17,7 @@ from jepa_lit.data.decode import DEFAULT_THREAD_TYPE, ThreadType
 from jepa_lit.data.records import IndexProblem, LayoutError, Record, read_list_file, resolve_dataset_root
 from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
 from jepa_lit.data.transforms import Interpolation, VideoEvalTransform, VideoTrainTransform, normalize_batch
+from jepa_lit.data.worker_threads import DEFAULT_DECODER_THREADS, check_decoder_threads
 from jepa_lit.errors import DataError
 from jepa_lit.seeds import run_seed
 
@@ -73,6 +74,9 @@ class ClipDataModule(L.LightningDataModule):
             transfer (``on_after_batch_transfer``), to the same float32 values bit for bit. The
             evaluation split stays float32. Only for training through a Trainer (the hook does the
             normalising): a probe's DataModule refuses it (jepa_lit.eval.evaluate).
+        decoder_threads: FFmpeg threads per video decoder in each loader worker (1: the workers are the
+            parallelism; 0: FFmpeg's choice, one per core). Torch and OpenCV run one thread per worker
+            (jepa_lit.data.worker_threads).
     """
 
     num_classes: int = 0
@@ -99,6 +103,7 @@ class ClipDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         eval_interpolation: Interpolation = "bilinear",
         uint8_batches: bool = False,
+        decoder_threads: int = DEFAULT_DECODER_THREADS,
     ):
         super().__init__()
         if on_error not in ("skip", "raise"):
@@ -110,6 +115,7 @@ class ClipDataModule(L.LightningDataModule):
         self.eval_num_segments, self.eval_num_views = eval_num_segments, eval_num_views
         self.thread_type, self.pin_memory = thread_type, pin_memory
         self.eval_interpolation, self.uint8_batches = eval_interpolation, uint8_batches
+        self.decoder_threads = check_decoder_threads(decoder_threads)
         self.train_set: Optional[ClipDataset] = None
         self.eval_set: Optional[ClipDataset] = None
         self.index_problems: list[IndexProblem] = []

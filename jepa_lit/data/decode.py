@@ -27,13 +27,29 @@ from av.video.reformatter import VideoReformatter
 ThreadType = Literal["AUTO", "FRAME", "SLICE", "NONE"]
 
 # Multi-threaded decoding (frame + slice). On small sources (<= 224 px) it brings little, on
-# 640-1280 px footage +13-35 % (measured on this project's CPU, see bench/bench_data.py); a DataModule can turn it
-# down when many DataLoader workers already share few cores.
+# 640-1280 px footage +13-35 % to a lone decoder (measured on this project's CPU). It only takes effect with more
+# than one decoder thread: a DataLoader worker decodes with data.decoder_threads of them, 1 by default
+# (jepa_lit.data.worker_threads), since the workers already fill the cores.
 DEFAULT_THREAD_TYPE: ThreadType = "AUTO"
 
 # Wanted frames further apart than this are reached with a new seek instead of decoding through the
 # gap (matters for frames spread over a long video; a contiguous training clip needs one seek).
 DEFAULT_SEEK_GAP = 48
+
+# FFmpeg decoder threads of every video this process opens (codec_context.thread_count): None leaves PyAV's
+# default (0, FFmpeg's choice: one per core). A DataLoader worker sets it (jepa_lit.data.worker_threads).
+_decoder_threads: Optional[int] = None
+
+
+def set_decoder_threads(threads: Optional[int]) -> None:
+    """The decoder thread count of the videos this process opens from now on (None: PyAV's default)."""
+    global _decoder_threads
+    _decoder_threads = threads
+
+
+def decoder_threads() -> Optional[int]:
+    """The decoder thread count set for this process (None: PyAV's default)."""
+    return _decoder_threads
 
 
 class BadInputError(RuntimeError):
@@ -86,6 +102,8 @@ def open_video(path: Union[str, os.PathLike], thread_type: ThreadType = DEFAULT_
         raise VideoDecodeError(path, "no video stream in the container")
     stream = container.streams.video[0]
     stream.thread_type = thread_type
+    if _decoder_threads is not None:
+        stream.codec_context.thread_count = _decoder_threads
     return container
 
 

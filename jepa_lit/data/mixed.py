@@ -28,6 +28,7 @@ from jepa_lit.data.records import IndexProblem, LayoutError
 from jepa_lit.data.resumable import EpochSampler, evaluation_loader, training_loader
 from jepa_lit.data.ssv2 import SSv2DataModule
 from jepa_lit.data.ucf101 import UCF101DataModule
+from jepa_lit.data.worker_threads import DEFAULT_DECODER_THREADS, check_decoder_threads
 from jepa_lit.seeds import run_seed
 
 log = logging.getLogger("jepa_lit.data")
@@ -134,6 +135,7 @@ class MixedDataModule(L.LightningDataModule):
         uint8_batches: train clips (videos and images alike) leave the loader as uint8 and are
             normalised on the device after the transfer, bit for bit as on the host (see
             ClipDataModule); validation clips stay float32.
+        decoder_threads: FFmpeg threads per video decoder in each loader worker (see ClipDataModule).
     """
 
     num_classes = 0
@@ -166,6 +168,7 @@ class MixedDataModule(L.LightningDataModule):
         thread_type: ThreadType = DEFAULT_THREAD_TYPE,
         pin_memory: bool = False,
         uint8_batches: bool = False,
+        decoder_threads: int = DEFAULT_DECODER_THREADS,
     ):
         super().__init__()
         if len(weights) != len(SOURCES):
@@ -189,6 +192,7 @@ class MixedDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.seed, self.on_error = batch_size, num_workers, seed, on_error
         self.val_samples, self.thread_type, self.pin_memory = val_samples, thread_type, pin_memory
         self.uint8_batches = uint8_batches
+        self.decoder_threads = check_decoder_threads(decoder_threads)  # the loaders' workers (worker_threads.py)
         self.train_set: Optional[MixedDataset] = None
         self.val_set: Optional[MixedDataset] = None
         self.save_hyperparameters()

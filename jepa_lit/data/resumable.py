@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from jepa_lit.data.worker_threads import DEFAULT_DECODER_THREADS, loader_worker_init
+
 
 class EpochSampler(DistributedSampler):
     """Indices of one epoch: a permutation from (seed, epoch) (or the natural order without shuffle),
@@ -108,20 +110,28 @@ def training_progress(datamodule) -> Callable[[], int]:
     return progress
 
 
+def worker_settings(datamodule) -> dict[str, Any]:
+    """The loader arguments every jepa-lit loader shares: workers (persistent), single-threaded libraries
+    in each worker (jepa_lit.data.worker_threads; ``decoder_threads`` from the DataModule when it has the
+    setting) and pinned memory when the DataModule asks for it."""
+    workers = datamodule.num_workers
+    settings: dict[str, Any] = {"num_workers": workers, "persistent_workers": workers > 0,
+                                "pin_memory": getattr(datamodule, "pin_memory", False)}
+    if workers > 0:
+        settings["worker_init_fn"] = loader_worker_init(getattr(datamodule, "decoder_threads", DEFAULT_DECODER_THREADS))
+    return settings
+
+
 def training_loader(datamodule, dataset: Dataset, sampler: DistributedSampler) -> ResumableDataLoader:
     """The training loader of every jepa-lit DataModule: resumable, batches from the DataModule's
     settings, and the last partial batch dropped when this rank has at least one full batch."""
-    workers = datamodule.num_workers
     return ResumableDataLoader(
         dataset, sampler, training_progress(datamodule), batch_size=datamodule.batch_size,
-        drop_last=len(sampler) >= datamodule.batch_size, num_workers=workers, persistent_workers=workers > 0,
-        pin_memory=getattr(datamodule, "pin_memory", False),
+        drop_last=len(sampler) >= datamodule.batch_size, **worker_settings(datamodule),
     )
 
 
 def evaluation_loader(datamodule, dataset: Dataset, sampler: Optional[DistributedSampler] = None) -> DataLoader:
     """The validation / test loader of every jepa-lit DataModule: in order (or the given sampler's),
     nothing dropped."""
-    workers = datamodule.num_workers
-    return DataLoader(dataset, batch_size=datamodule.batch_size, sampler=sampler, num_workers=workers,
-                      persistent_workers=workers > 0, pin_memory=getattr(datamodule, "pin_memory", False))
+    return DataLoader(dataset, batch_size=datamodule.batch_size, sampler=sampler, **worker_settings(datamodule))

@@ -59,7 +59,8 @@ FEATURE_LAYERS = ("last", "levels", "appearance", "dynamics")
 SPLITS = ("train", "test")
 CACHE_FORMAT = 2  # 2: bad clips dropped (rows.npy, dropped.json); format 1 held substitutes in their place
 # DataModule arguments that change how clips are loaded, not which pixels they hold.
-LOADER_ONLY_ARGS = frozenset({"batch_size", "num_workers", "pin_memory", "thread_type", "persistent_workers"})
+LOADER_ONLY_ARGS = frozenset({"batch_size", "num_workers", "pin_memory", "thread_type", "persistent_workers",
+                              "decoder_threads"})
 
 
 def pool_tokens(tokens: Tensor, pooling: Pooling) -> Tensor:
@@ -265,7 +266,8 @@ def ordered_loader(loader: DataLoader) -> DataLoader:
     if isinstance(dataset, ClipDataset) and dataset.on_error == "skip":
         dataset, collate_fn = dataset.with_on_error("drop"), collate_dropping_bad
     return DataLoader(dataset, batch_size=loader.batch_size or 1, shuffle=False, drop_last=False,
-                      num_workers=loader.num_workers, collate_fn=collate_fn, pin_memory=loader.pin_memory)
+                      num_workers=loader.num_workers, collate_fn=collate_fn, pin_memory=loader.pin_memory,
+                      worker_init_fn=loader.worker_init_fn)
 
 
 def split_loaders(datamodule: L.LightningDataModule) -> dict[str, DataLoader]:
