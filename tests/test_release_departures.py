@@ -53,3 +53,20 @@ def test_the_ucf101_regime_is_probed_on_ucf101(full_runs):
     ucf = [run for run in full_runs if run.regime == "ucf101"]
     assert ucf and all([p.benchmark for p in run.probes][-1] == "ucf101" for run in ucf)
     assert all("ucf101" not in [p.benchmark for p in run.probes] for run in full_runs if run.regime == "mixed")
+
+
+def test_eval_frame_indices_truncate_as_the_release_by_default():
+    from jepa_lit.data.clip_sampling import UniformClipSampler
+    from jepa_lit.data.datamodule import ClipDataModule
+
+    # the release's scripts/eval_*.py: np.linspace(0, total_frames - 1, num_frames, dtype=int)
+    release = [0, 6, 13, 19, 26, 33, 39, 46, 52, 59, 66, 72, 79, 85, 92, 99]
+    assert UniformClipSampler(16)(100)[0].tolist() == release
+    rounded = UniformClipSampler(16, "round")(100)[0].tolist()
+    assert rounded == [0, 7, 13, 20, 26, 33, 40, 46, 53, 59, 66, 73, 79, 86, 92, 99]
+    assert sum(a != b for a, b in zip(release, rounded)) == 6
+    assert UniformClipSampler(16)(5)[0].tolist() == [0, 1, 2, 3, 4] + [4] * 11  # the short-video rule, unchanged
+    assert ClipDataModule().eval_clip_sampler().index_rounding == "truncate"
+    assert ClipDataModule(eval_frame_indices="round").eval_clip_sampler().index_rounding == "round"
+    with pytest.raises(ValueError, match="index_rounding='floor'"):
+        UniformClipSampler(16, "floor")
