@@ -70,3 +70,20 @@ def test_eval_frame_indices_truncate_as_the_release_by_default():
     assert ClipDataModule(eval_frame_indices="round").eval_clip_sampler().index_rounding == "round"
     with pytest.raises(ValueError, match="index_rounding='floor'"):
         UniformClipSampler(16, "floor")
+
+
+def test_the_papers_own_deltas_are_against_its_seed_42_baseline():
+    """Item 11: the paper's headline deltas (+5.92 IN-100, +3.21 SSv2, -0.30 Diving-48 for FWM-HW-LD) are the
+    released numbers minus the seed-42 reference baseline, not the seed-239 baseline of the Released column."""
+    from jepa_lit.study.released import released
+    from jepa_lit.study.render import fmt_released
+    from jepa_lit.study.tables import Cell
+
+    table = released()
+    assert table.paper_delta("mixed", "fwm_hw_ld", "imagenet100") == 5.92
+    assert table.paper_delta("mixed", "fwm_hw_ld", "ssv2") == 3.21
+    assert table.paper_delta("mixed", "fwm_hw_ld", "diving48") == -0.30
+    assert table.paper_delta("mixed", "baseline", "imagenet100") is None  # the baseline row has no delta
+    assert table.paper_delta("ucf101", "mg", "imagenet100") is None  # no paper baseline of another seed there
+    assert fmt_released(Cell({}, released=30.78, released_mark="¶", paper_delta=5.92)) == "30.78¶ (paper Δ +5.92)"
+    assert fmt_released(Cell({}, released=21.26, paper_baseline=24.86)) == "21.26 (paper's baseline, seed 42: 24.86)"

@@ -70,7 +70,12 @@ def fmt_delta(cell: Cell) -> str:
 
 
 def fmt_released(cell: Cell) -> str:
-    return "—" if cell.released is None else f"{cell.released:.2f}{cell.released_mark}"
+    if cell.released is None:
+        return "—" if cell.paper_baseline is None else f"— (paper's baseline, seed 42: {cell.paper_baseline:.2f})"
+    paper = f" (paper Δ {cell.paper_delta:+.2f})" if cell.paper_delta is not None else ""
+    if cell.paper_baseline is not None:
+        paper = f" (paper's baseline, seed 42: {cell.paper_baseline:.2f})"
+    return f"{cell.released:.2f}{cell.released_mark}{paper}"
 
 
 def stale_warning(stale: dict[tuple[str, str], str], sweep: dict[str, Any]) -> str:
@@ -148,7 +153,10 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], records: list[
              "of their own. **Bold** = significant at 5% after the adjustment; the intervals shown are "
              "unadjusted, so an interval that excludes 0 need not be bold. In plain words: "
              + chance_sentence(rule, tests) + " "
-             "Released: the study's single-seed number (docs/reproducing.md), for reference only. "
+             "Released: the study's single-seed number (docs/reproducing.md), for reference only; "
+             "\"paper Δ\": that number minus the baseline the paper's deltas are against (mixed: the seed-42 "
+             "reference baseline, while the Released baseline row and every released variant are seed 239), the "
+             "delta the paper printed (e.g. FWM-HW-LD +5.92 IN-100, +3.21 SSv2). "
              "Random init: the regime baseline's architecture, never trained, probed with weights drawn from the "
              "run's seed; its Δ is minus what the baseline's pretraining adds over an untrained encoder."]
     if stale:
@@ -232,7 +240,7 @@ def write_csvs(tables: list[Table], results: list[Result], out: Path,
         for b in table.benchmarks:
             header += [f"{b}_mean", f"{b}_std", f"{b}_n", f"{b}_delta", f"{b}_delta_ci_lo", f"{b}_delta_ci_hi",
                        f"{b}_delta_n", f"{b}_delta_method", f"{b}_delta_p", f"{b}_delta_p_adjusted",
-                       f"{b}_delta_significant", f"{b}_released", f"{b}_mismatch", f"{b}_stale"]
+                       f"{b}_delta_significant", f"{b}_released", f"{b}_paper_delta", f"{b}_mismatch", f"{b}_stale"]
         with text_file(path, integrity=True) as handle:  # written whole or not at all, with its record
             writer = csv.writer(handle)
             writer.writerow(header)
@@ -244,7 +252,7 @@ def write_csvs(tables: list[Table], results: list[Result], out: Path,
                     row += [c.mean, c.std, len(c.values), d.mean if d else None, d.lo if d else None,
                             d.hi if d else None, d.n if d else None, d.method if d else None, d.p if d else None,
                             d.p_adjusted if d else None, int(d.significant) if d else None, c.released,
-                            int(c.flagged), int(c.stale)]
+                            c.paper_delta, int(c.flagged), int(c.stale)]
                 writer.writerow(["" if v is None else (round(v, 4) if isinstance(v, float) else v) for v in row])
         paths.append(path)
     for regime, found in (corrections or {}).items():

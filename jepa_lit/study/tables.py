@@ -35,6 +35,8 @@ class Cell:
     delta: Optional[Delta] = None
     released: Optional[float] = None
     released_mark: str = ""
+    paper_delta: Optional[float] = None  # released minus the paper's reference baseline (released.json paper_baseline)
+    paper_baseline: Optional[float] = None  # the baseline row: the paper's reference baseline (seed 42)
     flagged: bool = False  # tabulated despite a mismatch (--allow-mismatch)
     stale: bool = False  # a run of the cell (or of its same-seed baseline, for the delta) is stale
     stale_delta: bool = False
@@ -97,10 +99,13 @@ def build_tables(results: list[Result], problems: list[dict[str, Any]], sweep: O
                         paired = set(values) <= set(base)
                         cell.delta = (paired_delta(values, base, resolution=step) if paired
                                       else unpaired_delta(list(values.values()), list(base.values()), resolution=step))
+                if variant == baseline:  # the paper's own reference baseline, beside the seed-239 Released row
+                    cell.paper_baseline = released().paper_baseline_number(reference, bench)
                 number = released().number(reference, variant, bench)
                 if number is not None:
                     cell.released = number
                     cell.released_mark = released().mark(reference, variant, bench)
+                    cell.paper_delta = released().paper_delta(reference, variant, bench)
                 cells[(variant, bench)] = cell
         settings = {}
         for bench in benchmarks:
