@@ -87,3 +87,132 @@ def test_the_papers_own_deltas_are_against_its_seed_42_baseline():
     assert table.paper_delta("ucf101", "mg", "imagenet100") is None  # no paper baseline of another seed there
     assert fmt_released(Cell({}, released=30.78, released_mark="¶", paper_delta=5.92)) == "30.78¶ (paper Δ +5.92)"
     assert fmt_released(Cell({}, released=21.26, paper_baseline=24.86)) == "21.26 (paper's baseline, seed 42: 24.86)"
+
+
+def test_group_softmax_known_value():
+    """Item 10: softmax_scope local = the softmax over each cut group's pairs (the release: each GPU's own)."""
+    import math
+
+    import torch
+
+    from jepa_lit.objectives.latent_dynamics import group_softmax
+
+    scores = torch.tensor([[0.0, 1.0], [2.0, 5.0], [math.log(3.0), 0.0], [7.0, 7.0]])
+    pairs = torch.tensor([[True, True], [True, False], [True, True], [False, False]])
+    row_group = torch.tensor([0, 1, 0, 1])  # groups {rows 0, 2} and {rows 1, 3}: global sample i in group i mod 2
+    shares, groups_with_pairs = group_softmax(scores, pairs, row_group, 2)
+    # group 0: exp(0), exp(1), 3, exp(0) over its 4 pairs; group 1: its one pair (row 1, first) gets 1
+    total = 1 + math.e + 3 + 1
+    expected = torch.tensor([[1 / total, math.e / total], [1.0, 0.0], [3 / total, 1 / total], [0.0, 0.0]])
+    assert torch.allclose(shares, expected.float()) and groups_with_pairs.item() == 2
+    # the same rows as one group (softmax_scope global, or cut_group_size global): one population of 5 pairs
+    one, count = group_softmax(scores, pairs, torch.zeros(4, dtype=torch.long), 1)
+    assert count.item() == 1 and one.sum().item() == pytest.approx(1.0)
+    assert one[1, 0].item() == pytest.approx(math.exp(2) / (total + math.exp(2)))
+
+
+def test_group_softmax_is_the_same_whatever_the_process_layout():
+    """1 process x 4 rows and 2 processes x 2 rows (rank r holds global samples b * 2 + r) give each pair the same
+    share: the [G] maxima, sums and counts are reduced over the processes (simulated with threads)."""
+    import threading
+
+    import torch
+
+    from jepa_lit.objectives.latent_dynamics import group_softmax
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 3, generator=gen)
+    pairs = torch.rand(4, 3, generator=gen) > 0.3
+    groups = torch.tensor([0, 1, 0, 1])
+    whole, count = group_softmax(scores, pairs, groups, 2)
+
+    barrier, slots = threading.Barrier(2), [None, None]
+
+    def reducer(rank: int, op):
+        def reduce(value):
+            slots[rank] = value
+            barrier.wait()
+            out = op(slots[0], slots[1])
+            barrier.wait()
+            return out
+        return reduce
+
+    parts = {}
+
+    def rank_main(rank: int) -> None:
+        rows = torch.arange(rank, 4, 2)  # global samples b * 2 + rank
+        parts[rank] = group_softmax(scores[rows], pairs[rows], groups[rows], 2,
+                                    reducer(rank, torch.maximum), reducer(rank, torch.add))
+
+    threads = [threading.Thread(target=rank_main, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for rank in (0, 1):
+        assert torch.allclose(parts[rank][0], whole[rank::2]) and parts[rank][1] == count
+
+
+def test_softmax_scope_is_a_setting_of_the_hard_weighted_ld_variants():
+    import yaml
+
+    from jepa_lit.objectives import LatentDynamics
+
+    experiments = SPEC.parent
+    for name in ("mixed_hw_ld", "mixed_fwm_hw_ld", "mixed_hw_ld_released", "mixed_fwm_hw_ld_released"):
+        objectives = yaml.safe_load((experiments / f"{name}.yaml").read_text())["model"]["init_args"]["objectives"]
+        ld = next(o for o in objectives if o["class_path"].endswith("LatentDynamics"))
+        assert ld["init_args"]["softmax_scope"] == "local", name
+    assert LatentDynamics(hard_weighting=True).softmax_scope == "local"
+    with pytest.raises(ValueError, match="softmax_scope='rank'"):
+        LatentDynamics(hard_weighting=True, softmax_scope="rank")
+
+
+def test_local_hard_weighted_ld_is_the_mean_over_groups_of_each_groups_weighted_error():
+    """Two cut groups on one process (rows 0 and 1): L = mean over the groups of sum_p s_p mean_c e_p, s the softmax
+    within the group (the release: each GPU's (w e).mean(), averaged by DDP); global: one softmax over both."""
+    import torch
+
+    from jepa_lit.masks.base import MaskPair
+    from jepa_lit.objectives import LatentDynamics
+    from jepa_lit.objectives.heads import grid_inputs
+    from jepa_lit.step import GeneratorOutputs, StepOutputs
+
+    grid, embed, levels = (4, 2, 2), 2, 2
+    width = embed * levels
+    positions = [(t, h, w) for t in range(4) for h in range(2) for w in range(2)]
+    flat = {p: i for i, p in enumerate(positions)}
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randn(2, len(positions), width, generator=gen)
+    parts = []
+    for row, visible in enumerate([[flat[p] for p in positions if p[1] == 0],      # top row at every t
+                                   [flat[p] for p in positions if p[2] == 0]]):    # left column at every t
+        context = torch.tensor([visible])
+        target_idx = torch.tensor([sorted(set(flat.values()) - set(visible))])
+        masks = MaskPair(context, target_idx, rows=torch.tensor([row]), weight=0.5, group=row, num_groups=2)
+        features = torch.randn(1, len(visible), width, generator=gen)
+        parts.append(GeneratorOutputs(masks, features, torch.randn(1, len(target_idx[0]), width, generator=gen),
+                                      features))
+    clip = torch.randn(2, 3, 8, 8, 8, generator=gen)
+
+    def step() -> StepOutputs:
+        return StepOutputs(clip, target, [parts], grid, embed, levels, step=0, max_steps=10)
+
+    values = {}
+    for scope in ("local", "global"):
+        torch.manual_seed(0)
+        objective = LatentDynamics(weight=1.0, hidden_dim=8, hard_weighting=True, temperature=0.5, softmax_scope=scope)
+        objective.build(embed, levels)
+        values[scope] = objective(step())["ld"].item()
+        outputs = step()
+        with torch.no_grad():
+            error = (objective.head(grid_inputs(outputs, 0, "all", 0.5)) - outputs.target_diff()).abs().mean(-1)
+        pairs = outputs.valid_pairs(0)
+    per_group = []
+    for row in (0, 1):
+        e = error[row][pairs[row]]
+        per_group.append((torch.softmax(e / 0.5, 0) * e).sum())
+    assert values["local"] == pytest.approx(((per_group[0] + per_group[1]) / 2).item(), rel=1e-5)
+    both = error[pairs]
+    assert values["global"] == pytest.approx((torch.softmax(both / 0.5, 0) * both).sum().item(), rel=1e-5)
+    assert abs(values["local"] - values["global"]) > 1e-4  # two populations, not one
