@@ -141,7 +141,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         for run in runs:  # each regime's recipe once, from its first pretraining run
             if run.pretrain and run.regime not in shown:
                 shown.add(run.regime)
-                print(f"  regime {recipe_line(run)}")
+                print(f"regime {recipe_line(run)}")  # unindented: the run lines below are "  i  run_id  action"
         try:
             for i, run in enumerate(runs):
                 print(f"  {i:3d}  {run.run_id:40s} {plan(run, retry_failed=args.retry_failed)[1]}")
