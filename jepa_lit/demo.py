@@ -19,8 +19,11 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
+
+import numpy as np
 
 Curve = list[tuple[int, float]]  # (global step, value)
 
@@ -76,21 +79,71 @@ def test_result(results: dict) -> tuple[float, float, float]:
     return float(metrics["top1"]), float(low), float(high)
 
 
+@dataclass(frozen=True)
+class PairedTest:
+    """Pretrained vs random init on the same test clips: the difference of their top-1 with a paired bootstrap
+    interval over clips, and exact McNemar on the clips only one of them got right."""
+
+    num_clips: int
+    difference: float  # pretrained - random init, top-1 points
+    low: float
+    high: float
+    only_pretrained: int  # clips the pretrained encoder's probe got right and the control's wrong
+    only_random: int
+    p: float  # exact two-sided McNemar: binomial(only_pretrained; only_pretrained + only_random, 1/2)
+
+
+def correct_per_clip(results: dict) -> Optional[np.ndarray]:
+    """The selected head's per-clip correctness (``metrics.test_correct``, "1"/"0" per test clip in the test
+    set's order) as bools; None for results written before it was recorded."""
+    text = results.get("metrics", {}).get("test_correct")
+    return None if not text else np.frombuffer(text.encode("ascii"), dtype=np.uint8) == ord("1")
+
+
+def paired_test(pretrained: np.ndarray, random_init: np.ndarray, samples: int = 2000, seed: int = 0) -> PairedTest:
+    """Exact McNemar and a percentile paired bootstrap (resampling clips) of pretrained - random init top-1."""
+    from scipy.stats import binomtest
+
+    if pretrained.shape != random_init.shape or pretrained.ndim != 1 or not len(pretrained):
+        raise ValueError(f"paired_test: per-clip correctness of {pretrained.shape} and {random_init.shape} clips; "
+                         "expected the same test clips for both (one flag each)")
+    diff = pretrained.astype(np.float64) - random_init.astype(np.float64)
+    n = len(diff)
+    draws = np.random.default_rng(seed).integers(0, n, size=(samples, n))
+    means = 100.0 * diff[draws].mean(axis=1)
+    only_p, only_r = int((pretrained & ~random_init).sum()), int((random_init & ~pretrained).sum())
+    p = binomtest(only_p, only_p + only_r, 0.5).pvalue if only_p + only_r else 1.0
+    low, high = np.percentile(means, [2.5, 97.5])
+    return PairedTest(n, 100.0 * float(diff.mean()), float(low), float(high), only_p, only_r, float(p))
+
+
 def summary_sentence(probe: str, random_init: tuple[float, float, float], pretrained: tuple[float, float, float],
-                     num_clips: int) -> str:
-    """One sentence saying what the run showed. Pretraining counts as a clear gain only when the pretrained
-    encoder's 95% interval lies above the random-init control's top-1; otherwise the sentence says so."""
+                     num_clips: int, paired: Optional[PairedTest] = None) -> str:
+    """One sentence saying what the run showed. Both encoders are scored on the same clips, so the comparison
+    is paired (``paired``): pretraining counts as a gain when exact McNemar on the clips only one of them got
+    right gives p < 0.05 and the pretrained encoder is ahead. Results without per-clip correctness (written
+    before it was recorded) fall back to the pretrained interval against the control's top-1, and say so."""
     (r, r_low, r_high), (p, p_low, p_high) = random_init, pretrained
     numbers = (f"{r:.1f}% (random init, 95% CI {r_low:.1f}-{r_high:.1f}) and {p:.1f}% (pretrained, "
                f"95% CI {p_low:.1f}-{p_high:.1f})")
     where = f"{probe} accuracy on {num_clips} held-out test clips"
+    if paired is not None:
+        test = (f"paired over the same {paired.num_clips} clips: {paired.difference:+.1f} points, 95% CI "
+                f"{paired.low:+.1f} to {paired.high:+.1f} (paired bootstrap); {paired.only_pretrained} clips right "
+                f"only with pretraining, {paired.only_random} only at random init, exact McNemar p = {paired.p:.3g}")
+        if paired.p < 0.05 and paired.difference > 0:
+            return f"Pretraining raised {where} from {r:.1f}% (random init) to {p:.1f}% ({test})."
+        if paired.p < 0.05:
+            return f"Pretraining lowered {where} from {r:.1f}% (random init) to {p:.1f}% ({test})."
+        return f"Pretraining made no detectable difference to {where}: {r:.1f}% (random init) and {p:.1f}% ({test})."
+    unpaired = " (unpaired: these results hold no per-clip correctness; rerun the probes for a paired test)"
     if p_low > r:
         return f"Pretraining raised {where} from {r:.1f}% (random init, 95% CI {r_low:.1f}-{r_high:.1f}) to " \
-               f"{p:.1f}% (95% CI {p_low:.1f}-{p_high:.1f})."
+               f"{p:.1f}% (95% CI {p_low:.1f}-{p_high:.1f}){unpaired}."
     if p > r:
         return f"Pretraining did not clearly raise {where}: {numbers}; the pretrained encoder's interval " \
-               f"reaches below the random-init level."
-    return f"Pretraining did not raise {where}: {numbers}."
+               f"reaches below the random-init level{unpaired}."
+    return f"Pretraining did not raise {where}: {numbers}{unpaired}."
 
 
 def write_demo_plot(path: str | Path, curves: dict[str, Curve], losses: dict[str, Curve], val_clips: int,
@@ -164,7 +217,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"\nfigure: {png}")
     num_test = int(pretrained_results["metrics"].get("num_test_clips") or pretrained_results.get("data", {}).get(
         "num_test", 0) or 40)
-    print(summary_sentence(probe, test["random init"], test["pretrained"], num_test))
+    ours, control = correct_per_clip(pretrained_results), correct_per_clip(random_results)
+    paired = paired_test(ours, control) if ours is not None and control is not None and len(ours) == len(control) else None
+    print(summary_sentence(probe, test["random init"], test["pretrained"], num_test, paired))
     return 0
 
 

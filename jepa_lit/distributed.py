@@ -33,6 +33,15 @@ def all_reduce_sum(value: Tensor) -> Tensor:
     return value
 
 
+def all_reduce_max(value: Tensor) -> Tensor:
+    """Elementwise maximum over ranks of a tensor that needs no gradient."""
+    if not is_distributed():
+        return value
+    value = value.detach().clone()
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return value
+
+
 def gather(value: Tensor) -> Tensor:
     """Concatenate ``value`` [N, ...] from every rank along dim 0, differentiably. N may differ between
     ranks (cut groups of different lengths): each rank's part is padded to the longest for the exchange."""

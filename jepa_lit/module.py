@@ -53,8 +53,10 @@ class JEPAModule(L.LightningModule):
             clip, with gradient, is the target and the encoder that gets evaluated).
         ema_momentum, ema_final_momentum: constant momentum, or a linear schedule to the final value.
         context_loss_weight: lambda of the dense context loss, reached at ``context_loss_end``.
-        context_loss_start, context_loss_end: the ramp as fractions of the run's optimizer steps
-            (study: 0 until half way, then linear to 0.5 at the end).
+        context_loss_start, context_loss_end: the ramp, in ``context_loss_unit``: "fraction" of the run's
+            optimizer steps (study: 0 until half way, then linear to 0.5 at the end) or absolute optimizer
+            "steps" (the release's Lambda_LinearWarmupHold: 15,000 -> 30,000 whatever the run's length, so
+            its 5,000-step synthetic runs never had a context loss; experiments/regimes/synthetic.yaml).
         optimizer: AdamW, lr and weight-decay schedules.
         guard: what to do with non-finite losses / gradients and loss spikes.
         compile_model: torch.compile the encoders and the predictor (GPU runs; compiling costs minutes).
@@ -75,6 +77,7 @@ class JEPAModule(L.LightningModule):
         context_loss_weight: float = 0.5,
         context_loss_start: float = 0.5,
         context_loss_end: float = 1.0,
+        context_loss_unit: Literal["fraction", "steps"] = "fraction",
         optimizer: Optional[OptimizerConfig] = OptimizerConfig(),
         guard: Optional[GuardConfig] = GuardConfig(),
         compile_model: bool = False,
@@ -112,6 +115,9 @@ class JEPAModule(L.LightningModule):
         self.ema_momentum, self.ema_final_momentum = ema_momentum, ema_final_momentum
         self.context_loss_weight = context_loss_weight
         self.context_loss_start, self.context_loss_end = context_loss_start, context_loss_end
+        if context_loss_unit not in ("fraction", "steps"):
+            raise ValueError(f"context_loss_unit={context_loss_unit!r}; expected 'fraction' or 'steps'")
+        self.context_loss_unit = context_loss_unit
         self.optim = optimizer or OptimizerConfig()  # None (configs saved before 0.2): the defaults
         self.last_terms: dict[str, Tensor] = {}
         self.last_outputs: Optional[StepOutputs] = None
@@ -139,8 +145,9 @@ class JEPAModule(L.LightningModule):
         return 1
 
     def context_weight_at(self, step: int) -> float:
-        start = int(self.context_loss_start * self.total_steps)
-        end = int(self.context_loss_end * self.total_steps)
+        scale = self.total_steps if self.context_loss_unit == "fraction" else 1
+        start = int(self.context_loss_start * scale)
+        end = int(self.context_loss_end * scale)
         return linear_ramp(step, start, end, self.context_loss_weight)
 
     # ----- the step ----------------------------------------------------------------------------

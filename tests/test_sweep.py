@@ -228,7 +228,7 @@ def test_shipped_sweep_covers_every_experiment_file():
     assert {p.benchmark for r in runs if r.regime == "mixed" for p in r.probes} == {"diving48", "imagenet100", "ssv2"}
     assert {p.benchmark for r in runs if r.regime == "synthetic" for p in r.probes} == {"synthetic"}
     ucf = [r for r in runs if r.regime == "ucf101"]
-    assert [p.benchmark for p in ucf[-1].probes] == ["diving48", "imagenet100", "ssv2", "synthetic"]
+    assert [p.benchmark for p in ucf[-1].probes] == ["diving48", "imagenet100", "ssv2", "synthetic", "ucf101"]
     smoke = expand(EXPERIMENTS / "sweep.yaml", "smoke")
     assert {r.seed for r in smoke} == {0, 1} and smoke[0].variant == "baseline"
     assert sorted({r.regime for r in smoke}) == sorted(REGIMES)

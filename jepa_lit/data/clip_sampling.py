@@ -62,17 +62,25 @@ class RandomClipSampler:
 class UniformClipSampler:
     """`num_frames` frames spread evenly over the whole video, first and last frame included (evaluation).
 
+    The positions are ``linspace(0, video_len - 1, num_frames)``; ``index_rounding`` makes them frame indices:
+    "truncate" (default, the study's eval scripts: ``np.linspace(..., dtype=int)``, towards 0) or "round"
+    (nearest frame, jepa-lit's rule until issue 23). The two differ by one frame where a position's
+    fraction is .5 or more (a 100-frame video: 6 of 16 indices).
+
     Deterministic: the rng is not used. A video shorter than `num_frames` gives all its frames then
-    the last one repeated.
+    the last one repeated (the short-video rule above; the release's linspace would repeat frames along the clip).
     """
 
-    def __init__(self, num_frames: int = 16):
+    def __init__(self, num_frames: int = 16, index_rounding: str = "truncate"):
         _check(num_frames)
-        self.num_frames = num_frames
+        if index_rounding not in ("truncate", "round"):
+            raise ValueError(f"index_rounding={index_rounding!r}; expected 'truncate' or 'round'")
+        self.num_frames, self.index_rounding = num_frames, index_rounding
 
     def __call__(self, video_len: int, rng: np.random.Generator | None = None) -> np.ndarray:
         if video_len >= self.num_frames:
-            idx = np.round(np.linspace(0, video_len - 1, self.num_frames))
+            positions = np.linspace(0, video_len - 1, self.num_frames)
+            idx = np.round(positions) if self.index_rounding == "round" else positions.astype(np.int64)
         else:
             idx = np.arange(self.num_frames)
         return _clamp(idx, video_len)[None]

@@ -69,6 +69,8 @@ class ClipDataModule(L.LightningDataModule):
             seed_everything (jepa_lit.seeds), so another run seed also sees other clips in another
             order.
         eval_interpolation: of the evaluation resize (ImageNet-100: bicubic, as the study).
+        eval_frame_indices: how the uniformly spread frame positions become indices (UniformClipSampler):
+            "truncate" (default, the study's eval scripts) or "round" (jepa-lit's rule until issue 23).
         uint8_batches: the train split's clips leave the loader as uint8 (crop, resize and flip done,
             a quarter of float32's bytes to copy to the device) and are normalised there, after the
             transfer (``on_after_batch_transfer``), to the same float32 values bit for bit. The
@@ -104,6 +106,7 @@ class ClipDataModule(L.LightningDataModule):
         eval_interpolation: Interpolation = "bilinear",
         uint8_batches: bool = False,
         decoder_threads: int = DEFAULT_DECODER_THREADS,
+        eval_frame_indices: Literal["truncate", "round"] = "truncate",
     ):
         super().__init__()
         if on_error not in ("skip", "raise"):
@@ -116,6 +119,7 @@ class ClipDataModule(L.LightningDataModule):
         self.thread_type, self.pin_memory = thread_type, pin_memory
         self.eval_interpolation, self.uint8_batches = eval_interpolation, uint8_batches
         self.decoder_threads = check_decoder_threads(decoder_threads)
+        self.eval_frame_indices = eval_frame_indices
         self.train_set: Optional[ClipDataset] = None
         self.eval_set: Optional[ClipDataset] = None
         self.index_problems: list[IndexProblem] = []
@@ -145,13 +149,13 @@ class ClipDataModule(L.LightningDataModule):
     # --- pipeline pieces ----------------------------------------------------------------------
     def train_clip_sampler(self) -> ClipSampler:
         if self.train_sampling == "uniform":
-            return UniformClipSampler(self.num_frames)
+            return UniformClipSampler(self.num_frames, self.eval_frame_indices)
         return RandomClipSampler(self.num_frames, self.frame_step)
 
     def eval_clip_sampler(self) -> ClipSampler:
         if self.eval_num_segments > 1:
             return MultiSegmentClipSampler(self.num_frames, self.frame_step, self.eval_num_segments)
-        return UniformClipSampler(self.num_frames)
+        return UniformClipSampler(self.num_frames, self.eval_frame_indices)
 
     def train_transform(self) -> Callable:
         normalize = not self.uint8_batches  # else on the device, by on_after_batch_transfer

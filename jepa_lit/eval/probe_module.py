@@ -229,6 +229,9 @@ class ProbeModule(L.LightningModule):
                 "top_k": self.top_k,
                 "mean_class_acc": chosen["mean_class_acc"],
                 "num_test_clips": int(correct.numel()),
+                # the selected head per test clip, in the test set's order ("1" right): paired comparisons of two
+                # encoders on the same clips (the demo's McNemar test)
+                "test_correct": "".join("1" if c else "0" for c in correct.tolist()),
                 "confusion_matrix": confusion.tolist(),
                 "confusion_matrix_layout": "rows: true class, columns: predicted class; test clips of the "
                                            "selected head",

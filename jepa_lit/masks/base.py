@@ -22,6 +22,7 @@ class MaskPair:
     target:  [b, Kt] sorted flat token indices the predictor must predict.
     rows: the local batch rows these lists belong to; None: every row of the batch, in order.
     weight: this group's share in a loss averaged over the groups (jepa_lit.masks.groups.cut_groups).
+    group, num_groups: the group's id and G over the global batch (per-group statistics across processes).
     Both lists are cut to the group's minimum, so a few tokens of some samples are neither.
     """
 
@@ -29,10 +30,12 @@ class MaskPair:
     target: Tensor
     rows: Optional[Tensor] = None
     weight: float = 1.0
+    group: int = 0
+    num_groups: int = 1
 
     def to(self, device) -> "MaskPair":
         rows = None if self.rows is None else self.rows.to(device)
-        return MaskPair(self.context.to(device), self.target.to(device), rows, self.weight)
+        return MaskPair(self.context.to(device), self.target.to(device), rows, self.weight, self.group, self.num_groups)
 
 
 class MaskSampler:
@@ -87,7 +90,7 @@ class MaskSampler:
             if max_keep is not None:
                 keep_context = min(keep_context, max_keep)
             pair = cut_lists(sorted_idx[picked], num_context[picked], keep_context, keep_target)
-            pairs.append(MaskPair(pair.context, pair.target, rows, weight).to(device))
+            pairs.append(MaskPair(pair.context, pair.target, rows, weight, k, groups.num_groups).to(device))
         return pairs
 
     def __call__(self, clip: Tensor, grid: tuple[int, int, int], step: int) -> list[list[MaskPair]]:

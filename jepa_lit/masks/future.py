@@ -33,7 +33,8 @@ def full_complement(pair: MaskPair, num_tokens: int) -> MaskPair:
     visible = torch.zeros(batch, num_tokens, dtype=torch.bool, device=pair.context.device)
     visible.scatter_(1, pair.context, True)
     target = (~visible).nonzero()[:, 1].view(batch, -1)  # row-major, so each row is sorted
-    return MaskPair(context=pair.context, target=target, rows=pair.rows, weight=pair.weight)
+    return MaskPair(context=pair.context, target=target, rows=pair.rows, weight=pair.weight, group=pair.group,
+                    num_groups=pair.num_groups)
 
 
 class FuturePredictive(MultiBlock3D):

@@ -80,3 +80,24 @@ def plan(run: Run, record: Optional[RunRecord] = None, retry_failed: bool = Fals
     if run.checkpoint.is_file():
         return "resume", "resume from its last checkpoint"
     return "start", "start"
+
+
+def recipe_line(run: Run) -> str:
+    """What a dry run shows of a regime's recipe (from its baseline's merged config): steps, the context-loss
+    ramp in absolute steps (the release ramps over iterations 15,000 -> 30,000 whatever the run's length), and
+    the benchmarks its runs are probed on."""
+    from jepa_lit.study.runs import merged_config
+
+    merged = merged_config([load_yaml(f) for f in run.config_stack], run.fit_overrides)
+    steps = (merged.get("trainer") or {}).get("max_steps")
+    model = (merged.get("model") or {}).get("init_args") or {}
+    weight = model.get("context_loss_weight", 0.5)
+    start, end = model.get("context_loss_start", 0.5), model.get("context_loss_end", 1.0)
+    unit = model.get("context_loss_unit", "fraction")
+    if unit == "fraction" and isinstance(steps, int):
+        start, end = int(start * steps), int(end * steps)
+    ramp = f"context loss {weight} ramped over steps {start} -> {end} ({unit})"
+    if isinstance(steps, int) and start >= steps:
+        ramp += ": 0 for the whole run, as in the release"
+    probes = ", ".join(p.benchmark for p in run.probes)
+    return f"{run.regime}: {steps} steps; {ramp}; probes: {probes}"

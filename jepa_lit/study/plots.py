@@ -60,7 +60,7 @@ def heatmap(table: Table, path: Path) -> Path:
                 text = f"{d.mean:+.1f}" + (f"\n[{d.lo:+.1f}, {d.hi:+.1f}]" if d.lo is not None else "\n(n=1)")
             dark = d is not None and abs(d.mean) > 0.6 * limit
             ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black",
-                    fontweight="bold" if d is not None and d.excludes_zero else "normal")
+                    fontweight="bold" if d is not None and d.significant else "normal")
     fig.colorbar(image, ax=ax, label="Δ top-1 (points)")
     ax.set_title(f"{table.regime}: Δ vs {NAMES.get(table.baseline, table.baseline)} (mean over seeds, 95% paired-t)",
                  fontsize=9)

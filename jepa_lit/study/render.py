@@ -14,7 +14,7 @@ from jepa_lit.study.corrections import Correction, verdict
 from jepa_lit.study.cross_regime import CrossRegime, answer
 from jepa_lit.study.registry import RunRecord
 from jepa_lit.study.released import MARKS, released
-from jepa_lit.study.stats import Delta
+from jepa_lit.study.stats import RULES, Delta
 from jepa_lit.study.tables import BENCH_TITLES, NAMES, Cell, Table
 
 STALE = "※"  # a cell with a run whose config is no longer what the spec expands to
@@ -33,14 +33,31 @@ def fmt_value(cell: Cell) -> str:
     return text + (" §" if cell.flagged else "") + (f" {STALE}" if cell.stale else "")
 
 
+def fmt_p(p: Optional[float]) -> str:
+    return "—" if p is None else (f"{p:.3f}" if p >= 0.001 else "<0.001")
+
+
 def fmt_interval(d: Optional[Delta]) -> str:
-    """A delta with its interval: bold when the interval excludes 0, "(sd 0)" when it is degenerate."""
+    """A delta with its (unadjusted) 95% interval, raw and adjusted p; bold when significant after the family's
+    adjustment, "(sd 0)" when every seed gave the same difference within the metric's resolution."""
     if d is None:
         return "—"
     text = _f(d.mean, sign=True) + (f" [{_f(d.lo, sign=True)}, {_f(d.hi, sign=True)}]" if d.lo is not None else " (n=1)")
-    if d.excludes_zero:
-        return f"**{text}**"
-    return text + (" (sd 0)" if d.degenerate else "")
+    if d.degenerate:
+        return text + " (sd 0)"
+    if d.p is not None:
+        text += f" p {fmt_p(d.p)}" + (f", adj {fmt_p(d.p_adjusted)}" if d.p_adjusted is not None else "")
+    return f"**{text}**" if d.significant else text
+
+
+def chance_sentence(rule: str, m: int) -> str:
+    """How many bold cells chance alone would give, in plain words."""
+    expected = f"with {m} test(s) at 5%, about 0.05 × {m} = {0.05 * m:.1f} cell(s) would be bold by chance alone without adjustment"
+    if rule == "holm":
+        return (f"{expected}; with Holm's adjustment the chance that any cell of a family is bold when no variant has "
+                "a real effect is at most 5%.")
+    return (f"{expected}; with the Benjamini-Hochberg adjustment at most 5% of a family's bold cells are expected "
+            "to be false discoveries (some bold cell may still be chance).")
 
 
 def fmt_delta(cell: Cell) -> str:
@@ -53,7 +70,12 @@ def fmt_delta(cell: Cell) -> str:
 
 
 def fmt_released(cell: Cell) -> str:
-    return "—" if cell.released is None else f"{cell.released:.2f}{cell.released_mark}"
+    if cell.released is None:
+        return "—" if cell.paper_baseline is None else f"— (paper's baseline, seed 42: {cell.paper_baseline:.2f})"
+    paper = f" (paper Δ {cell.paper_delta:+.2f})" if cell.paper_delta is not None else ""
+    if cell.paper_baseline is not None:
+        paper = f" (paper's baseline, seed 42: {cell.paper_baseline:.2f})"
+    return f"{cell.released:.2f}{cell.released_mark}{paper}"
 
 
 def stale_warning(stale: dict[tuple[str, str], str], sweep: dict[str, Any]) -> str:
@@ -72,10 +94,12 @@ def corrections_markdown(corrections: list[Correction]) -> list[str]:
     regime = corrections[0].regime
     lines = ["", f"### Released vs corrected objectives ({regime})", "",
              "Released: the objective as the study's release computed it; corrected: as intended. "
-             "Cost: corrected − released, paired by seed, 95% paired-t interval. Gains: each against the "
-             "baseline of the same seed.", "",
+             "Cost: corrected − released, paired by seed, 95% paired-t interval, raw and adjusted p "
+             f"({len([c for c in corrections if c.difference is not None and c.difference.p is not None])} "
+             "tests adjusted as one family, bold when significant). Gains: each against the baseline of the "
+             "same seed, as in the table above (adjusted in the table's family). The verdict reads all three.", "",
              "| Objective | Benchmark | Released | Corrected | Corrected − released [95% CI] | "
-             "Gain as released | Gain corrected | Does the gain survive? |", "|---|---|---|---|---|---|---|---|"]
+             "Gain as released | Gain corrected | What the intervals say |", "|---|---|---|---|---|---|---|---|"]
     for c in corrections:
         lines.append(f"| {NAMES.get(c.variant, c.variant)} | {BENCH_TITLES.get(c.benchmark, c.benchmark)} | "
                      f"{fmt_value(c.released)} | {fmt_value(c.corrected)} | {fmt_interval(c.difference)} | "
@@ -92,7 +116,8 @@ def cross_regime_markdown(cross: Optional[CrossRegime]) -> list[str]:
     if cross.question:
         lines += [f"The study's question: {cross.question}", ""]
     lines += [f"Each cell: {cross.a} − {cross.b} top-1 for the same variant and seed, mean over the shared seeds "
-              "with its 95% paired-t interval (bold when it excludes 0). Random init: the same untrained encoder "
+              f"with its 95% paired-t interval, raw and adjusted p (the table's {cross.family_size} tests are one "
+              f"family, {cross.multiplicity}; bold when significant after adjustment). Random init: the same untrained encoder "
               "in both regimes, so its difference shows what the probes alone vary (0 when they are deterministic).",
               "", "| Variant | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles)]
     for variant in cross.variants:
@@ -108,6 +133,8 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], records: list[
              corrections: Optional[dict[str, list[Correction]]] = None,
              cross: Optional[CrossRegime] = None) -> str:
     stale, sweep = stale or {}, sweep or {}
+    rule = tables[0].multiplicity if tables else "holm"
+    tests = sum(t.family_size for t in tables)
     status = Counter(r.status for r in records)
     commits = Counter(r.package.git_commit for r in records if r.status == "done")
     scales = sorted({str(r.scale) for r in records})
@@ -117,9 +144,19 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], records: list[
              + ", ".join(f"{(c or 'unknown')[:10]} ({n})" for c, n in commits.items()) + ".", "",
              "Top-1 % of the frozen encoder. Cells: mean ± sample std over seeds. "
              "Δ: variant − baseline **of the same seed**, mean over seeds, with a 95% paired-t interval "
-             "(t(0.975, n−1)·sd/√n over the per-seed differences; none from one seed; bold when it excludes 0; "
-             "\"sd 0\" when every seed gave the same difference, an interval of width 0 that is no evidence). "
-             "Released: the study's single-seed number (docs/reproducing.md), for reference only. "
+             "(t(0.975, n−1)·sd/√n over the per-seed differences; none from one seed) and the two-sided p of "
+             "the same paired t test (df = n−1), raw and adjusted; \"sd 0\" when every seed gave the same "
+             "difference within half a test clip (100 / test clips / 2 points), an interval of width 0 that is "
+             "no evidence and no test. "
+             f"Multiplicity: {RULES[rule]}; each regime's table is one family (every Δ cell with a p-value, all "
+             "benchmarks together), the cross-regime table and each released-vs-corrected section are families "
+             "of their own. **Bold** = significant at 5% after the adjustment; the intervals shown are "
+             "unadjusted, so an interval that excludes 0 need not be bold. In plain words: "
+             + chance_sentence(rule, tests) + " "
+             "Released: the study's single-seed number (docs/reproducing.md), for reference only; "
+             "\"paper Δ\": that number minus the baseline the paper's deltas are against (mixed: the seed-42 "
+             "reference baseline, while the Released baseline row and every released variant are seed 239), the "
+             "delta the paper printed (e.g. FWM-HW-LD +5.92 IN-100, +3.21 SSv2). "
              "Random init: the regime baseline's architecture, never trained, probed with weights drawn from the "
              "run's seed; its Δ is minus what the baseline's pretraining adds over an untrained encoder."]
     if stale:
@@ -142,6 +179,8 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], records: list[
                          + " | ".join(fmt_value(c) for c in cells) + " | "
                          + " | ".join("—" if variant == table.baseline else fmt_delta(c) for c in cells) + " | "
                          + " | ".join(fmt_released(c) for c in cells) + " |")
+        lines += ["", f"Family: {table.family_size} test(s) in this table, {table.multiplicity}-adjusted; "
+                  + chance_sentence(table.multiplicity, table.family_size)]
         lines += ["", "Probe settings: " + "; ".join(
             f"{BENCH_TITLES.get(b, b)}: {s['probe']} probe on {s['pooling']} features, {s['epochs']} epochs, batch "
             f"{s['batch_size']}, {'/'.join(map(str, s['test_clips']))} test clips ({s['data']}), comparison key "
@@ -177,11 +216,12 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], records: list[
 
 
 def _delta_header(name: str) -> list[str]:
-    return [name, f"{name}_ci_lo", f"{name}_ci_hi", f"{name}_n"]
+    return [name, f"{name}_ci_lo", f"{name}_ci_hi", f"{name}_n", f"{name}_p", f"{name}_p_adjusted",
+            f"{name}_significant"]
 
 
 def _delta_row(d: Optional[Delta]) -> list[Any]:
-    return [d.mean, d.lo, d.hi, d.n] if d is not None else [None] * 4
+    return [d.mean, d.lo, d.hi, d.n, d.p, d.p_adjusted, int(d.significant)] if d is not None else [None] * 7
 
 
 def _csv_row(row: list[Any]) -> list[Any]:
@@ -199,7 +239,8 @@ def write_csvs(tables: list[Table], results: list[Result], out: Path,
         header = ["variant", "name", "seeds"]
         for b in table.benchmarks:
             header += [f"{b}_mean", f"{b}_std", f"{b}_n", f"{b}_delta", f"{b}_delta_ci_lo", f"{b}_delta_ci_hi",
-                       f"{b}_delta_n", f"{b}_delta_method", f"{b}_released", f"{b}_mismatch", f"{b}_stale"]
+                       f"{b}_delta_n", f"{b}_delta_method", f"{b}_delta_p", f"{b}_delta_p_adjusted",
+                       f"{b}_delta_significant", f"{b}_released", f"{b}_paper_delta", f"{b}_mismatch", f"{b}_stale"]
         with text_file(path, integrity=True) as handle:  # written whole or not at all, with its record
             writer = csv.writer(handle)
             writer.writerow(header)
@@ -209,8 +250,9 @@ def write_csvs(tables: list[Table], results: list[Result], out: Path,
                     c = table.cells[(variant, b)]
                     d = c.delta
                     row += [c.mean, c.std, len(c.values), d.mean if d else None, d.lo if d else None,
-                            d.hi if d else None, d.n if d else None, d.method if d else None, c.released, int(c.flagged),
-                            int(c.stale)]
+                            d.hi if d else None, d.n if d else None, d.method if d else None, d.p if d else None,
+                            d.p_adjusted if d else None, int(d.significant) if d else None, c.released,
+                            c.paper_delta, int(c.flagged), int(c.stale)]
                 writer.writerow(["" if v is None else (round(v, 4) if isinstance(v, float) else v) for v in row])
         paths.append(path)
     for regime, found in (corrections or {}).items():

@@ -8,7 +8,8 @@ run's probe results JSON, and writes to ``<root>/report/`` (or ``--out``):
 
 - ``report.md``: per regime, rows = variants, columns = benchmarks: top-1 mean +- std over seeds, then
   the delta against the baseline **of the same seed**, averaged over seeds, with a 95% paired-t
-  interval (stats.py; no interval from one seed), then the released number (released.json) as a
+  interval and its p, raw and adjusted over the table (Holm by default, ``--multiplicity bh``; bold = significant
+  after adjustment; stats.py; no interval from one seed), then the released number (released.json) as a
   reference column; then the probe settings of each benchmark and every run's own result with its
   bootstrap interval over test clips (render.py).
   Each table has a Random init row (the untrained control). Under a regime's table, for each variant
@@ -46,7 +47,8 @@ from jepa_lit.study.tables import build_tables
 
 
 def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismatch: bool = False,
-                plots: bool = True, appearance: Optional[str] = None, motion: Optional[list[str]] = None) -> dict[str, Any]:
+                plots: bool = True, appearance: Optional[str] = None, motion: Optional[list[str]] = None,
+                multiplicity: Optional[str] = None) -> dict[str, Any]:
     """Write the report; returns {"markdown", "files", "tables", "problems", "stale", "warnings", "skipped"}.
     Raises Refused on mismatches unless ``allow_mismatch``, and FileNotFoundError when there is nothing to
     report. Stale runs (``find_stale``) are tabulated, marked, and named in ``warnings``."""
@@ -67,6 +69,7 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
     settings = sweep.get("report") or {}
     appearance = appearance or settings.get("appearance", "imagenet100")
     motion = motion or settings.get("motion", ["ssv2", "diving48", "synthetic"])
+    multiplicity = multiplicity or settings.get("multiplicity", "holm")
     dup = [k for k, n in Counter(r.run_id for r in records).items() if n > 1]
     if dup:
         raise Refused(f"{root}: runs registered twice: {', '.join(dup)} (two sweeps in one folder?)")
@@ -80,9 +83,9 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
         raise Refused(f"report refused: {len(problems)} mismatch(es); pass --allow-mismatch to tabulate them "
                       "anyway, marked:\n" + "\n".join(f"  - {p['kind']}: {p['message']}" for p in problems))
     stale, notes = find_stale(records, sweep)
-    tables = build_tables(results, problems, sweep, stale)
+    tables = build_tables(results, problems, sweep, stale, multiplicity)
     corrections = {table.regime: build_corrections(table) for table in tables}
-    cross = build_cross_regime(tables, *settings.get("cross_regime", ["mixed", "ucf101"]))
+    cross = build_cross_regime(tables, *settings.get("cross_regime", ["mixed", "ucf101"]), multiplicity=multiplicity)
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(tables, problems, records, results, root, stale, sweep, notes, corrections, cross)
     files = [out / "report.md"]
@@ -115,10 +118,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--no-plots", action="store_true", help="tables only (no PNG, no TensorBoard)")
     parser.add_argument("--appearance", default=None, help="x axis of the trade-off plots (default imagenet100)")
     parser.add_argument("--motion", default=None, help="comma-separated y axes of the trade-off plots")
+    parser.add_argument("--multiplicity", choices=["holm", "bh"], default=None,
+                        help="adjustment over each table's tests: holm (family-wise, default) or bh (false discovery rate)")
     args = parser.parse_args(argv)
     try:
         report = make_report(args.root, args.out, args.allow_mismatch, not args.no_plots, args.appearance,
-                             args.motion.split(",") if args.motion else None)
+                             args.motion.split(",") if args.motion else None, args.multiplicity)
     except (Refused, FileNotFoundError) as error:  # nothing (yet) to tabulate side by side: not bad input
         print(f"report: {error}", file=sys.stderr)
         return 1

@@ -47,6 +47,7 @@ class ReportSpec:
     appearance: str = "imagenet100"  # x axis of the trade-off plots
     motion: list[str] = field(default_factory=lambda: ["ssv2", "diving48", "synthetic"])  # their y axes
     cross_regime: list[str] = field(default_factory=lambda: ["mixed", "ucf101"])  # [A, B]: A - B, same variant and seed
+    multiplicity: str = "holm"  # holm (family-wise) | bh (Benjamini-Hochberg): the adjustment over each table's tests
 
 
 @dataclass
@@ -195,6 +196,8 @@ def _build(raw: dict[str, Any], scale: str, path: Path, check: _Checker) -> Swee
     check.string(report.appearance, check.key("report", "appearance"))
     check.strings(report.motion, check.key("report", "motion"))
     cross = check.strings(report.cross_regime, check.key("report", "cross_regime"))
+    if report.multiplicity not in ("holm", "bh"):
+        raise check.fail(check.key("report", "multiplicity"), f"expected holm or bh, got {report.multiplicity!r}")
     if len(cross) != 2 or cross[0] == cross[1]:
         raise check.fail(check.key("report", "cross_regime"), f"expected two different regimes [A, B] (the "
                          f"table shows A - B), got {cross}")

@@ -135,8 +135,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     root = spec.root
     print(f"sweep {spec.name!r}, scale {spec.scale!r}: {len(runs)} runs in {root}")
     if args.dry_run:
-        from jepa_lit.study.plan import plan
+        from jepa_lit.study.plan import plan, recipe_line
 
+        shown = set()
+        for run in runs:  # each regime's recipe once, from its first pretraining run
+            if run.pretrain and run.regime not in shown:
+                shown.add(run.regime)
+                print(f"regime {recipe_line(run)}")  # unindented: the run lines below are "  i  run_id  action"
         try:
             for i, run in enumerate(runs):
                 print(f"  {i:3d}  {run.run_id:40s} {plan(run, retry_failed=args.retry_failed)[1]}")

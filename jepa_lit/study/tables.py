@@ -9,7 +9,7 @@ from typing import Any, Optional
 from jepa_lit.eval.benchmarks import BENCHMARKS
 from jepa_lit.study.checks import Result
 from jepa_lit.study.released import released
-from jepa_lit.study.stats import Delta, mean_std, paired_delta, unpaired_delta
+from jepa_lit.study.stats import Delta, adjust, mean_std, paired_delta, unpaired_delta
 
 BENCH_ORDER = sorted(BENCHMARKS)
 BENCH_TITLES = {"diving48": "Diving-48", "imagenet100": "IN-100", "ssv2": "SSv2", "synthetic": "Synthetic",
@@ -35,6 +35,8 @@ class Cell:
     delta: Optional[Delta] = None
     released: Optional[float] = None
     released_mark: str = ""
+    paper_delta: Optional[float] = None  # released minus the paper's reference baseline (released.json paper_baseline)
+    paper_baseline: Optional[float] = None  # the baseline row: the paper's reference baseline (seed 42)
     flagged: bool = False  # tabulated despite a mismatch (--allow-mismatch)
     stale: bool = False  # a run of the cell (or of its same-seed baseline, for the delta) is stale
     stale_delta: bool = False
@@ -51,6 +53,8 @@ class Table:
     seeds: dict[str, list[int]]  # variant -> seeds with a result
     scale: str
     settings: dict[str, dict[str, Any]]  # benchmark -> a summary of its probe settings
+    multiplicity: str = "holm"  # the rule adjusting the table's family of variant-vs-baseline tests (stats.RULES)
+    family_size: int = 0  # the tests in that family: every Δ cell of the table with a p-value, all benchmarks
 
 
 def _order(items: list[str], preferred: list[str]) -> list[str]:
@@ -58,8 +62,16 @@ def _order(items: list[str], preferred: list[str]) -> list[str]:
     return [x for x in dict.fromkeys(preferred) if x in items] + sorted(x for x in items if x not in preferred)
 
 
+def resolution(rows: list[Result], bench: str) -> Optional[float]:
+    """One test clip in top-1 points (100 / test clips; the smallest test set of the benchmark's results)."""
+    counts = [r.record.metrics[bench].num_test_clips for r in rows if r.benchmark == bench]
+    counts = [c for c in counts if c]
+    return 100.0 / min(counts) if counts else None
+
+
 def build_tables(results: list[Result], problems: list[dict[str, Any]], sweep: Optional[dict[str, Any]] = None,
-                 stale: Optional[dict[tuple[str, str], str]] = None) -> list[Table]:
+                 stale: Optional[dict[tuple[str, str], str]] = None, multiplicity: str = "holm") -> list[Table]:
+    """The regimes' tables; each table's Δ cells are one family, adjusted by ``multiplicity`` (holm | bh)."""
     flagged = {cell for p in problems for cell in p["cells"]}
     stale_cells = {(r.regime, r.variant, r.benchmark) for r in results if (r.run_id, r.benchmark) in (stale or {})}
     sweep_regimes = (sweep or {}).get("regimes") or {}
@@ -75,6 +87,7 @@ def build_tables(results: list[Result], problems: list[dict[str, Any]], sweep: O
         for variant in variants:
             seeds[variant] = sorted({r.seed for r in rows if r.variant == variant})
             for bench in benchmarks:
+                step = resolution(rows, bench)
                 values = {r.seed: r.top1 for r in rows if r.variant == variant and r.benchmark == bench}
                 cell = Cell(values, flagged=(regime, variant, bench) in flagged,
                             stale=(regime, variant, bench) in stale_cells)
@@ -84,12 +97,15 @@ def build_tables(results: list[Result], problems: list[dict[str, Any]], sweep: O
                     base = {r.seed: r.top1 for r in rows if r.is_baseline and r.benchmark == bench}
                     if variant != baseline and base:
                         paired = set(values) <= set(base)
-                        cell.delta = (paired_delta(values, base) if paired
-                                      else unpaired_delta(list(values.values()), list(base.values())))
+                        cell.delta = (paired_delta(values, base, resolution=step) if paired
+                                      else unpaired_delta(list(values.values()), list(base.values()), resolution=step))
+                if variant == baseline:  # the paper's own reference baseline, beside the seed-239 Released row
+                    cell.paper_baseline = released().paper_baseline_number(reference, bench)
                 number = released().number(reference, variant, bench)
                 if number is not None:
                     cell.released = number
                     cell.released_mark = released().mark(reference, variant, bench)
+                    cell.paper_delta = released().paper_delta(reference, variant, bench)
                 cells[(variant, bench)] = cell
         settings = {}
         for bench in benchmarks:
@@ -101,7 +117,8 @@ def build_tables(results: list[Result], problems: list[dict[str, Any]], sweep: O
                                "keys": sorted({r.key[:8] for r in rows if r.benchmark == bench}),
                                "test_clips": sorted({r.record.metrics[bench].num_test_clips for r in rows
                                                      if r.benchmark == bench} - {None})}
+        family = adjust([c.delta for c in cells.values()], multiplicity)
         tables.append(Table(regime, reference, baseline, variants, benchmarks, cells, seeds,
-                            rows[0].record.scale or "?", settings))
+                            rows[0].record.scale or "?", settings, multiplicity, family))
     return tables
 
