@@ -91,6 +91,7 @@ def one_step(monkeypatch, tmp_path, objectives, masks) -> tuple[Counter, OpCount
     return device_syncs(syncs.calls), ops
 
 
+@pytest.mark.slow
 def test_base_step_ops_and_syncs(monkeypatch, tmp_path):
     syncs, ops = one_step(monkeypatch, tmp_path, [], None)
     print("base:", sum(syncs.values()), "syncs,", sum(ops.ops.values()), "ops +", sum(ops.sampler_draw_ops.values()),
