@@ -105,6 +105,31 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], Any]
     return path
 
 
+def link_with_record(source: Union[str, os.PathLike], path: Union[str, os.PathLike]) -> Path:
+    """``path`` as a second name of the complete file ``source`` (a hard link, put in place by rename, so a
+    reader sees the old ``path`` or the new one), with ``source``'s integrity record under its own name:
+    no byte is written or hashed again. Where hard links are not supported (some network or FUSE file
+    systems), a copy written by ``atomic_write`` instead."""
+    source, path = Path(source), Path(path)
+    record = read_integrity(source)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.link.tmp")
+    try:
+        temporary.unlink(missing_ok=True)
+        os.link(source, temporary)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        with open(source, "rb") as handle:
+            return atomic_write(path, lambda f: [f.write(c) for c in iter(lambda: handle.read(_CHUNK), b"")],
+                                integrity=record is not None)
+    if record is not None:
+        write_text(sidecar_path(path), json.dumps({**record, "file": path.name}, indent=1) + "\n")
+    else:
+        sidecar_path(path).unlink(missing_ok=True)
+    fsync_directory(path.parent)
+    return path
+
+
 def fsync_directory(directory: Path) -> None:
     """Make the renames in ``directory`` durable (not supported everywhere; skipped where it is not)."""
     try:

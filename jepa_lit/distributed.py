@@ -1,15 +1,17 @@
 """Batch statistics across DDP ranks, so a loss does not depend on how the batch is split.
 
 DDP averages gradients over ranks. A per-rank loss ``sum_local / global_count * world_size`` therefore
-trains exactly like ``sum_all / global_count`` on one process. ``gather`` concatenates a tensor from all
-ranks with a differentiable all-gather: every rank computes the same batch statistic, the backward pass
-sums the ranks' gradients onto each local part, and DDP's average brings it back to the one-process
-gradient. Without an initialised process group every function is the identity.
+trains exactly like ``sum_all / global_count`` on one process. A batch statistic over every rank's rows
+(FWM's cross-covariance) is built from partial sums, all-reduced differentiably
+(``all_reduce_sum_with_grad``): every rank computes the same statistic, the backward sums the ranks'
+gradients onto each local part, and DDP's average brings it back to the one-process gradient. Rows are
+not gathered (``gather`` remains for statistics that need the rows). Without an initialised process
+group every function is the identity.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.distributed as dist
@@ -42,9 +44,37 @@ def all_reduce_max(value: Tensor) -> Tensor:
     return value
 
 
+def union_means(*values: Tensor) -> tuple[list[Tensor], Union[int, Tensor]]:
+    """The means over every rank's rows of each ``value`` [n, C_k] (the same n rows) as [1, C_k], and the
+    union's row count, from partial sums: one all-reduce of sum C_k + 1 numbers, no rows exchanged. Without
+    DDP: ``value.mean(0)`` and the host count n. Under DDP the means carry no gradient and the count is a
+    device tensor (reading it would make the host wait). A centred sum over the union, sum_i (x_i - mean),
+    has zero gradient through the mean, so detaching it changes no gradient."""
+    if not is_distributed():
+        return [value.mean(0, keepdim=True) for value in values], values[0].shape[0]
+    rows = values[0].shape[0]
+    count = values[0].new_full((1,), rows).detach()  # a fill on the device: no host -> device copy
+    totals = all_reduce_sum(torch.cat([value.detach().sum(0) for value in values] + [count]))
+    count = totals[-1]
+    means = (totals[:-1] / count.clamp(min=1)).split([value.shape[1] for value in values])
+    return [mean.unsqueeze(0) for mean in means], count
+
+
+def all_reduce_sum_with_grad(value: Tensor) -> Tensor:
+    """Sum of ``value`` over the ranks, differentiably: the backward sums the ranks' gradients, so a statistic
+    every rank computes from the same sum gets, after DDP's mean, the gradient one process would get."""
+    if not is_distributed():
+        return value
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(value, op=dist.ReduceOp.SUM)
+
+
 def gather(value: Tensor) -> Tensor:
     """Concatenate ``value`` [N, ...] from every rank along dim 0, differentiably. N may differ between
-    ranks (cut groups of different lengths): each rank's part is padded to the longest for the exchange."""
+    ranks (cut groups of different lengths): each rank's part is padded to the longest for the exchange.
+    The sizes are read on the host (a wait for the device every call): a statistic that partial sums
+    give (``union_means``, ``all_reduce_sum_with_grad``) is cheaper that way."""
     if not is_distributed():
         return value
     from torch.distributed.nn.functional import all_gather

@@ -1,5 +1,6 @@
-"""The checkpoint files a run keeps with base.yaml's checkpoint callbacks: last.ckpt, the 2 newest step
-checkpoints and the latest epoch end (each with its integrity record), also across a resume."""
+"""The checkpoint files a run keeps with base.yaml's checkpoint callbacks: last.ckpt and the 2 newest step
+checkpoints (each with its integrity record), also across a resume; last.ckpt is a hard link of the newest
+step file when both hold the same step."""
 
 import importlib
 from pathlib import Path
@@ -23,7 +24,7 @@ def base_checkpoint_callbacks(dirpath: Path, every_n_train_steps: int) -> list:
         if name.endswith("Checkpoint"):
             args = {**spec["init_args"], "dirpath": dirpath}
             if "every_n_train_steps" in args:
-                args["every_n_train_steps"] = every_n_train_steps  # 1000 in the config
+                args["every_n_train_steps"] = every_n_train_steps  # 5000 in the config
             callbacks.append(getattr(importlib.import_module(module_name), name)(**args))
     return callbacks
 
@@ -47,16 +48,17 @@ def kept(dirpath: Path) -> dict[str, int]:
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_a_run_keeps_last_the_two_newest_step_checkpoints_and_the_latest_epoch_end(tmp_path):
-    # a 13-step run that crashes before step 9: step checkpoints every 2 steps (2, 4, 6, 8), epoch 0 ended
-    # at step 5 (epoch 1 holds steps 6-10)
+def test_a_run_keeps_last_and_the_two_newest_step_checkpoints(tmp_path):
+    # a 13-step run that crashes before step 9: step checkpoints every 2 steps (2, 4, 6, 8); epoch 1 holds
+    # steps 6-10
     with pytest.raises(SystemError, match="simulated crash"):
         fit(tmp_path, 13, Crash(8))
-    assert kept(tmp_path) == {"last.ckpt": 8, "epoch=1-step=6.ckpt": 6, "epoch=1-step=8.ckpt": 8, "epoch0000.ckpt": 5}
+    assert kept(tmp_path) == {"last.ckpt": 8, "epoch=1-step=6.ckpt": 6, "epoch=1-step=8.ckpt": 8}
+    # written once: last.ckpt is the step file under a second name
+    assert (tmp_path / "last.ckpt").stat().st_ino == (tmp_path / "epoch=1-step=8.ckpt").stat().st_ino
 
     # resumed from last.ckpt into the same folder (as --ckpt_path last and the sweep do), the retention goes
-    # on over the first part's files: steps 10 and 12 replace 6 and 8, epoch 1's end (step 10) epoch 0's,
-    # and last.ckpt holds the final step
+    # on over the first part's files: steps 10 and 12 replace 6 and 8, and last.ckpt holds the final step
+    # (a save of its own: no step file at 13)
     fit(tmp_path, 13, ckpt_path=str(tmp_path / "last.ckpt"))
-    assert kept(tmp_path) == {"last.ckpt": 13, "epoch=1-step=10.ckpt": 10, "epoch=2-step=12.ckpt": 12,
-                              "epoch0001.ckpt": 10}
+    assert kept(tmp_path) == {"last.ckpt": 13, "epoch=1-step=10.ckpt": 10, "epoch=2-step=12.ckpt": 12}

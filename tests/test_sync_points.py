@@ -25,9 +25,14 @@ from jepa_lit.objectives import (ActionConditioned, Delta, FactorizedWorldModel,
 SYNCING_METHODS = ("item", "tolist", "__bool__", "__float__", "__int__", "nonzero")
 
 
-# Calls on tensors that stay on the CPU by design, which a GPU run does not wait for: the mask sampler draws
-# on the CPU and moves its index lists to the device once; AdamW keeps its step counters on the CPU.
-HOST_SIDE = ("/jepa_lit/masks/", "/torch/optim/")
+# Value reads of tensors that stay on the CPU by design, which a GPU run does not wait for: the mask sampler
+# draws block shapes and positions on the CPU; AdamW keeps its step counters on the CPU. What the sampler does
+# with the device is counted: copies of its index lists to it (``.to(device)`` from pageable memory waits for
+# the device's queue; pinned and ``non_blocking`` does not), copies back (``.cpu()``), and its device-side
+# work (future masks' complement, in future.py).
+HOST_SIDE = ("/jepa_lit/masks/base.py", "/jepa_lit/masks/multiblock.py", "/jepa_lit/masks/groups.py",
+             "/jepa_lit/masks/motion_guided.py", "/torch/optim/")
+COPIES = ("blocking .to(device)", "cpu")  # counted wherever jepa_lit calls them, the sampler included
 
 
 def caller() -> str:
@@ -45,7 +50,7 @@ def caller() -> str:
 def device_syncs(calls: list[str]) -> Counter:
     """The calls that make a GPU run wait, by site (file name:line)."""
     return Counter(f"{c.split(' at ')[0]} at {Path(c.split(' at ')[1]).name}" for c in calls
-                   if not any(part in c for part in HOST_SIDE))
+                   if c.split(" at ")[0] in COPIES or not any(part in c for part in HOST_SIDE))
 
 
 class SyncCounter:
@@ -74,6 +79,23 @@ class SyncCounter:
             return getitem(tensor, index)
 
         monkeypatch.setattr(torch.Tensor, "__getitem__", counted_getitem)
+        move = torch.Tensor.to
+
+        def counted_to(tensor, *args, **kwargs):  # host -> device from pageable memory: the host waits
+            moves = kwargs.get("device") is not None or any(isinstance(a, (torch.device, str)) for a in args)
+            if self.active and moves and not kwargs.get("non_blocking") and "/jepa_lit/" in caller():
+                self.calls.append(f"blocking .to(device) at {caller()}")
+            return move(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, "to", counted_to)
+        to_host = torch.Tensor.cpu
+
+        def counted_cpu(tensor, *args, **kwargs):  # device -> host: waits for the queue
+            if self.active and "/jepa_lit/" in caller():
+                self.calls.append(f"cpu at {caller()}")
+            return to_host(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, "cpu", counted_cpu)
 
     def wrap(self, name, method):
         def counted(*args, **kwargs):
@@ -97,22 +119,24 @@ class CountStep(L.Callback):
         self.counter.active = False
 
 
-def study_module(objectives) -> JEPAModule:
+def study_module(objectives, masks=None) -> JEPAModule:
     encoder = VisionTransformer(size="tiny", depth=2, num_levels=2, num_frames=8, img_size=64,
                                 interpolate_rope=True)  # as the study configs
-    masks = MultiBlock3D(generators=[BlockGenerator(2, (0.15, 0.3)), BlockGenerator(1, (0.3, 0.6))])
+    masks = masks or MultiBlock3D(generators=[BlockGenerator(2, (0.15, 0.3)), BlockGenerator(1, (0.3, 0.6))])
     return JEPAModule(encoder, masks, objectives=objectives, predictor_width=32, predictor_depth=1,
                       predictor_heads=2, context_loss_start=0.0, context_loss_end=0.0)
 
 
-def syncs_in_one_step(monkeypatch, tmp_path, objectives) -> list[str]:
+def syncs_in_one_step(monkeypatch, tmp_path, objectives, progress_bar=None, masks=None, max_steps=2) -> list[str]:
+    """The calls of the second training step (``progress_bar``: a progress bar callback, counted too)."""
     counter = SyncCounter(monkeypatch)
-    trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1000,
-                        callbacks=[CountStep(counter)], default_root_dir=tmp_path)
+    callbacks = [CountStep(counter)] if progress_bar is None else [progress_bar, CountStep(counter)]
+    trainer = L.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=progress_bar is not None, enable_model_summary=False,
+                        log_every_n_steps=1000, callbacks=callbacks, default_root_dir=tmp_path)
     data = SyntheticMotionDataModule(num_clips=8, num_frames=8, crop_size=64, batch_size=2)
-    trainer.fit(study_module(objectives), data)
-    assert trainer.global_step == 2
+    trainer.fit(study_module(objectives, masks), data)
+    assert trainer.global_step == max_steps
     return counter.calls
 
 
@@ -152,3 +176,17 @@ def test_study_objectives_step_syncs(monkeypatch, tmp_path):
     # masked sums over every position divided by the batch's count, and a generator without any is left
     # out of the average by a device flag, not by a branch on the host.
     assert by_file(syncs) == BASE_STEP_SYNCS, syncs
+
+
+@pytest.mark.slow
+def test_progress_bar_reads_the_loss_only_when_it_refreshes(monkeypatch, tmp_path):
+    # Lightning's bar converts the logged train/loss to a Python number (.item()) at each refresh: every
+    # step by default; base.yaml refreshes it every 50 steps (log_every_n_steps), so most steps have none.
+    # It refreshes at the last batch of an epoch (or of the run) too: 3 steps, the 2nd counted.
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    every_step = device_syncs(syncs_in_one_step(monkeypatch, tmp_path, [], TQDMProgressBar(1), max_steps=3))
+    assert sum(every_step.values()) == sum(BASE_STEP_SYNCS.values()) + 1, every_step
+    monkeypatch.undo()
+    every_50 = device_syncs(syncs_in_one_step(monkeypatch, tmp_path, [], TQDMProgressBar(50), max_steps=3))
+    assert by_file(every_50) == BASE_STEP_SYNCS, every_50

@@ -17,9 +17,21 @@ from lightning.pytorch.utilities import rank_zero_warn
 from jepa_lit.step import gather_tokens
 
 
+def singular_values(features: torch.Tensor) -> torch.Tensor:
+    """Singular values of the column-centred [N, C] matrix X, from the eigenvalues of its smaller Gram matrix
+    (X^T X or X X^T, in float64): one GEMM and a symmetric eigensolver of min(N, C)^2, where an SVD of the
+    [N, C] matrix costs several times more (at the study's scale ~8,000 x 3,072, every 50 steps on every
+    rank). float64, because squaring the matrix squares its condition number: the small singular values
+    keep about 8 digits instead of fp32's 3-4."""
+    x = features.double()
+    x = x - x.mean(0, keepdim=True)
+    gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
+    return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().flip(0)  # descending, as svdvals
+
+
 def effective_rank(features: torch.Tensor) -> float:
     """exp(entropy of the singular values normalised to sum 1) of a [N, C] matrix (Roy & Vetterli)."""
-    singular = torch.linalg.svdvals(features.float() - features.float().mean(0, keepdim=True))
+    singular = singular_values(features)
     p = singular / singular.sum().clamp_min(1e-12)
     return float(torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()))
 

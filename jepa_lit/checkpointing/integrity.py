@@ -1,10 +1,19 @@
 """Checkpoints checked before they are loaded: against their integrity record (``<file>.sha256.json``,
 written by AtomicCheckpointIO), and for what torch.save writes. A damaged one raises CorruptCheckpointError
 naming the file, what is wrong, and the newest intact checkpoint in the same folder (docs/checkpoints.md).
+
+Each file is hashed once: a resume checks it where ``--ckpt_path`` is resolved, then again in the loader,
+and every DDP rank Lightning starts runs the same command line. A file that matched its record is
+remembered by its identity (path, device, inode, size, modification and change times, the record's hash)
+in this process and in ``JEPA_LIT_VERIFIED_CHECKPOINTS``, which the ranks Lightning starts (and the fits a
+sweep starts) inherit; a file changed since (rewritten, replaced, touched) has another identity and is
+hashed again.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -16,19 +25,47 @@ from jepa_lit.atomic import SIDECAR_SUFFIX, integrity_problem, read_integrity
 from jepa_lit.errors import CheckpointError
 
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".tar")
+VERIFIED_ENV = "JEPA_LIT_VERIFIED_CHECKPOINTS"
+_REMEMBERED = 32  # identities kept in the environment variable (a run checks a handful of files)
 
 
 class CorruptCheckpointError(CheckpointError):
     """A checkpoint file that is truncated, corrupted, or not a checkpoint."""
 
 
+def file_identity(path: Union[str, Path], record: dict[str, Any]) -> str:
+    """What must stay the same for an earlier check of ``path`` against ``record`` to still hold."""
+    st = os.stat(path)
+    return (f"{os.path.realpath(path)}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:"
+            f"{record.get('sha256')}")
+
+
+def verified_identities() -> list[str]:
+    try:
+        found = json.loads(os.environ.get(VERIFIED_ENV, "[]"))
+    except ValueError:
+        return []
+    return [str(x) for x in found] if isinstance(found, list) else []
+
+
+def remember_verified(identity: str) -> None:
+    known = [x for x in verified_identities() if x != identity] + [identity]
+    os.environ[VERIFIED_ENV] = json.dumps(known[-_REMEMBERED:])
+
+
 def checkpoint_problem(path: Union[str, Path]) -> Optional[str]:
     """What is wrong with the checkpoint file ``path``; None when it looks intact. A file with an integrity
-    record is checked against it (size and SHA-256); any file must be what torch.save writes."""
+    record is checked against it (size and SHA-256; the hash once per file, see above); any file must be
+    what torch.save writes."""
     path = Path(path)
-    problem = integrity_problem(path)
-    if problem is not None:
-        return problem
+    record = read_integrity(path)
+    identity = file_identity(path, record) if record is not None and path.is_file() else None
+    if identity is None or identity not in verified_identities():
+        problem = integrity_problem(path)
+        if problem is not None:
+            return problem
+        if identity is not None:
+            remember_verified(identity)
     with open(path, "rb") as handle:
         head = handle.read(2)
     if not zipfile.is_zipfile(path) and head[:1] != b"\x80":  # \x80: a pickle's protocol marker (old files)

@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from jepa_lit.atomic import atomic_write, remove_with_sidecar
+from jepa_lit.atomic import atomic_write, link_with_record, remove_with_sidecar
 from jepa_lit.checkpointing.integrity import check_checkpoint
 
 
@@ -34,10 +34,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that always leaves ``last.ckpt`` at the run's final step.
+    """``ModelCheckpoint`` that always leaves ``last.ckpt`` at the run's final step, and writes each
+    checkpoint's bytes once.
 
     Lightning 2.6 writes ``last.ckpt`` with each periodic save, and at the end of training only if it
     never wrote one: with ``every_n_train_steps`` not dividing ``max_steps`` the last steps were lost.
+    With ``save_last: true`` it also writes the whole checkpoint a second time as ``last.ckpt`` right after
+    the step file; here ``last.ckpt`` becomes a hard link of the file just saved at the same step (with
+    its own integrity record): the two differ only in this callback's ``last_model_path`` entry, which
+    Lightning reads back only to replace that file later under the same name.
     """
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -45,6 +50,21 @@ class RunCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         else:
             super().on_train_end(trainer, pl_module)
+
+    def _save_last_checkpoint(self, trainer, monitor_candidates) -> None:
+        just_saved = self._last_checkpoint_saved if self._last_global_step_saved == trainer.global_step else ""
+        last = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
+        # The same decision on every rank: nothing here reads the local disk (file_exists is rank 0's, broadcast).
+        if self.save_last is not True or not just_saved or just_saved == last \
+                or (self._enable_version_counter and self.file_exists(last, trainer) and last != self.last_model_path):
+            super()._save_last_checkpoint(trainer, monitor_candidates)  # a save of its own, as Lightning's
+            return
+        previous, self.last_model_path = self.last_model_path, last
+        if trainer.is_global_zero:
+            link_with_record(just_saved, last)
+        trainer.strategy.barrier()
+        if previous and self._should_remove_checkpoint(trainer, previous, last):
+            self._remove_checkpoint(trainer, previous)
 
 
 class EpochEndCheckpoint(ModelCheckpoint):

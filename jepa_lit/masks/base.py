@@ -34,8 +34,18 @@ class MaskPair:
     num_groups: int = 1
 
     def to(self, device) -> "MaskPair":
-        rows = None if self.rows is None else self.rows.to(device)
-        return MaskPair(self.context.to(device), self.target.to(device), rows, self.weight, self.group, self.num_groups)
+        rows = None if self.rows is None else to_device(self.rows, device)
+        return MaskPair(to_device(self.context, device), to_device(self.target, device), rows, self.weight,
+                        self.group, self.num_groups)
+
+
+def to_device(host: Tensor, device) -> Tensor:
+    """A host tensor on ``device`` without making the host wait: a copy from pageable memory waits for the
+    device's queue; from pinned memory with ``non_blocking`` it is queued behind the step's kernels. (The
+    pinned block stays reserved until the copy is done: PyTorch's pinned-memory allocator records it.)"""
+    if torch.device(device).type == "cuda":
+        host = host.pin_memory()
+    return host.to(device, non_blocking=True)  # a CPU run: the same tensor
 
 
 class MaskSampler:

@@ -32,7 +32,11 @@ def full_complement(pair: MaskPair, num_tokens: int) -> MaskPair:
     batch = pair.context.shape[0]
     visible = torch.zeros(batch, num_tokens, dtype=torch.bool, device=pair.context.device)
     visible.scatter_(1, pair.context, True)
-    target = (~visible).nonzero()[:, 1].view(batch, -1)  # row-major, so each row is sorted
+    # The hidden positions of each row in index order: a stable sort puts the False (hidden) entries first,
+    # in order. Their count per row is known on the host (every row has the same context length), so
+    # nothing is read back from the device, as nonzero would.
+    num_hidden = num_tokens - pair.context.shape[1]
+    target = visible.to(torch.uint8).argsort(dim=1, stable=True)[:, :num_hidden]
     return MaskPair(context=pair.context, target=target, rows=pair.rows, weight=pair.weight, group=pair.group,
                     num_groups=pair.num_groups)
 
