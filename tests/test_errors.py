@@ -13,8 +13,9 @@ import pytest
 import torch
 
 import jepa_lit
-from jepa_lit.cli import cpu_precision_fallback, main
+from jepa_lit.cli import main
 from jepa_lit.errors import ConfigError, DataError, JepaLitError, run_command
+from jepa_lit.precision import cpu_precision_fallback
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "experiments" / "smoke.yaml")

@@ -18,7 +18,8 @@ import pytest
 import torch
 import yaml
 
-from jepa_lit.cli import expand_config_stack, run_cli
+from jepa_lit.cli import run_cli
+from jepa_lit.config import expand_config_stack
 from jepa_lit.data.fixtures import MAKERS
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"

@@ -333,7 +333,7 @@ class FakeLaunch:
             (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             (run_dir / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_steps": self.max_steps}}))
             if "--ckpt_path" in cmd:  # `last`: the run's last.ckpt, or the intact one, as the CLI resolves it
-                from jepa_lit.cli import intact_or_newest_intact
+                from jepa_lit.cli.fit import intact_or_newest_intact
 
                 assert cmd[cmd.index("--ckpt_path") + 1] == "last"
                 resumed = intact_or_newest_intact(run_dir / "checkpoints" / "last.ckpt")
