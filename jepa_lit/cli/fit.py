@@ -10,7 +10,7 @@ from typing import Literal, Optional
 from lightning.pytorch.cli import LightningCLI
 
 from jepa_lit.cli.hints import JepaArgumentParser
-from jepa_lit.config import check_class_paths, expand_config_stack
+from jepa_lit.config import CLIP_SIZE_LINKS, check_class_paths, expand_config_stack
 from jepa_lit.errors import CheckpointError, ConfigError
 from jepa_lit.module import JEPAModule
 from jepa_lit.precision import cpu_precision_fallback, resolve_precision_auto
@@ -52,6 +52,8 @@ class JepaCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         allow_precision_auto(parser)
+        for source, target in CLIP_SIZE_LINKS:  # the encoder's clip size is the data's
+            parser.link_arguments(source, target, apply_on="parse")
 
     def instantiate_trainer(self, **kwargs):
         """The configured Trainer plus the SIGTERM callback (a preempted fit leaves a resumable last.ckpt)."""
@@ -65,7 +67,7 @@ class JepaCLI(LightningCLI):
     def before_fit(self) -> None:
         """What can be checked in this one process is checked before Lightning launches the other ranks,
         so a bad config or data root gives one message, not one per rank."""
-        check_clip_fits_encoder(self.model, self.datamodule)
+        self.model.check_data_fits(self.datamodule)
         setup = getattr(self.datamodule, "setup", None)
         if setup is not None:
             setup("fit")  # indexes the training split (roots, annotation files); kept, not read again
@@ -110,23 +112,6 @@ def check_data_values(data) -> None:
     workers = init.get("num_workers")
     if isinstance(workers, int) and workers < 0:
         raise ConfigError(f"data.init_args.num_workers={workers}; expected 0 (load in the main process) or more")
-
-
-def check_clip_fits_encoder(model, datamodule) -> None:
-    """data.num_frames a multiple of the encoder's tubelet_size and data.crop_size of its patch_size
-    (checked once, before training, instead of failing in the first forward on every rank)."""
-    encoder = getattr(model, "encoder", None)
-    tubelet, patch = getattr(encoder, "tubelet_size", None), getattr(encoder, "patch_size", None)
-    frames, crop = getattr(datamodule, "num_frames", None), getattr(datamodule, "crop_size", None)
-    problems = []
-    if isinstance(tubelet, int) and isinstance(frames, int) and frames % tubelet:
-        problems.append(f"data.init_args.num_frames={frames} is not a multiple of "
-                        f"model.init_args.encoder.init_args.tubelet_size={tubelet}")
-    if isinstance(patch, int) and isinstance(crop, int) and crop % patch:
-        problems.append(f"data.init_args.crop_size={crop} is not a multiple of "
-                        f"model.init_args.encoder.init_args.patch_size={patch}")
-    if problems:
-        raise ConfigError("; ".join(problems) + " (the encoder cuts clips into tubelet x patch x patch pieces)")
 
 
 def allow_precision_auto(parser) -> None:
