@@ -21,6 +21,7 @@ from torch import Tensor, nn
 import jepa_lit
 from jepa_lit.errors import CheckpointError, ConfigError
 from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError
+from jepa_lit.library_seams import keep_compiled_backward_buffers
 from jepa_lit.losses import context_loss, prediction_loss
 from jepa_lit.masks import MaskSampler, MultiBlock3D
 from jepa_lit.models import Predictor, VisionTransformer
@@ -262,7 +263,7 @@ class JEPAModule(L.LightningModule):
         # loss never touches leaves its bucket unsynchronised. Name them on the first step.
         if self.global_step == 0 and self.trainer.world_size > 1:
             unused = [n for n, p in self.named_parameters() if p.requires_grad and p.grad is None]
-            if unused and not getattr(self.trainer.strategy, "_ddp_kwargs", {}).get("find_unused_parameters"):
+            if unused and not getattr(self.trainer.strategy.model, "find_unused_parameters", False):  # DDP's
                 raise RuntimeError(
                     f"parameters without a gradient under DDP: {', '.join(unused[:10])}; remove them from the "
                     "model or set trainer.strategy: ddp_find_unused_parameters_true"
@@ -365,7 +366,7 @@ class JEPAModule(L.LightningModule):
         if self.compile_model:  # in place: parameter names and checkpoints stay the same
             # The per-term gradient norms and the non-finite gradient diagnosis take extra gradients with
             # retain_graph=True, which compiled backwards refuse while they donate their saved buffers.
-            torch._functorch.config.donated_buffer = False
+            keep_compiled_backward_buffers()
             for part in (self.encoder, self.predictor, self.target_encoder):
                 if part is not None:
                     # dynamic: token counts change with every mask draw; one graph serves them all.

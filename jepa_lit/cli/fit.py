@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LightningCLI
 from jepa_lit.cli.hints import JepaArgumentParser
 from jepa_lit.config import CLIP_SIZE_LINKS, check_class_paths, expand_config_stack
 from jepa_lit.errors import CheckpointError, ConfigError
+from jepa_lit.library_seams import widen_argument_type
 from jepa_lit.module import JEPAModule
 from jepa_lit.precision import cpu_precision_fallback, resolve_precision_auto
 
@@ -118,9 +119,7 @@ def allow_precision_auto(parser) -> None:
     """Let ``trainer.precision`` take "auto" besides Lightning's values (a YAML with it would fail to parse)."""
     from typing import Union
 
-    for action in getattr(parser, "_actions", []):
-        if getattr(action, "dest", None) == "trainer.precision" and hasattr(action, "_typehint"):
-            action._typehint = Optional[Union[action._typehint, Literal["auto"]]]
+    widen_argument_type(parser, "trainer.precision", lambda typehint: Optional[Union[typehint, Literal["auto"]]])
 
 
 def resolve_last_checkpoint(config) -> None:

@@ -7,6 +7,8 @@ from typing import Optional
 
 from lightning.pytorch.cli import LightningArgumentParser
 
+from jepa_lit.library_seams import parser_actions, subcommand_parsers
+
 
 def typo_hints(message: str, parser) -> list[str]:
     """``did you mean`` lines for the mistakes jsonargparse reports without a suggestion: an argument a
@@ -74,10 +76,10 @@ def typo_hints(message: str, parser) -> list[str]:
 def parser_keys(parser) -> set[str]:
     """Every dotted key a parser (and its subcommands' parsers) accepts."""
     keys = set()
-    for action in getattr(parser, "_actions", []):
+    for action in parser_actions(parser):
         if getattr(action, "dest", None) not in (None, "help", "==SUPPRESS=="):
             keys.add(action.dest)
-        for sub in (getattr(action, "_name_parser_map", None) or {}).values():
+        for sub in subcommand_parsers(action):
             keys |= parser_keys(sub)
     return keys
 
