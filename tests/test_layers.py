@@ -48,7 +48,7 @@ LAYERS = {
         "jepa_lit.eval.feature_data", "jepa_lit.eval.features", "jepa_lit.eval.probe_module",
         "jepa_lit.eval.results", "jepa_lit.demo"],
     4: ["jepa_lit.cli", "jepa_lit.cli.__main__", "jepa_lit.cli.commands", "jepa_lit.cli.fit", "jepa_lit.cli.hints",
-        "jepa_lit.cli.probe"],
+        "jepa_lit.cli.noise", "jepa_lit.cli.probe"],
     5: ["jepa_lit.sweep", "jepa_lit.report"],
 }
 TOP_PACKAGE = "jepa_lit.study"  # the study tooling's package: every module in it is on the top layer

@@ -4,6 +4,7 @@
     fit.py       JepaCLI (fit / validate / predict): config and checkpoint checks, ``--ckpt_path last``
     probe.py     ProbeCLI (test --probe)
     hints.py     ``did you mean`` hints for jsonargparse's errors
+    noise.py     the dependencies' warnings and log lines the command leaves out
 """
 
 from jepa_lit.cli.commands import COMMANDS, main

@@ -12,11 +12,11 @@ keys), and later ``--config`` flags and ``--key value`` flags override earlier o
 from __future__ import annotations
 
 import sys
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from jepa_lit.cli.fit import run_cli
+from jepa_lit.cli.noise import silence_dependency_noise
 from jepa_lit.cli.probe import find_probe_name, run_probe_cli
 from jepa_lit.distributed import close_process_group
 from jepa_lit.errors import run_command
@@ -102,8 +102,7 @@ def usage() -> str:
 
 def main(argv: Optional[list[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # main passes the command line on as `args` (minus "test" for probes); that is what it is meant for.
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    silence_dependency_noise()  # Lightning's deprecation and advertisement lines (noise.py); ours still show
     if not argv or argv[0] in ("-h", "--help"):
         print(usage(), file=sys.stdout if argv else sys.stderr)
         sys.exit(0 if argv else 2)
