@@ -98,8 +98,8 @@ def fit_arguments(regime: str, data_root: Path, run_dir: Path, args) -> list[str
     clips = spec["batch"] * (args.warmup + args.steps + 4)  # the epoch outlasts the run
     encoder = "--model.init_args.encoder.init_args."
     fit = ["fit", "--config", str(EXPERIMENTS / f"{regime}_baseline.yaml"),
-           f"{encoder}size={spec['size']}", f"{encoder}img_size={spec['img_size']}", f"{encoder}num_frames=16",
-           "--data.init_args.num_frames=16", f"--data.init_args.crop_size={spec['img_size']}",
+           f"{encoder}size={spec['size']}", "--data.init_args.num_frames=16",
+           f"--data.init_args.crop_size={spec['img_size']}",  # the encoder's clip size follows the data's
            f"--data.init_args.batch_size={spec['batch']}",
            "--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto",
            f"--trainer.precision={args.precision}", f"--trainer.max_steps={args.warmup + args.steps + 1}",

@@ -1,6 +1,6 @@
 """Step time of a config's model and data in fp32 and bf16-mixed on this machine's CPU (or GPU).
 
-`precision: auto` picks bf16-mixed where bf16 runs on native units and 32-true elsewhere (jepa_lit.cli);
+`precision: auto` picks bf16-mixed where bf16 runs on native units and 32-true elsewhere (jepa_lit.precision);
 this measures whether that pays for a given config: the config's model and DataModule (its callbacks, such
 as the demo's online probes, are left out) train for ``--steps`` steps per precision, passes interleaved,
 and each training batch (forward, backward, optimizer, EMA) is timed by a callback.
@@ -24,7 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_step.py, next to this file
 import bench_step  # noqa: E402
 
-from jepa_lit.cli import cpu_bf16_units, run_cli  # noqa: E402
+from jepa_lit.cli import run_cli  # noqa: E402
+from jepa_lit.precision import cpu_bf16_units  # noqa: E402
 
 
 class BatchTimer(L.Callback):

@@ -31,7 +31,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_step.py, next to this file
 import bench_step  # noqa: E402
 
-from jepa_lit.cli import cpu_bf16_units  # noqa: E402
+from jepa_lit.precision import cpu_bf16_units  # noqa: E402
 
 PRECISIONS = bench_step.LIGHTNING_PRECISIONS
 GEMM_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm", "aten::_addmm_activation"}

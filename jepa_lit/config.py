@@ -97,6 +97,27 @@ def merge_stack(contents: list[Any]) -> dict[str, Any]:
     return merged
 
 
+# The clip size is one fact, the data's: the encoder's num_frames / img_size (the clip its sin-cos table is
+# built for, recorded in checkpoints) follow data.init_args.num_frames / crop_size and are not set apart.
+# The CLI links these keys (LightningCLI's link_arguments); link_clip_size does the same on merged YAML.
+CLIP_SIZE_LINKS = (("data.init_args.num_frames", "model.init_args.encoder.init_args.num_frames"),
+                   ("data.init_args.crop_size", "model.init_args.encoder.init_args.img_size"))
+
+
+def link_clip_size(merged: dict[str, Any]) -> dict[str, Any]:
+    """A merged config with the encoder's clip keys set from the data's, as the CLI links them (each data key
+    the config sets; the encoder's own default otherwise)."""
+    for source, target in CLIP_SIZE_LINKS:
+        node: Any = merged
+        for key in source.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        encoder = ((merged.get("model") or {}).get("init_args") or {}).get("encoder")
+        if node is None or not isinstance(encoder, dict):
+            continue
+        encoder.setdefault("init_args", {})[target.rpartition(".")[2]] = node
+    return merged
+
+
 def import_class(class_path: str) -> Any:
     """The object a dotted ``module.Name`` path names."""
     module, _, name = class_path.rpartition(".")

@@ -19,8 +19,9 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 import jepa_lit
-from jepa_lit.errors import CheckpointError
+from jepa_lit.errors import CheckpointError, ConfigError
 from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError
+from jepa_lit.library_seams import keep_compiled_backward_buffers
 from jepa_lit.losses import context_loss, prediction_loss
 from jepa_lit.masks import MaskSampler, MultiBlock3D
 from jepa_lit.models import Predictor, VisionTransformer
@@ -269,7 +270,7 @@ class JEPAModule(L.LightningModule):
         # loss never touches leaves its bucket unsynchronised. Name them on the first step.
         if self.global_step == 0 and self.trainer.world_size > 1:
             unused = [n for n, p in self.named_parameters() if p.requires_grad and p.grad is None]
-            if unused and not getattr(self.trainer.strategy, "_ddp_kwargs", {}).get("find_unused_parameters"):
+            if unused and not getattr(self.trainer.strategy.model, "find_unused_parameters", False):  # DDP's
                 raise RuntimeError(
                     f"parameters without a gradient under DDP: {', '.join(unused[:10])}; remove them from the "
                     "model or set trainer.strategy: ddp_find_unused_parameters_true"
@@ -372,7 +373,7 @@ class JEPAModule(L.LightningModule):
         if self.compile_model:  # in place: parameter names and checkpoints stay the same
             # The per-term gradient norms and the non-finite gradient diagnosis take extra gradients with
             # retain_graph=True, which compiled backwards refuse while they donate their saved buffers.
-            torch._functorch.config.donated_buffer = False
+            keep_compiled_backward_buffers()
             for part in (self.encoder, self.predictor, self.target_encoder):
                 if part is not None:
                     # dynamic: token counts change with every mask draw; one graph serves them all.
@@ -387,15 +388,20 @@ class JEPAModule(L.LightningModule):
             self.check_data_fits(datamodule)
 
     def check_data_fits(self, datamodule) -> None:
-        """Fail before training, naming the keys, when the clips cannot be tokenised by the encoder."""
-        frames, size = getattr(datamodule, "num_frames", None), getattr(datamodule, "crop_size", None)
+        """Fail before training, naming the keys, when the clips cannot be cut into the encoder's tubelet x
+        patch x patch pieces (the CLI calls this once before launching the other ranks; setup again)."""
+        frames, crop = getattr(datamodule, "num_frames", None), getattr(datamodule, "crop_size", None)
         tubelet, patch = self.encoder.tubelet_size, self.encoder.patch_size
-        if frames is not None and frames > 1 and frames % tubelet:
-            raise ValueError(f"data.init_args.num_frames={frames} is not divisible by "
-                             f"model.init_args.encoder.init_args.tubelet_size={tubelet}")
-        if size is not None and size % patch:
-            raise ValueError(f"data.init_args.crop_size={size} is not divisible by "
-                             f"model.init_args.encoder.init_args.patch_size={patch}")
+        images = frames == 1 and getattr(self.encoder, "patch_embed_img", None) is not None  # tubelet 1
+        problems = []
+        if isinstance(frames, int) and frames % tubelet and not images:
+            problems.append(f"data.init_args.num_frames={frames} is not a multiple of "
+                            f"model.init_args.encoder.init_args.tubelet_size={tubelet}")
+        if isinstance(crop, int) and crop % patch:
+            problems.append(f"data.init_args.crop_size={crop} is not a multiple of "
+                            f"model.init_args.encoder.init_args.patch_size={patch}")
+        if problems:
+            raise ConfigError("; ".join(problems) + " (the encoder cuts clips into tubelet x patch x patch pieces)")
 
     def _check_objective_names(self) -> None:
         names = [objective.name for objective in self.objectives]

@@ -120,10 +120,10 @@ def test_test_without_a_probe_says_how_to_probe(capsys):
 def test_mixed_precision_falls_back_to_fp32_on_a_cpu_only_when_the_accelerator_is_auto(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without a GPU
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    import jepa_lit.cli as cli_module
+    import jepa_lit.precision as precision
 
     # A CPU without bf16 units (whatever this machine's CPU announces): emulated bf16 is slow, so fp32.
-    monkeypatch.setattr(cli_module, "cpu_bf16_units", lambda cpuinfo="/proc/cpuinfo": [])
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda cpuinfo="/proc/cpuinfo": [])
     args = ["--config", SMOKE, *TINY, "--trainer.logger", "false", "--trainer.precision", "bf16-mixed"]
     with pytest.warns(UserWarning, match=r"no GPU: trainer.precision bf16-mixed -> 32-true"):
         cli = run_cli([*args, "--trainer.accelerator", "auto"], run=False)
@@ -131,7 +131,7 @@ def test_mixed_precision_falls_back_to_fp32_on_a_cpu_only_when_the_accelerator_i
     cli = run_cli([*args, "--trainer.accelerator", "cpu"], run=False)  # named: kept, e.g. to test bf16
     assert cli.trainer.precision == "bf16-mixed"
     # A CPU that announces them keeps bf16-mixed under accelerator: auto too.
-    monkeypatch.setattr(cli_module, "cpu_bf16_units", lambda cpuinfo="/proc/cpuinfo": ["avx512_bf16"])
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda cpuinfo="/proc/cpuinfo": ["avx512_bf16"])
     with pytest.warns(UserWarning, match=r"bf16-mixed kept on the CPU \(it announces avx512_bf16\)"):
         cli = run_cli([*args, "--trainer.accelerator", "auto"], run=False)
     assert cli.trainer.precision == "bf16-mixed"

@@ -11,7 +11,7 @@ import pytest
 import torch
 from lightning.fabric.utilities.data import AttributeDict
 
-from jepa_lit.cli import auto_precision, resolve_precision_auto
+from jepa_lit.precision import auto_precision, resolve_precision_auto
 from jepa_lit.demo import loss_curves, probe_curves, summary_sentence, wilson_interval, write_demo_plot
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"

@@ -13,13 +13,14 @@ import pytest
 import torch
 
 import jepa_lit
-from jepa_lit.cli import cpu_precision_fallback, main
+from jepa_lit.cli import main
 from jepa_lit.errors import ConfigError, DataError, JepaLitError, run_command
+from jepa_lit.precision import cpu_precision_fallback
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "experiments" / "smoke.yaml")
 TINY = ["--model.init_args.encoder.init_args.depth", "2", "--data.init_args.num_clips", "8",
-        "--data.init_args.crop_size", "32", "--model.init_args.encoder.init_args.img_size", "32",
+        "--data.init_args.crop_size", "32",
         "--data.init_args.batch_size", "2", "--trainer.enable_progress_bar", "false"]
 
 
@@ -40,8 +41,7 @@ def files(tmp_path: Path, case: str) -> list[str]:
     if case == "batch size 0":
         return ["fit", "--config", SMOKE, *TINY, "--data.init_args.batch_size", "0"]
     if case == "crop not divisible by patch":
-        return ["fit", "--config", SMOKE, *TINY, "--data.init_args.crop_size", "40",
-                "--model.init_args.encoder.init_args.img_size", "40"]
+        return ["fit", "--config", SMOKE, *TINY, "--data.init_args.crop_size", "40"]
     if case == "clip not divisible by tubelet":
         return ["fit", "--config", SMOKE, *TINY, "--data.init_args.num_frames", "7"]
     if case == "not a checkpoint":

@@ -8,7 +8,9 @@ import pytest
 import torch
 import yaml
 
-from jepa_lit.cli import ProbeCLI, expand_config_stack, find_probe_name, main, run_cli
+from jepa_lit.cli import main, run_cli
+from jepa_lit.cli.probe import ProbeCLI, find_probe_name
+from jepa_lit.config import expand_config_stack
 from jepa_lit.data.fixtures import make_diving48, make_ucf101
 from jepa_lit.eval.benchmarks import BENCHMARKS
 from jepa_lit.eval.results import check_comparable, compare

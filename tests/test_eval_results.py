@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from jepa_lit.cli import ProbeCLI
+from jepa_lit.cli.probe import ProbeCLI
 from jepa_lit.eval.benchmarks import BENCHMARKS, ProbeLogger, place_probe_logger
 from jepa_lit.eval.results import main as results_main
 

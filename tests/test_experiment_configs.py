@@ -18,7 +18,8 @@ import pytest
 import torch
 import yaml
 
-from jepa_lit.cli import expand_config_stack, run_cli
+from jepa_lit.cli import run_cli
+from jepa_lit.config import expand_config_stack
 from jepa_lit.data.fixtures import MAKERS
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -97,7 +98,8 @@ def test_study_coefficients():
     synthetic = load(EXPERIMENTS / "regimes" / "synthetic.yaml")  # the release's train_synth_2gpu_*.yaml recipe
     assert synthetic["model"]["init_args"]["target_encoder"] == "online"  # no EMA
     assert synthetic["trainer"] == {"devices": 2, "max_steps": 5000}
-    assert synthetic["model"]["init_args"]["encoder"]["init_args"] == {"num_frames": 8, "img_size": 128}
+    assert "encoder" not in synthetic["model"]["init_args"]  # its clip size is the data's (8 x 128)
+    assert (synthetic["data"]["init_args"]["num_frames"], synthetic["data"]["init_args"]["crop_size"]) == (8, 128)
     assert synthetic["model"]["init_args"]["optimizer"]["warmup_steps"] == 50
 
 

@@ -101,7 +101,7 @@ def damaged_checkpoint(how: str):
 def ckpt_path_last_damaged(tmp_path, capsys, monkeypatch):
     from jsonargparse import Namespace
 
-    from jepa_lit.cli import resolve_last_checkpoint
+    from jepa_lit.cli.fit import resolve_last_checkpoint
 
     last = run_folder(tmp_path) / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])

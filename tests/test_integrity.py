@@ -167,7 +167,7 @@ def test_json_is_replaced_whole(tmp_path):
 def test_ckpt_path_last_resumes_from_the_newest_intact_checkpoint(tmp_path, checkpoint):
     from jsonargparse import Namespace
 
-    from jepa_lit.cli import resolve_last_checkpoint
+    from jepa_lit.cli.fit import resolve_last_checkpoint
     from jepa_lit.errors import CheckpointError
 
     folder = tmp_path / "smoke" / "version_0" / "checkpoints"
@@ -197,7 +197,7 @@ def test_ckpt_path_last_resumes_from_the_newest_intact_checkpoint(tmp_path, chec
 def test_ckpt_path_last_reads_the_sweeps_fixed_run_folder(tmp_path, checkpoint):
     from jsonargparse import Namespace
 
-    from jepa_lit.cli import resolve_last_checkpoint
+    from jepa_lit.cli.fit import resolve_last_checkpoint
     from jepa_lit.errors import CheckpointError
 
     io = AtomicCheckpointIO()

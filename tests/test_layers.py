@@ -22,7 +22,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "jepa_lit"
 
 LAYERS = {
     1: ["jepa_lit", "jepa_lit.distributed", "jepa_lit.seeds", "jepa_lit.schedules", "jepa_lit.hashing",
-        "jepa_lit.hints", "jepa_lit.config", "jepa_lit.errors", "jepa_lit.atomic"],
+        "jepa_lit.hints", "jepa_lit.config", "jepa_lit.errors", "jepa_lit.atomic", "jepa_lit.precision",
+        "jepa_lit.library_seams"],
     2: ["jepa_lit.step", "jepa_lit.losses", "jepa_lit.guard",
         "jepa_lit.checkpointing", "jepa_lit.checkpointing.export", "jepa_lit.checkpointing.metadata",
         "jepa_lit.checkpointing.writing", "jepa_lit.checkpointing.integrity",
@@ -46,7 +47,8 @@ LAYERS = {
         "jepa_lit.eval", "jepa_lit.eval.benchmarks", "jepa_lit.eval.checkpoint", "jepa_lit.eval.evaluate",
         "jepa_lit.eval.feature_data", "jepa_lit.eval.features", "jepa_lit.eval.probe_module",
         "jepa_lit.eval.results", "jepa_lit.demo"],
-    4: ["jepa_lit.cli"],
+    4: ["jepa_lit.cli", "jepa_lit.cli.__main__", "jepa_lit.cli.commands", "jepa_lit.cli.fit", "jepa_lit.cli.hints",
+        "jepa_lit.cli.noise", "jepa_lit.cli.probe"],
     5: ["jepa_lit.sweep", "jepa_lit.report"],
 }
 TOP_PACKAGE = "jepa_lit.study"  # the study tooling's package: every module in it is on the top layer

@@ -267,7 +267,7 @@ def test_random_init_control_expands_per_regime_and_seed(tmp_path):
     # its hash covers the architecture only: another learning rate leaves it, another width does not
     lr = expand(write_spec(tmp_path, random_init=True, fit={"model": {"init_args": {"optimizer": {"lr": 1.0}}}}))
     width = expand(write_spec(tmp_path, random_init=True,
-                              fit={"model": {"init_args": {"encoder": {"init_args": {"img_size": 128}}}}}))
+                              fit={"data": {"init_args": {"crop_size": 128}}}))  # the encoder's img_size
     full = {r.run_id: r.config_hash for r in expand(write_spec(tmp_path, random_init=True))}
     assert {r.run_id: r.config_hash for r in lr}["mixed/random_init/seed_0"] == full["mixed/random_init/seed_0"]
     assert {r.run_id: r.config_hash for r in lr}["mixed/baseline/seed_0"] != full["mixed/baseline/seed_0"]
@@ -282,7 +282,8 @@ def test_random_init_control_writes_the_baselines_architecture_and_probes_it_unt
     --encoder random_init builds: the baseline's encoder (with the scale's overrides), weights from the seed."""
     from jepa_lit.eval.checkpoint import load_eval_encoder
 
-    fit = {"model": {"init_args": {"encoder": {"init_args": {"size": "tiny", "img_size": 64, "num_frames": 8}}}}}
+    fit = {"model": {"init_args": {"encoder": {"init_args": {"size": "tiny"}}}},
+           "data": {"init_args": {"num_frames": 8, "crop_size": 64}}}  # the encoder's clip size is the data's
     spec = write_spec(tmp_path, random_init=True, fit=fit)
     control = next(r for r in expand(spec) if r.run_id == "ucf101/random_init/seed_1")
     launch = FakeLaunch()
@@ -333,7 +334,7 @@ class FakeLaunch:
             (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             (run_dir / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_steps": self.max_steps}}))
             if "--ckpt_path" in cmd:  # `last`: the run's last.ckpt, or the intact one, as the CLI resolves it
-                from jepa_lit.cli import intact_or_newest_intact
+                from jepa_lit.cli.fit import intact_or_newest_intact
 
                 assert cmd[cmd.index("--ckpt_path") + 1] == "last"
                 resumed = intact_or_newest_intact(run_dir / "checkpoints" / "last.ckpt")
@@ -591,7 +592,7 @@ def test_tiny_real_run_end_to_end_and_resumed(tmp_path):
                     "enable_progress_bar": False, "enable_model_summary": False,
                     "callbacks": [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                                    "init_args": {"save_last": True, "save_top_k": -1, "every_n_train_steps": 2}}]},
-        "model": {"init_args": {"encoder": {"init_args": {"size": "tiny", "depth": 2, "num_frames": 8, "img_size": 64,
+        "model": {"init_args": {"encoder": {"init_args": {"size": "tiny", "depth": 2,
                                                           "activation_checkpointing": False}},
                                 "predictor_width": 32, "predictor_depth": 1, "predictor_heads": 2}},
         "data": {"class_path": "jepa_lit.data.synthetic.SyntheticMotionDataModule",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import jepa_lit
-from jepa_lit.config import deep_merge, load_yaml, merge_stack, stack_of
+from jepa_lit.config import deep_merge, link_clip_size, load_yaml, merge_stack, stack_of
 from jepa_lit.hashing import json_sha256
 from jepa_lit.study.spec import RANDOM_INIT, SweepSpec, load_spec
 
@@ -97,7 +97,7 @@ def merged_config(content: list[Any], fit: dict[str, Any]) -> dict[str, Any]:
     """The stacked YAMLs and the scale's overrides merged into the config a run trains with (up to the
     defaults LightningCLI fills in): what the config hash covers, so an edit a run does not see (say, a
     callback list that the scale replaces) leaves its hash alone."""
-    return merge_stack([*content, fit])
+    return link_clip_size(merge_stack([*content, fit]))  # the encoder's clip size from the data's, as the CLI
 
 
 def check_final_checkpoint(config: Path, merged: dict[str, Any]) -> None:
