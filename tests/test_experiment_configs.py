@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from jepa_lit.cli import expand_config_stack, run_cli
-from jepa_lit.data.fixtures import MAKERS
+from jepa_lit.data.datasets import DATASETS
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 VARIANTS = {
@@ -107,7 +107,7 @@ def fixture_data(tmp_path_factory) -> Path:
     """One tree of the datasets the two regimes read (UCF-101, SSv2, ImageNet-100), for the whole session."""
     root = tmp_path_factory.mktemp("fixture_data")
     for name in ("ucf101", "ssv2", "imagenet100"):
-        MAKERS[name](root / name, broken=False)
+        DATASETS[name].make_fixture(root / name, broken=False)
     return root
 
 
