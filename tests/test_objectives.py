@@ -8,7 +8,9 @@ The reference values are computed token by token with plain Python loops.
 
 from __future__ import annotations
 
+import ast
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -33,6 +35,7 @@ from jepa_lit.objectives import (
     Spectral,
     StepOutputs,
     VelocityGate,
+    objective_classes,
 )
 from jepa_lit.step import masked_mean, mean_over_generators
 
@@ -402,26 +405,60 @@ def test_velocity_gate_known_value(quantile):
     check_against_reference(VelocityGate(weight=1.0, quantile=quantile), make_outputs())
 
 
+# ----- every objective of the package: a reference and its cases ------------------------------------
+CASES = {  # objective -> (make, the features its gradient reaches, its head or None) per variant
+    HardWeighting: [(lambda: HardWeighting(), "predictions", None)],
+    Delta: [(lambda: Delta(), "context", None)],
+    FactorizedWorldModel: [(lambda: FactorizedWorldModel(), "context", None)],
+    LatentDynamics: [
+        (lambda: built(LatentDynamics(hidden_dim=8)), "context", "head"),
+        (lambda: built(LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True)), "context", "head"),
+    ],
+    Spectral: [(lambda: Spectral(), "context", None)],
+    LatentTemporalContrastive: [(lambda: LatentTemporalContrastive(margin=2.0), "context", None)],  # hinge active
+    ActionConditioned: [
+        (lambda: built(ActionConditioned(hidden_dim=8)), "context", "head"),
+        (lambda: built(ActionConditioned(hidden_dim=8, reads="dynamics")), "context", "head"),
+    ],
+    Kinematic: [
+        (lambda: Kinematic(penalty="l1"), "target", None),
+        (lambda: Kinematic(penalty="huber"), "target", None),
+        (lambda: Kinematic(penalty="acceleration", channel_fraction=0.5), "target", None),
+    ],
+    SIGReg: [(lambda: SIGReg(num_slices=8), "context", None)],
+    Hamiltonian: [(lambda: built(Hamiltonian(hidden_dim=8)), "context", "energy")],
+    VelocityGate: [(lambda: VelocityGate(), "context", None)],
+}
+OBJECTIVES = objective_classes()  # every Objective subclass in jepa_lit/objectives/, exported or not
+ALL = [case for objective in OBJECTIVES for case in CASES.get(objective, [])]
+TESTS = Path(__file__).parent
+
+
+def has_own_known_value_test(objective: type) -> bool:
+    """The tutorial's way (docs/objectives.md): tests/test_<file>.py next to this one, with a
+    test_known_value* function (read, not imported)."""
+    path = TESTS / f"test_{objective.__module__.rsplit('.', 1)[-1]}.py"
+    return path.is_file() and any(isinstance(node, ast.FunctionDef) and node.name.startswith("test_known_value")
+                                  for node in ast.walk(ast.parse(path.read_text())))
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES, ids=lambda cls: cls.__name__)
+def test_every_objective_has_a_known_value_reference(objective):
+    where = f"{objective.__module__}.{objective.__name__}"
+    if has_own_known_value_test(objective):
+        return
+    assert objective in REFERENCES, (
+        f"{where} has no known-value reference: add a ref_ function computed by hand to REFERENCES and its "
+        f"variants to CASES in tests/test_objectives.py, or write tests/test_{objective.__module__.rsplit('.', 1)[-1]}"
+        ".py with a test_known_value (docs/objectives.md)")
+    assert CASES.get(objective), f"{where} has a reference but no case: add its variants to CASES in {__file__}"
+
+
+def test_the_tables_name_only_objectives_of_the_package():
+    assert set(REFERENCES) | set(CASES) <= set(OBJECTIVES) and len(OBJECTIVES) >= 11
+
+
 # ----- gradients ----------------------------------------------------------------------------------
-ALL = [
-    (lambda: HardWeighting(), "predictions", None),
-    (lambda: Delta(), "context", None),
-    (lambda: FactorizedWorldModel(), "context", None),
-    (lambda: built(LatentDynamics(hidden_dim=8)), "context", "head"),
-    (lambda: built(LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True)), "context", "head"),
-    (lambda: Spectral(), "context", None),
-    (lambda: LatentTemporalContrastive(margin=2.0), "context", None),  # margin 2: the hinge is active
-    (lambda: built(ActionConditioned(hidden_dim=8)), "context", "head"),
-    (lambda: built(ActionConditioned(hidden_dim=8, reads="dynamics")), "context", "head"),
-    (lambda: Kinematic(penalty="l1"), "target", None),
-    (lambda: Kinematic(penalty="huber"), "target", None),
-    (lambda: Kinematic(penalty="acceleration", channel_fraction=0.5), "target", None),
-    (lambda: SIGReg(num_slices=8), "context", None),
-    (lambda: built(Hamiltonian(hidden_dim=8)), "context", "energy"),
-    (lambda: VelocityGate(), "context", None),
-]
-
-
 @pytest.mark.parametrize("make, features, head", ALL)
 def test_gradients_reach_features_and_head(make, features, head):
     torch.manual_seed(0)
