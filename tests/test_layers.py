@@ -6,7 +6,7 @@ TYPE_CHECKING).
     2  data, models, masks, step, losses, objectives, guard, checkpointing
     3  module, callbacks, eval, demo (the figure and sentence of make demo)
     4  cli
-    5  the study tooling (sweep, report; jepa_lit.study)
+    5  the study tooling (jepa_lit.study: sweep, report)
 
 A package is placed by its name: every module in it (jepa_lit.objectives.new_one) is on its layer, so a new
 file in a package needs no edit here. A new top-level module (jepa_lit/x.py) or package fails this test
@@ -29,7 +29,7 @@ LAYERS = {  # package or top-level module -> layer; "jepa_lit" is the package ro
         "jepa_lit.masks", "jepa_lit.models", "jepa_lit.objectives"],
     3: ["jepa_lit.module", "jepa_lit.callbacks", "jepa_lit.eval", "jepa_lit.demo"],
     4: ["jepa_lit.cli"],
-    5: ["jepa_lit.study", "jepa_lit.sweep", "jepa_lit.report"],
+    5: ["jepa_lit.study"],
 }
 LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}
 
