@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import math
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -560,7 +561,7 @@ def test_an_objective_used_before_build_is_a_clear_error(make):
         objective(make_outputs())
 
 
-def test_the_module_builds_its_objectives_with_the_state_dict_names_of_old_checkpoints():
+def test_the_module_builds_its_objectives_with_the_state_dict_names_of_old_checkpoints(tiny_module):
     module = tiny_module([LatentDynamics(hidden_dim=8, reads="dynamics"), ActionConditioned(hidden_dim=8),
                           Hamiltonian(hidden_dim=8)])
     state = module.state_dict()
@@ -595,13 +596,10 @@ def test_hard_weighted_ld_gradient_and_released_defect(released):
 
 
 # ----- composition and per-term gradient attribution ----------------------------------------------
-def tiny_module(objectives, **kwargs):
-    from jepa_lit.models import VisionTransformer
-    from jepa_lit.module import JEPAModule
-
-    torch.manual_seed(0)
-    encoder = VisionTransformer(size="tiny", num_frames=8, img_size=32, depth=2)
-    return JEPAModule(encoder, objectives=objectives, predictor_width=32, predictor_depth=1, predictor_heads=2, **kwargs)
+@pytest.fixture
+def tiny_module(tiny_module):
+    """The conftest's tiny module (8 frames x 32 px: the references' grid), weights seeded."""
+    return partial(tiny_module, seed=0)
 
 
 def fwm_hw_ld(released=False):
@@ -612,7 +610,7 @@ def fwm_hw_ld(released=False):
     ]
 
 
-def test_fwm_hw_ld_total_equals_its_parts():
+def test_fwm_hw_ld_total_equals_its_parts(tiny_module):
     module = tiny_module(fwm_hw_ld())
     clip = torch.randn(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1))
     outputs = module.forward_step(clip, step=0)
@@ -632,7 +630,7 @@ def test_fwm_hw_ld_total_equals_its_parts():
 
 
 @pytest.mark.parametrize("released", [False, True])
-def test_term_gradient_norms_show_a_dead_term(released):
+def test_term_gradient_norms_show_a_dead_term(released, tiny_module):
     module = tiny_module(fwm_hw_ld(released), target_encoder="ema")
     module.encoder.activation_checkpointing = True  # autograd.grad must work through checkpointed blocks
     clip = torch.randn(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1))
