@@ -65,7 +65,7 @@ def fit_on_synthetic(module, steps, precision="32-true", **data):
 
     class Record(L.Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            losses.append(pl_module.last_terms["pred"].item())
+            losses.append(pl_module.last_step.terms["pred"].item())
 
     trainer.callbacks.append(Record())
     trainer.fit(module, datamodule=data)

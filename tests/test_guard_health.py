@@ -5,6 +5,7 @@ import torch
 from jepa_lit.callbacks.health import RepresentationHealth, effective_rank
 from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError, SkippedStepsError
 from jepa_lit.objectives import Objective
+from jepa_lit.step import StepRecord
 
 
 class NaNAt(Objective):
@@ -91,7 +92,7 @@ def test_health_measures_and_warns_on_collapse(tiny_module):
     assert RepresentationHealth.measure(module, outputs)["ema_drift"] == pytest.approx(1.0, rel=1e-5)
     outputs.target = torch.zeros_like(outputs.target)  # a collapsed target
     assert RepresentationHealth.measure(module, outputs)["target_std"] == 0.0
-    module.last_outputs, logged = outputs, {}
+    module.last_step, logged = StepRecord(outputs, {}, outputs.clip), {}
     module.log_dict = lambda metrics, **kwargs: logged.update(metrics)
     trainer = type("Trainer", (), {"global_step": 0})()
     with pytest.warns(UserWarning, match=r"step 0: target features are collapsing \(std 0 < 0.05\)"):

@@ -38,7 +38,7 @@ from jepa_lit.objectives import (
     VelocityGate,
     objective_classes,
 )
-from jepa_lit.step import masked_mean, mean_over_generators
+from jepa_lit.step import StepRecord, masked_mean, mean_over_generators
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (tests/conftest.py)
 
@@ -635,20 +635,20 @@ def test_term_gradient_norms_show_a_dead_term(released, tiny_module):
     module.encoder.activation_checkpointing = True  # autograd.grad must work through checkpointed blocks
     clip = torch.randn(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1))
     outputs = module.forward_step(clip, step=0)
-    module.last_terms = module.loss_terms(outputs)
+    module.last_step = StepRecord(outputs, module.loss_terms(outputs), clip)
     callback = TermGradientNorms(every_n_steps=5)
     logged = []
     logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.append((step, metrics)))
     callback.on_before_backward(SimpleNamespace(global_step=0, loggers=[logger]), module, None)
     norms = callback.last_norms
     assert logged == [(0, norms)]
-    assert set(norms) == {f"grad_norm/{k}" for k in module.last_terms}
+    assert set(norms) == {f"grad_norm/{k}" for k in module.last_step.terms}
     assert norms["grad_norm/pred"] > 0 and norms["grad_norm/hw"] > 0 and norms["grad_norm/fwm_static"] > 0
     assert norms["grad_norm/context"] == 0.0  # weight 0 before the ramp
     assert (norms["grad_norm/ld"] == 0.0) == released
     callback.on_before_backward(SimpleNamespace(global_step=3, loggers=[logger]), module, None)
     assert len(logged) == 1  # only every 5 steps
-    torch.stack(list(module.last_terms.values())).sum().backward()  # the graph is still usable
+    torch.stack(list(module.last_step.terms.values())).sum().backward()  # the graph is still usable
 
 
 def test_empirical_characteristic_gradient_matches_autograd():
