@@ -299,8 +299,10 @@ def test_results_json_carries_a_record_checked_by_the_results_command(tmp_path, 
     from jepa_lit.eval.results import write_results
     from jepa_lit.study.registry import RegistryError, read_results
 
-    path = write_results({"schema": "jepa_lit.probe_result/1", "metrics": {"top1": 12.5}}, str(tmp_path / "r.json"))
-    assert sidecar_path(path).is_file() and read_results(path)["metrics"]["top1"] == 12.5
+    results = {"schema": "jepa_lit.probe_result/1", "benchmark": "synthetic", "comparison_key": "0123",
+               "metrics": {"top1": 12.5}, "training": {"epochs": 2}}
+    path = write_results(results, str(tmp_path / "r.json"))
+    assert sidecar_path(path).is_file() and read_results(path).top1 == 12.5
     path.write_text(path.read_text().replace("12.5", "92.5"))  # same size, other bytes
     assert results_main([str(path), str(sidecar_path(path))]) == 2  # RUN/probes/*.json: the record is left out
     err = capsys.readouterr().err
