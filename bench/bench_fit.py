@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_step.py, next 
 import bench_step  # noqa: E402
 
 from jepa_lit.cli import run_cli  # noqa: E402
-from jepa_lit.data.fixtures import MAKERS  # noqa: E402
+from jepa_lit.data.datasets import DATASETS  # noqa: E402
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 PRESET = "tiny112"
@@ -185,7 +185,7 @@ def main(argv=None) -> None:
         data_root = Path(args.data_root or tmp)
         if args.data_root is None:
             for name in sorted({d for regime in args.regimes for d in REGIMES[regime]}):
-                MAKERS[name](data_root / name, broken=False)
+                DATASETS[name].make_fixture(data_root / name, broken=False)
         fits = [run_fit(regime, data_root, args) for regime in args.regimes]
     doc = {"measured_at": started, "cpu": bench_step.cpu_model(), "threads": args.threads, "precision": args.precision,
            "torch": torch.__version__, "load_average": load, "warmup": args.warmup, "fits": fits,

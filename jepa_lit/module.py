@@ -27,7 +27,7 @@ from jepa_lit.masks import MaskSampler, MultiBlock3D
 from jepa_lit.models import Predictor, VisionTransformer
 from jepa_lit.objectives.base import Objective
 from jepa_lit.schedules import OptimizerConfig, ema_momentum_at, linear_ramp
-from jepa_lit.step import GeneratorOutputs, StepOutputs
+from jepa_lit.step import GeneratorOutputs, StepOutputs, StepRecord
 
 # Hyperparameters saved in checkpoints include this config dataclass; let weights-only loading accept it.
 torch.serialization.add_safe_globals([OptimizerConfig, GuardConfig])
@@ -120,9 +120,7 @@ class JEPAModule(L.LightningModule):
             raise ValueError(f"context_loss_unit={context_loss_unit!r}; expected 'fraction' or 'steps'")
         self.context_loss_unit = context_loss_unit
         self.optim = optimizer or OptimizerConfig()  # None (configs saved before 0.2): the defaults
-        self.last_terms: dict[str, Tensor] = {}
-        self.last_outputs: Optional[StepOutputs] = None
-        self.last_clip: Optional[Tensor] = None
+        self.last_step: Optional[StepRecord] = None  # the latest training step, for the callbacks
         self.guard = LossGuard(guard or GuardConfig())
         self.compile_model = compile_model
 
@@ -206,8 +204,7 @@ class JEPAModule(L.LightningModule):
         outputs = self.forward_step(batch["video"], self.global_step)
         terms = self.loss_terms(outputs)
         loss = torch.stack(list(terms.values())).sum()
-        self.last_terms, self.last_outputs = terms, outputs  # read by callbacks before backward
-        self.last_clip = batch["video"]  # to name the term behind a non-finite gradient
+        self.last_step = StepRecord(outputs, terms, batch["video"])  # read by callbacks before backward
         batch_size = batch["video"].shape[0]
         skip = self.guard.check(terms, loss, self.global_step)  # the same decision on every rank
         self.guard.batches += 1
@@ -289,7 +286,7 @@ class JEPAModule(L.LightningModule):
             return
         bad = self.terms_with_nonfinite_gradient()
         message = (f"non-finite gradient at step {self.global_step} from term(s) {', '.join(bad) or '(none alone)'}"
-                   " (loss terms: " + ", ".join(f"{k}={v.item():.4g}" for k, v in self.last_terms.items()) + ")")
+                   " (loss terms: " + ", ".join(f"{k}={v.item():.4g}" for k, v in self.last_step.terms.items()) + ")")
         if self.guard.config.on_nonfinite == "stop":
             raise NonFiniteLossError(message + " (set model.init_args.guard.on_nonfinite: skip to skip such steps)")
         rank_zero_warn(f"skipping step {self.global_step}: {message}")
@@ -301,7 +298,7 @@ class JEPAModule(L.LightningModule):
         (the backward freed the step's graph). Runs only on a bad step, on every rank (the gradients are
         all-reduced, so all ranks see it; the terms may hold collectives)."""
         with torch.enable_grad(), self.trainer.precision_plugin.forward_context():
-            terms = self.loss_terms(self.forward_step(self.last_clip, self.global_step))
+            terms = self.loss_terms(self.forward_step(self.last_step.clip, self.global_step))
         params = [p for p in self.parameters() if p.requires_grad]
         bad = []
         for name, term in terms.items():
@@ -408,3 +405,12 @@ class JEPAModule(L.LightningModule):
         duplicated = {n for n in names if names.count(n) > 1}
         if duplicated:
             raise ValueError(f"objectives {sorted(duplicated)} are listed twice; each name must be unique")
+
+
+def last_step_of(pl_module: L.LightningModule, reader: str) -> Optional[StepRecord]:
+    """The record of ``pl_module``'s latest training step (None before its first), for the callback
+    ``reader``; a clear error when the module is not a JEPAModule, which is the only one that leaves one."""
+    if not isinstance(pl_module, JEPAModule):
+        raise TypeError(f"{reader} reads a JEPAModule's training step (jepa_lit.module.JEPAModule.last_step); "
+                        f"the trainer's module is a {type(pl_module).__module__}.{type(pl_module).__name__}")
+    return pl_module.last_step

@@ -206,3 +206,13 @@ def mean_over_generators(outputs: StepOutputs, term: Callable[[int], Term]) -> T
     values = torch.stack(values)
     flags = torch.stack(flags).to(values.dtype)
     return (values * flags).sum() / flags.sum().clamp(min=1)
+
+
+@dataclass
+class StepRecord:
+    """What a training step leaves for the callbacks (JEPAModule.last_step), read before backward: its
+    outputs, its named loss terms (their graph still held) and its input clip."""
+
+    outputs: StepOutputs
+    terms: dict[str, Tensor]  # name -> weighted term, as summed into the loss
+    clip: Tensor  # the batch's clips [B, 3, T, H, W], to recompute the step (a non-finite gradient's term)

@@ -25,8 +25,8 @@ class SaveStep(L.Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         grads = {n: p.grad.clone() for n, p in pl_module.named_parameters() if p.grad is not None}
-        terms = {k: v.item() for k, v in pl_module.last_terms.items()}
-        outputs = pl_module.last_outputs
+        terms = {k: v.item() for k, v in pl_module.last_step.terms.items()}
+        outputs = pl_module.last_step.outputs
         pairs = [int(outputs.valid_pairs(g).sum()) for g in range(len(outputs.generators))]  # this rank's
         lengths = [[out.masks.context.shape[1] for out in groups] for groups in outputs.generators]
         torch.save({"grads": grads, "terms": terms, "pairs": pairs, "context_lengths": lengths},

@@ -9,7 +9,6 @@ import lightning as L
 import pytest
 import torch
 import yaml
-from test_resume import Crash, build
 
 from jepa_lit.checkpointing import AtomicCheckpointIO
 
@@ -29,8 +28,8 @@ def base_checkpoint_callbacks(dirpath: Path, every_n_train_steps: int) -> list:
     return callbacks
 
 
-def fit(dirpath: Path, max_steps: int, *callbacks, ckpt_path=None) -> None:
-    module, data = build()  # 5 batches per epoch
+def fit(build, dirpath: Path, max_steps: int, *callbacks, ckpt_path=None) -> None:
+    module, data = build()  # 5 batches per epoch (tests/conftest.py's resumable run)
     L.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_progress_bar=False,
               enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
               plugins=[AtomicCheckpointIO()], default_root_dir=dirpath,
@@ -48,11 +47,11 @@ def kept(dirpath: Path) -> dict[str, int]:
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_a_run_keeps_last_and_the_two_newest_step_checkpoints(tmp_path):
+def test_a_run_keeps_last_and_the_two_newest_step_checkpoints(tmp_path, resumable_run, crash):
     # a 13-step run that crashes before step 9: step checkpoints every 2 steps (2, 4, 6, 8); epoch 1 holds
     # steps 6-10
     with pytest.raises(SystemError, match="simulated crash"):
-        fit(tmp_path, 13, Crash(8))
+        fit(resumable_run, tmp_path, 13, crash(8))
     assert kept(tmp_path) == {"last.ckpt": 8, "epoch=1-step=6.ckpt": 6, "epoch=1-step=8.ckpt": 8}
     # written once: last.ckpt is the step file under a second name
     assert (tmp_path / "last.ckpt").stat().st_ino == (tmp_path / "epoch=1-step=8.ckpt").stat().st_ino
@@ -60,5 +59,5 @@ def test_a_run_keeps_last_and_the_two_newest_step_checkpoints(tmp_path):
     # resumed from last.ckpt into the same folder (as --ckpt_path last and the sweep do), the retention goes
     # on over the first part's files: steps 10 and 12 replace 6 and 8, and last.ckpt holds the final step
     # (a save of its own: no step file at 13)
-    fit(tmp_path, 13, ckpt_path=str(tmp_path / "last.ckpt"))
+    fit(resumable_run, tmp_path, 13, ckpt_path=str(tmp_path / "last.ckpt"))
     assert kept(tmp_path) == {"last.ckpt": 13, "epoch=1-step=10.ckpt": 10, "epoch=2-step=12.ckpt": 12}

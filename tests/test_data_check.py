@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from jepa_lit.data.check import check_video, main, run_check
-from jepa_lit.data.fixtures import make_fixture_tree, write_video
+from jepa_lit.data.datasets import DATASETS, make_fixture_tree
+from jepa_lit.data.fixtures import write_video
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +15,7 @@ def tree(tmp_path_factory):
     return make_fixture_tree(tmp_path_factory.mktemp("check"))
 
 
-@pytest.mark.parametrize("name", ["ucf101", "ssv2", "imagenet100", "diving48"])
+@pytest.mark.parametrize("name", list(DATASETS))
 def test_check_counts_and_lists_every_bad_entry(tree, name):
     out = io.StringIO()
     report = run_check(name, tree[name]["root"], jobs=2, out=out)

@@ -15,20 +15,16 @@ from jepa_lit.data.clip_dataset import ClipDataset
 from jepa_lit.data.clip_sampling import UniformClipSampler
 from jepa_lit.data.datamodule import ClipDataModule
 from jepa_lit.data.decode import BadInputError
-from jepa_lit.data.diving48 import Diving48DataModule, index_diving48
-from jepa_lit.data.fixtures import make_fixture_tree, write_jpeg, write_video
-from jepa_lit.data.imagenet100 import ImageNet100DataModule, index_imagenet100, read_class_list
+from jepa_lit.data.diving48 import index_diving48
+from jepa_lit.data.datasets import DATASETS, make_fixture_tree
+from jepa_lit.data.fixtures import write_jpeg, write_video
+from jepa_lit.data.imagenet100 import index_imagenet100, read_class_list
 from jepa_lit.data.records import IMAGE, LayoutError, Record, read_list_file
-from jepa_lit.data.ssv2 import SSv2DataModule, index_ssv2
+from jepa_lit.data.ssv2 import index_ssv2
 from jepa_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VideoEvalTransform
 from jepa_lit.data.ucf101 import UCF101DataModule, index_ucf101
 
-MODULES = {
-    "ucf101": UCF101DataModule,
-    "ssv2": SSv2DataModule,
-    "imagenet100": ImageNet100DataModule,
-    "diving48": Diving48DataModule,
-}
+MODULES = {name: spec.datamodule for name, spec in DATASETS.items()}  # every registered dataset
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_lit.data.fixtures import make_fixture_tree
+from jepa_lit.data.datasets import make_fixture_tree
 from jepa_lit.data.mixed import MixedDataModule, MixtureSampler
 from jepa_lit.data.transforms import INTERPOLATIONS
 from jepa_lit.data.records import LayoutError

@@ -2,6 +2,7 @@
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,6 @@ from jepa_lit.data.ucf101 import UCF101DataModule
 from jepa_lit.eval.checkpoint import load_eval_encoder, weights_sha256
 from jepa_lit.eval.feature_data import FeatureDataModule
 from jepa_lit.eval.features import FEATURE_LAYERS, cache_key, encode_clips, extract_or_load
-from jepa_lit.masks import BlockGenerator, MultiBlock3D
 from jepa_lit.models import VisionTransformer
 from jepa_lit.module import JEPAModule
 from jepa_lit.objectives.heads import app_channels, head_input
@@ -22,10 +22,10 @@ from jepa_lit.objectives.heads import app_channels, head_input
 CPU = {"accelerator": "cpu"}
 
 
-def tiny_module(**kwargs) -> JEPAModule:
-    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32)
-    masks = MultiBlock3D(generators=[BlockGenerator(2, (0.25, 0.25))])
-    return JEPAModule(encoder, masks, predictor_width=32, predictor_depth=1, predictor_heads=2, **kwargs)
+@pytest.fixture
+def tiny_module(tiny_module):
+    """This file's size (tests/conftest.py): 4-frame clips, one mask generator."""
+    return partial(tiny_module, num_frames=4, generators=[(2, 0.25)])
 
 
 def save_checkpoint(module: JEPAModule, path) -> str:
@@ -41,7 +41,7 @@ def tiny_data(**kwargs) -> SyntheticMotionDataModule:
     return SyntheticMotionDataModule(**{**args, **kwargs})
 
 
-def test_ema_checkpoint_is_probed_with_the_ema_target(tmp_path):
+def test_ema_checkpoint_is_probed_with_the_ema_target(tmp_path, tiny_module):
     module = tiny_module()
     with torch.no_grad():
         for p in module.target_encoder.parameters():
@@ -54,7 +54,7 @@ def test_ema_checkpoint_is_probed_with_the_ema_target(tmp_path):
     assert frozen.checkpoint_info == {"epoch": 1, "global_step": 7}
 
 
-def test_no_ema_checkpoint_is_probed_with_the_online_encoder_that_trained(tmp_path):
+def test_no_ema_checkpoint_is_probed_with_the_online_encoder_that_trained(tmp_path, tiny_module):
     module = tiny_module(target_encoder="online")
     frozen = load_eval_encoder(save_checkpoint(module, tmp_path / "online.ckpt"))
     assert frozen.used == "encoder" and frozen.target_mode == "online"
@@ -63,7 +63,7 @@ def test_no_ema_checkpoint_is_probed_with_the_online_encoder_that_trained(tmp_pa
 
 
 @pytest.mark.slow
-def test_random_init_control_is_labelled_and_reproducible(tmp_path):
+def test_random_init_control_is_labelled_and_reproducible(tmp_path, tiny_module):
     path = save_checkpoint(tiny_module(), tmp_path / "run.ckpt")
     a, b = load_eval_encoder(path, random_init=True, seed=3), load_eval_encoder(path, random_init=True, seed=3)
     trained = load_eval_encoder(path)
@@ -73,7 +73,7 @@ def test_random_init_control_is_labelled_and_reproducible(tmp_path):
         k: v.shape for k, v in trained.encoder.state_dict().items()}
 
 
-def test_a_checkpoint_without_jepa_lit_metadata_is_refused(tmp_path):
+def test_a_checkpoint_without_jepa_lit_metadata_is_refused(tmp_path, tiny_module):
     module = tiny_module()
     path = tmp_path / "plain.ckpt"
     torch.save({"state_dict": module.state_dict()}, path)

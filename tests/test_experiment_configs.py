@@ -20,7 +20,7 @@ import yaml
 
 from jepa_lit.cli import run_cli
 from jepa_lit.config import expand_config_stack
-from jepa_lit.data.fixtures import MAKERS
+from jepa_lit.data.datasets import DATASETS
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 VARIANTS = {
@@ -109,7 +109,7 @@ def fixture_data(tmp_path_factory) -> Path:
     """One tree of the datasets the two regimes read (UCF-101, SSv2, ImageNet-100), for the whole session."""
     root = tmp_path_factory.mktemp("fixture_data")
     for name in ("ucf101", "ssv2", "imagenet100"):
-        MAKERS[name](root / name, broken=False)
+        DATASETS[name].make_fixture(root / name, broken=False)
     return root
 
 
@@ -156,11 +156,11 @@ def test_config_trains_two_steps_with_a_tiny_encoder(name, tmp_path, fixture_dat
     assert [type(o).__name__ for o in module.objectives] == [o["class_path"].rsplit(".", 1)[1] for o in objectives_of(path)]
     assert all((o.embed_dim, o.num_levels) == (192, 4) for o in module.objectives)  # sized by the tiny encoder
     norms = trainer.callbacks[0].last_norms
-    assert set(norms) == {f"grad_norm/{k}" for k in module.last_terms}
-    assert all(f"train/{k}" in trainer.logged_metrics for k in module.last_terms)
+    assert set(norms) == {f"grad_norm/{k}" for k in module.last_step.terms}
+    assert all(f"train/{k}" in trainer.logged_metrics for k in module.last_step.terms)
     for objective in module.objectives:  # every auxiliary term reaches the encoder, but the one run as released
         as_released = getattr(objective, "released_no_grad", False)  # the release's LD term: a constant
-        for key in module.last_terms:
+        for key in module.last_step.terms:
             if key.startswith(objective.name):
                 assert (norms[f"grad_norm/{key}"] == 0) if as_released else (norms[f"grad_norm/{key}"] > 0), key
 

@@ -5,7 +5,7 @@ import torch
 from jepa_lit.callbacks.health import RepresentationHealth, effective_rank
 from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError, SkippedStepsError
 from jepa_lit.objectives import Objective
-from test_module import fit, tiny_module
+from jepa_lit.step import StepRecord
 
 
 class NaNAt(Objective):
@@ -22,17 +22,17 @@ class NaNAt(Objective):
         return {self.name: value}
 
 
-def test_nonfinite_term_stops_naming_step_and_term():
+def test_nonfinite_term_stops_naming_step_and_term(tiny_module, fit_synthetic):
     L.seed_everything(0)
     with pytest.raises(NonFiniteLossError, match=r"step 1: term\(s\) nan_at"):
-        fit(tiny_module(objectives=[NaNAt(1)]), steps=3)
+        fit_synthetic(tiny_module(objectives=[NaNAt(1)]), steps=3)
 
 
 @pytest.mark.slow
-def test_nonfinite_term_skips_when_asked():
+def test_nonfinite_term_skips_when_asked(tiny_module, fit_synthetic):
     L.seed_everything(0)
     module = tiny_module(objectives=[NaNAt(1)], guard=GuardConfig(on_nonfinite="skip", max_skipped_fraction=0.5))
-    trainer, _ = fit(module, steps=3)
+    trainer, _ = fit_synthetic(module, steps=3)
     assert module.guard.skipped == 1 and all(torch.isfinite(p).all() for p in module.parameters())
     assert module.guard.batches == 3 and module.guard.summary() == "guard: skipped 1 of 3 training batches (33.3%)"
 
@@ -51,12 +51,12 @@ class NaNEveryOther(Objective):
         return {self.name: outputs.zero() + (float("nan") if self.calls % 2 == 0 else 0.0)}
 
 
-def test_a_fit_that_skipped_too_many_steps_fails_with_a_summary():
+def test_a_fit_that_skipped_too_many_steps_fails_with_a_summary(tiny_module, fit_synthetic):
     L.seed_everything(0)
     module = tiny_module(objectives=[NaNEveryOther()], guard=GuardConfig(on_nonfinite="skip"))
     with pytest.raises(SkippedStepsError, match=r"guard: skipped 1 of 3 training batches \(33.3%\), more than "
                                                 r"model.init_args.guard.max_skipped_fraction=0.1"):
-        fit(module, steps=3)
+        fit_synthetic(module, steps=3)
     assert SkippedStepsError.exit_code == 1
 
 
@@ -80,7 +80,7 @@ def test_effective_rank_known_values():
     assert effective_rank(torch.eye(8)) == pytest.approx(7.0, rel=1e-4)
 
 
-def test_health_measures_and_warns_on_collapse():
+def test_health_measures_and_warns_on_collapse(tiny_module):
     module = tiny_module()
     outputs = module.forward_step(torch.randn(2, 3, 8, 64, 64), step=0)
     metrics = RepresentationHealth.measure(module, outputs)
@@ -92,7 +92,7 @@ def test_health_measures_and_warns_on_collapse():
     assert RepresentationHealth.measure(module, outputs)["ema_drift"] == pytest.approx(1.0, rel=1e-5)
     outputs.target = torch.zeros_like(outputs.target)  # a collapsed target
     assert RepresentationHealth.measure(module, outputs)["target_std"] == 0.0
-    module.last_outputs, logged = outputs, {}
+    module.last_step, logged = StepRecord(outputs, {}, outputs.clip), {}
     module.log_dict = lambda metrics, **kwargs: logged.update(metrics)
     trainer = type("Trainer", (), {"global_step": 0})()
     with pytest.warns(UserWarning, match=r"step 0: target features are collapsing \(std 0 < 0.05\)"):
@@ -117,17 +117,17 @@ class InfiniteGradientAt(Objective):
 
 
 @pytest.mark.slow
-def test_nonfinite_gradient_stops_naming_step_and_term():
+def test_nonfinite_gradient_stops_naming_step_and_term(tiny_module, fit_synthetic):
     L.seed_everything(0)
     with pytest.raises(NonFiniteLossError, match=r"non-finite gradient at step 1 from term\(s\) inf_grad \(loss"):
-        fit(tiny_module(objectives=[InfiniteGradientAt(1)]), steps=3)
+        fit_synthetic(tiny_module(objectives=[InfiniteGradientAt(1)]), steps=3)
 
 
 @pytest.mark.slow
-def test_nonfinite_gradient_skips_the_step_when_asked():
+def test_nonfinite_gradient_skips_the_step_when_asked(tiny_module, fit_synthetic):
     L.seed_everything(0)
     module = tiny_module(objectives=[InfiniteGradientAt(1)],
                          guard=GuardConfig(on_nonfinite="skip", max_skipped_fraction=0.5))
     with pytest.warns(UserWarning, match=r"skipping step 1: non-finite gradient at step 1 from term\(s\) inf_grad"):
-        fit(module, steps=3)
+        fit_synthetic(module, steps=3)
     assert module.guard.skipped == 1 and all(torch.isfinite(p).all() for p in module.parameters())

@@ -4,7 +4,9 @@ reads, a full disk named as such, normal file modes (the hostile cases of docs/c
 
 from __future__ import annotations
 
+import builtins
 import errno
+import io
 import json
 import os
 from pathlib import Path
@@ -158,10 +160,42 @@ def test_a_full_disk_keeps_the_old_file_and_says_no_space_left(tmp_path, monkeyp
         assert integrity_problem(path) is None
 
 
-def test_json_is_replaced_whole(tmp_path):
-    write_json(tmp_path / "r.json", {"a": 1})
-    write_json(tmp_path / "r.json", {"a": 2})
-    assert json.loads((tmp_path / "r.json").read_text()) == {"a": 2}
+class HalfWriteThenFull:
+    """A file whose first write stores half of its bytes and then fails as a full disk does."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def write(self, data):
+        self.file.write(data[: len(data) // 2])
+        self.file.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def test_json_is_replaced_whole(tmp_path, monkeypatch):
+    """A write that dies half way (a full disk, a kill) leaves the previous file whole, whatever way the
+    writer opens its file; an in-place writer would leave half a JSON document."""
+    path = tmp_path / "r.json"
+    write_json(path, {"a": 1, "b": list(range(100))})
+    with monkeypatch.context() as patch:
+        for module, name in ((builtins, "open"), (io, "open"), (os, "fdopen")):
+            opener = getattr(module, name)
+            patch.setattr(module, name, lambda *args, _open=opener, **kw: HalfWriteThenFull(_open(*args, **kw)))
+        with pytest.raises((OSError, WriteError), match="No space left|no space left"):
+            write_json(path, {"a": 2, "b": list(range(200))})
+    assert json.loads(path.read_text()) == {"a": 1, "b": list(range(100))}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no half-written temporary left behind
+    write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2}
 
 
 def test_ckpt_path_last_resumes_from_the_newest_intact_checkpoint(tmp_path, checkpoint):
@@ -265,8 +299,10 @@ def test_results_json_carries_a_record_checked_by_the_results_command(tmp_path, 
     from jepa_lit.eval.results import write_results
     from jepa_lit.study.registry import RegistryError, read_results
 
-    path = write_results({"schema": "jepa_lit.probe_result/1", "metrics": {"top1": 12.5}}, str(tmp_path / "r.json"))
-    assert sidecar_path(path).is_file() and read_results(path)["metrics"]["top1"] == 12.5
+    results = {"schema": "jepa_lit.probe_result/1", "benchmark": "synthetic", "comparison_key": "0123",
+               "metrics": {"top1": 12.5}, "training": {"epochs": 2}}
+    path = write_results(results, str(tmp_path / "r.json"))
+    assert sidecar_path(path).is_file() and read_results(path).top1 == 12.5
     path.write_text(path.read_text().replace("12.5", "92.5"))  # same size, other bytes
     assert results_main([str(path), str(sidecar_path(path))]) == 2  # RUN/probes/*.json: the record is left out
     err = capsys.readouterr().err

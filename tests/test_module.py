@@ -1,22 +1,22 @@
+from functools import partial
+
 import lightning as L
 import pytest
 import torch
 
 from jepa_lit.data.synthetic import SyntheticMotionDataModule
-from jepa_lit.masks import BlockGenerator, MultiBlock3D
 from jepa_lit.models import VisionTransformer
-from jepa_lit.module import JEPAModule
 from jepa_lit.objectives import Delta
 from jepa_lit.schedules import OptimizerConfig
 
 
-def tiny_module(**kwargs):
-    encoder = VisionTransformer(size="tiny", depth=4, num_frames=8, img_size=64)
-    masks = MultiBlock3D(generators=[BlockGenerator(2, (0.25, 0.25)), BlockGenerator(1, (0.5, 0.5))])
-    return JEPAModule(encoder, masks, predictor_width=32, predictor_depth=2, predictor_heads=2, **kwargs)
+@pytest.fixture
+def tiny_module(tiny_module):
+    """This file's size (tests/conftest.py): 4 blocks on 64 px clips, two mask generators, a 2-block predictor."""
+    return partial(tiny_module, depth=4, img_size=64, generators=[(2, 0.25), (1, 0.5)], predictor_depth=2)
 
 
-def test_ema_update_arithmetic():
+def test_ema_update_arithmetic(tiny_module):
     module = tiny_module()
     for p in module.encoder.parameters():
         p.data.fill_(1.0)
@@ -28,7 +28,7 @@ def test_ema_update_arithmetic():
     assert all(torch.allclose(p, torch.full_like(p, 0.55)) for p in module.target_encoder.parameters())
 
 
-def test_target_is_a_frozen_copy_and_levels_are_normalised():
+def test_target_is_a_frozen_copy_and_levels_are_normalised(tiny_module):
     module = tiny_module()
     assert not any(p.requires_grad for p in module.target_encoder.parameters())
     target = module.target_features(torch.randn(2, 3, 8, 32, 32))
@@ -38,7 +38,7 @@ def test_target_is_a_frozen_copy_and_levels_are_normalised():
     assert not target.requires_grad
 
 
-def test_step_gradients_reach_encoder_and_predictor_not_target():
+def test_step_gradients_reach_encoder_and_predictor_not_target(tiny_module):
     module = tiny_module(objectives=[Delta()], context_loss_start=0.0)
     outputs = module.forward_step(torch.randn(2, 3, 8, 32, 32), step=0)
     terms = module.loss_terms(outputs)
@@ -51,7 +51,7 @@ def test_step_gradients_reach_encoder_and_predictor_not_target():
     assert all(p.grad is None for p in module.target_encoder.parameters())
 
 
-def test_per_generator_mask_tokens_each_train():
+def test_per_generator_mask_tokens_each_train(tiny_module):
     module = tiny_module(mask_tokens="per_generator")
     outputs = module.forward_step(torch.randn(2, 3, 8, 32, 32), step=0)
     torch.stack(list(module.loss_terms(outputs).values())).sum().backward()
@@ -59,7 +59,7 @@ def test_per_generator_mask_tokens_each_train():
     assert all(token.grad.abs().sum() > 0 for token in module.predictor.mask_tokens)
 
 
-def test_shared_mask_token_is_what_both_generators_read():
+def test_shared_mask_token_is_what_both_generators_read(tiny_module):
     """With one shared token, a generator's predictions do not depend on its index; per generator, the
     second generator reads token 1 (set apart here, so its predictions differ)."""
     torch.manual_seed(0)
@@ -79,14 +79,14 @@ def test_shared_mask_token_is_what_both_generators_read():
         tiny_module(mask_tokens="per_sample")
 
 
-def test_online_target_has_gradient_and_is_what_gets_evaluated():
+def test_online_target_has_gradient_and_is_what_gets_evaluated(tiny_module):
     module = tiny_module(target_encoder="online")
     assert module.target_encoder is None and module.eval_encoder is module.encoder
     assert module.target_features(torch.randn(1, 3, 8, 32, 32)).requires_grad
     assert tiny_module().eval_encoder is not tiny_module().encoder
 
 
-def test_weight_decay_only_on_weights():
+def test_weight_decay_only_on_weights(tiny_module):
     module = tiny_module()
     groups = module.configure_optimizers()["optimizer"].param_groups
     decayed = {id(p) for p in groups[0]["params"]}
@@ -96,32 +96,19 @@ def test_weight_decay_only_on_weights():
     assert groups[0]["weight_decay"] == 0.04 and groups[1]["weight_decay"] == 0.0
 
 
-def test_duplicate_objective_names_are_refused():
+def test_duplicate_objective_names_are_refused(tiny_module):
     with pytest.raises(ValueError, match="delta"):
         tiny_module(objectives=[Delta(), Delta()])
 
 
-def fit(module, steps, precision="32-true", **data):
-    data = SyntheticMotionDataModule(**{"num_clips": 40, "num_frames": 8, "crop_size": 32, "batch_size": 4, **data})
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, precision=precision, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        limit_val_batches=0, num_sanity_val_steps=0)
-    losses = []
-
-    class Record(L.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            losses.append(pl_module.last_terms["pred"].item())
-
-    trainer.callbacks.append(Record())
-    trainer.fit(module, datamodule=data)
-    return trainer, losses
 
 
-def test_ema_follows_online_encoder_after_each_optimizer_step():
+
+def test_ema_follows_online_encoder_after_each_optimizer_step(tiny_module, fit_synthetic):
     L.seed_everything(0)
     module = tiny_module(ema_momentum=0.5)
     before = module.target_encoder.blocks[0].attn.qkv.weight.clone()
-    trainer, _ = fit(module, steps=2)
+    trainer, _ = fit_synthetic(module, steps=2)
     assert trainer.global_step == 2
     after = module.target_encoder.blocks[0].attn.qkv.weight
     assert not torch.allclose(before, after)
@@ -130,24 +117,24 @@ def test_ema_follows_online_encoder_after_each_optimizer_step():
 
 
 @pytest.mark.slow
-def test_loss_decreases_on_synthetic_video():
+def test_loss_decreases_on_synthetic_video(tiny_module, fit_synthetic):
     L.seed_everything(0)
     module = tiny_module(ema_momentum=0.99, optimizer=OptimizerConfig(lr=1e-3, start_lr=1e-4, warmup_steps=5))
-    _, losses = fit(module, steps=30, crop_size=64)  # prediction loss (the context term ramps in half way)
+    _, losses = fit_synthetic(module, steps=30, crop_size=64)  # prediction loss (the context term ramps in half way)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.85 * first, (first, last)  # measured: 0.79 -> 0.62
 
 
 @pytest.mark.slow
-def test_bf16_mixed_runs_on_a_tiny_input():
+def test_bf16_mixed_runs_on_a_tiny_input(tiny_module, fit_synthetic):
     L.seed_everything(0)
     module = tiny_module(objectives=[Delta()], context_loss_start=0.0)
-    trainer, losses = fit(module, steps=1, precision="bf16-mixed", num_clips=10, batch_size=2)
+    trainer, losses = fit_synthetic(module, steps=1, precision="bf16-mixed", num_clips=10, batch_size=2)
     assert trainer.global_step == 1 and torch.isfinite(torch.tensor(losses)).all()
 
 
 @pytest.mark.slow
-def test_checkpoint_records_the_encoder_to_evaluate():
+def test_checkpoint_records_the_encoder_to_evaluate(tiny_module):
     for mode, expected in (("ema", "target_encoder"), ("online", "encoder")):
         checkpoint = {}
         tiny_module(target_encoder=mode).on_save_checkpoint(checkpoint)
@@ -157,7 +144,7 @@ def test_checkpoint_records_the_encoder_to_evaluate():
 
 
 @pytest.mark.slow
-def test_incompatible_clip_settings_fail_before_training_naming_the_keys():
+def test_incompatible_clip_settings_fail_before_training_naming_the_keys(tiny_module):
     with pytest.raises(ValueError, match=r"data.init_args.num_frames=7 .*tubelet_size=2"):
         tiny_module().check_data_fits(SyntheticMotionDataModule(num_frames=7))
     with pytest.raises(ValueError, match=r"data.init_args.crop_size=100 .*patch_size=16"):
@@ -165,12 +152,12 @@ def test_incompatible_clip_settings_fail_before_training_naming_the_keys():
 
 
 @pytest.mark.slow
-def test_validation_loss_weights_follow_the_run_schedule():
+def test_validation_loss_weights_follow_the_run_schedule(tiny_module, fit_synthetic):
     """Validation draws fixed masks per batch, but its context weight is the run's at this step (the
     ramp 0 -> 0.5 ends half-way through 4 steps; batch 0 alone would give weight 0)."""
     L.seed_everything(0)
     module = tiny_module(context_loss_start=0.25, context_loss_end=0.5)
-    trainer, _ = fit(module, steps=4)
+    trainer, _ = fit_synthetic(module, steps=4)
     assert module.context_weight_at(0) == 0.0 and module.context_weight_at(trainer.global_step) == 0.5
     logged = {}
     module.log_dict = lambda metrics, **kwargs: logged.update(metrics)
@@ -181,7 +168,7 @@ def test_validation_loss_weights_follow_the_run_schedule():
     assert logged["val/context"] > 0
 
 
-def test_checkpoints_carry_the_behaviour_version_and_resuming_across_it_warns():
+def test_checkpoints_carry_the_behaviour_version_and_resuming_across_it_warns(tiny_module):
     import jepa_lit
 
     module = tiny_module()

@@ -8,7 +8,10 @@ The reference values are computed token by token with plain Python loops.
 
 from __future__ import annotations
 
+import ast
 import math
+from functools import partial
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -33,8 +36,9 @@ from jepa_lit.objectives import (
     Spectral,
     StepOutputs,
     VelocityGate,
+    objective_classes,
 )
-from jepa_lit.step import masked_mean, mean_over_generators
+from jepa_lit.step import StepRecord, masked_mean, mean_over_generators
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (tests/conftest.py)
 
@@ -402,26 +406,60 @@ def test_velocity_gate_known_value(quantile):
     check_against_reference(VelocityGate(weight=1.0, quantile=quantile), make_outputs())
 
 
+# ----- every objective of the package: a reference and its cases ------------------------------------
+CASES = {  # objective -> (make, the features its gradient reaches, its head or None) per variant
+    HardWeighting: [(lambda: HardWeighting(), "predictions", None)],
+    Delta: [(lambda: Delta(), "context", None)],
+    FactorizedWorldModel: [(lambda: FactorizedWorldModel(), "context", None)],
+    LatentDynamics: [
+        (lambda: built(LatentDynamics(hidden_dim=8)), "context", "head"),
+        (lambda: built(LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True)), "context", "head"),
+    ],
+    Spectral: [(lambda: Spectral(), "context", None)],
+    LatentTemporalContrastive: [(lambda: LatentTemporalContrastive(margin=2.0), "context", None)],  # hinge active
+    ActionConditioned: [
+        (lambda: built(ActionConditioned(hidden_dim=8)), "context", "head"),
+        (lambda: built(ActionConditioned(hidden_dim=8, reads="dynamics")), "context", "head"),
+    ],
+    Kinematic: [
+        (lambda: Kinematic(penalty="l1"), "target", None),
+        (lambda: Kinematic(penalty="huber"), "target", None),
+        (lambda: Kinematic(penalty="acceleration", channel_fraction=0.5), "target", None),
+    ],
+    SIGReg: [(lambda: SIGReg(num_slices=8), "context", None)],
+    Hamiltonian: [(lambda: built(Hamiltonian(hidden_dim=8)), "context", "energy")],
+    VelocityGate: [(lambda: VelocityGate(), "context", None)],
+}
+OBJECTIVES = objective_classes()  # every Objective subclass in jepa_lit/objectives/, exported or not
+ALL = [case for objective in OBJECTIVES for case in CASES.get(objective, [])]
+TESTS = Path(__file__).parent
+
+
+def has_own_known_value_test(objective: type) -> bool:
+    """The tutorial's way (docs/objectives.md): tests/test_<file>.py next to this one, with a
+    test_known_value* function (read, not imported)."""
+    path = TESTS / f"test_{objective.__module__.rsplit('.', 1)[-1]}.py"
+    return path.is_file() and any(isinstance(node, ast.FunctionDef) and node.name.startswith("test_known_value")
+                                  for node in ast.walk(ast.parse(path.read_text())))
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES, ids=lambda cls: cls.__name__)
+def test_every_objective_has_a_known_value_reference(objective):
+    where = f"{objective.__module__}.{objective.__name__}"
+    if has_own_known_value_test(objective):
+        return
+    assert objective in REFERENCES, (
+        f"{where} has no known-value reference: add a ref_ function computed by hand to REFERENCES and its "
+        f"variants to CASES in tests/test_objectives.py, or write tests/test_{objective.__module__.rsplit('.', 1)[-1]}"
+        ".py with a test_known_value (docs/objectives.md)")
+    assert CASES.get(objective), f"{where} has a reference but no case: add its variants to CASES in {__file__}"
+
+
+def test_the_tables_name_only_objectives_of_the_package():
+    assert set(REFERENCES) | set(CASES) <= set(OBJECTIVES) and len(OBJECTIVES) >= 11
+
+
 # ----- gradients ----------------------------------------------------------------------------------
-ALL = [
-    (lambda: HardWeighting(), "predictions", None),
-    (lambda: Delta(), "context", None),
-    (lambda: FactorizedWorldModel(), "context", None),
-    (lambda: built(LatentDynamics(hidden_dim=8)), "context", "head"),
-    (lambda: built(LatentDynamics(hidden_dim=8, reads="dynamics", hard_weighting=True)), "context", "head"),
-    (lambda: Spectral(), "context", None),
-    (lambda: LatentTemporalContrastive(margin=2.0), "context", None),  # margin 2: the hinge is active
-    (lambda: built(ActionConditioned(hidden_dim=8)), "context", "head"),
-    (lambda: built(ActionConditioned(hidden_dim=8, reads="dynamics")), "context", "head"),
-    (lambda: Kinematic(penalty="l1"), "target", None),
-    (lambda: Kinematic(penalty="huber"), "target", None),
-    (lambda: Kinematic(penalty="acceleration", channel_fraction=0.5), "target", None),
-    (lambda: SIGReg(num_slices=8), "context", None),
-    (lambda: built(Hamiltonian(hidden_dim=8)), "context", "energy"),
-    (lambda: VelocityGate(), "context", None),
-]
-
-
 @pytest.mark.parametrize("make, features, head", ALL)
 def test_gradients_reach_features_and_head(make, features, head):
     torch.manual_seed(0)
@@ -523,7 +561,7 @@ def test_an_objective_used_before_build_is_a_clear_error(make):
         objective(make_outputs())
 
 
-def test_the_module_builds_its_objectives_with_the_state_dict_names_of_old_checkpoints():
+def test_the_module_builds_its_objectives_with_the_state_dict_names_of_old_checkpoints(tiny_module):
     module = tiny_module([LatentDynamics(hidden_dim=8, reads="dynamics"), ActionConditioned(hidden_dim=8),
                           Hamiltonian(hidden_dim=8)])
     state = module.state_dict()
@@ -558,13 +596,10 @@ def test_hard_weighted_ld_gradient_and_released_defect(released):
 
 
 # ----- composition and per-term gradient attribution ----------------------------------------------
-def tiny_module(objectives, **kwargs):
-    from jepa_lit.models import VisionTransformer
-    from jepa_lit.module import JEPAModule
-
-    torch.manual_seed(0)
-    encoder = VisionTransformer(size="tiny", num_frames=8, img_size=32, depth=2)
-    return JEPAModule(encoder, objectives=objectives, predictor_width=32, predictor_depth=1, predictor_heads=2, **kwargs)
+@pytest.fixture
+def tiny_module(tiny_module):
+    """The conftest's tiny module (8 frames x 32 px: the references' grid), weights seeded."""
+    return partial(tiny_module, seed=0)
 
 
 def fwm_hw_ld(released=False):
@@ -575,7 +610,7 @@ def fwm_hw_ld(released=False):
     ]
 
 
-def test_fwm_hw_ld_total_equals_its_parts():
+def test_fwm_hw_ld_total_equals_its_parts(tiny_module):
     module = tiny_module(fwm_hw_ld())
     clip = torch.randn(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1))
     outputs = module.forward_step(clip, step=0)
@@ -595,25 +630,25 @@ def test_fwm_hw_ld_total_equals_its_parts():
 
 
 @pytest.mark.parametrize("released", [False, True])
-def test_term_gradient_norms_show_a_dead_term(released):
+def test_term_gradient_norms_show_a_dead_term(released, tiny_module):
     module = tiny_module(fwm_hw_ld(released), target_encoder="ema")
     module.encoder.activation_checkpointing = True  # autograd.grad must work through checkpointed blocks
     clip = torch.randn(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1))
     outputs = module.forward_step(clip, step=0)
-    module.last_terms = module.loss_terms(outputs)
+    module.last_step = StepRecord(outputs, module.loss_terms(outputs), clip)
     callback = TermGradientNorms(every_n_steps=5)
     logged = []
     logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.append((step, metrics)))
     callback.on_before_backward(SimpleNamespace(global_step=0, loggers=[logger]), module, None)
     norms = callback.last_norms
     assert logged == [(0, norms)]
-    assert set(norms) == {f"grad_norm/{k}" for k in module.last_terms}
+    assert set(norms) == {f"grad_norm/{k}" for k in module.last_step.terms}
     assert norms["grad_norm/pred"] > 0 and norms["grad_norm/hw"] > 0 and norms["grad_norm/fwm_static"] > 0
     assert norms["grad_norm/context"] == 0.0  # weight 0 before the ramp
     assert (norms["grad_norm/ld"] == 0.0) == released
     callback.on_before_backward(SimpleNamespace(global_step=3, loggers=[logger]), module, None)
     assert len(logged) == 1  # only every 5 steps
-    torch.stack(list(module.last_terms.values())).sum().backward()  # the graph is still usable
+    torch.stack(list(module.last_step.terms.values())).sum().backward()  # the graph is still usable
 
 
 def test_empirical_characteristic_gradient_matches_autograd():

@@ -83,7 +83,7 @@ def tiny_fit(precision: str) -> tuple[list[dict], CastCounter, JEPAModule]:
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             if batch_idx == 0:
                 counter.__exit__(None, None, None)
-            losses.append({k: v.item() for k, v in pl_module.last_terms.items()})
+            losses.append({k: v.item() for k, v in pl_module.last_step.terms.items()})
 
     trainer.callbacks.append(Record())
     trainer.fit(module, datamodule=data)

@@ -8,24 +8,6 @@ import torch
 
 from jepa_lit.checkpointing import AtomicCheckpointIO
 from jepa_lit.data.resumable import EpochSampler
-from jepa_lit.data.synthetic import SyntheticMotionDataModule
-from jepa_lit.masks import BlockGenerator, MultiBlock3D
-from jepa_lit.models import VisionTransformer
-from jepa_lit.module import JEPAModule
-from jepa_lit.objectives import Delta
-from jepa_lit.schedules import OptimizerConfig
-
-
-def build():
-    L.seed_everything(0)
-    encoder = VisionTransformer(size="tiny", depth=2, num_frames=4, img_size=32)
-    masks = MultiBlock3D(generators=[BlockGenerator(2, (0.25, 0.25)), BlockGenerator(1, (0.5, 0.5))])
-    module = JEPAModule(encoder, masks, objectives=[Delta()], predictor_width=32, predictor_depth=1,
-                        predictor_heads=2, ema_momentum=0.9, context_loss_start=0.3, context_loss_end=0.8,
-                        optimizer=OptimizerConfig(lr=1e-3, warmup_steps=3, lr_schedule="cosine",
-                                                  final_weight_decay=0.2))
-    data = SyntheticMotionDataModule(num_clips=25, num_frames=4, crop_size=32, batch_size=4, seed=3)
-    return module, data
 
 
 class RecordLosses(L.Callback):
@@ -34,17 +16,6 @@ class RecordLosses(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.losses[trainer.global_step] = outputs["loss"].item()
-
-
-class Crash(L.Callback):
-    """Kills the run when it reaches ``step``, as a crash would (the last checkpoint is the step before)."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise SystemError("simulated crash")
 
 
 def trainer(tmp_path, max_steps, *callbacks):
@@ -57,18 +28,18 @@ def trainer(tmp_path, max_steps, *callbacks):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("interrupt_at", [3, 5, 6])  # mid-epoch (5 batches per epoch), at its end, in the 2nd
-def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, interrupt_at):
+def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, interrupt_at, resumable_run, crash):
     total = 9
     straight = RecordLosses()
-    module, data = build()
+    module, data = resumable_run()
     trainer(tmp_path / "straight", total, straight).fit(module, datamodule=data)
 
     first, second = RecordLosses(), RecordLosses()
-    module, data = build()
+    module, data = resumable_run()
     with pytest.raises(SystemError, match="simulated crash"):
-        trainer(tmp_path / "resumed", total, first, Crash(interrupt_at)).fit(module, datamodule=data)
+        trainer(tmp_path / "resumed", total, first, crash(interrupt_at)).fit(module, datamodule=data)
     assert max(first.losses) == interrupt_at
-    module, data = build()
+    module, data = resumable_run()
     trainer(tmp_path / "resumed", total, second).fit(module, datamodule=data,
                                                      ckpt_path=str(tmp_path / "resumed" / "last.ckpt"))
     resumed = {**first.losses, **second.losses}
@@ -140,10 +111,10 @@ def test_real_dataset_clips_and_crops_resume_exactly(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_checkpoint_keeps_the_final_step(tmp_path):
+def test_run_checkpoint_keeps_the_final_step(tmp_path, resumable_run):
     from jepa_lit.checkpointing import RunCheckpoint
 
-    module, data = build()
+    module, data = resumable_run()
     checkpoint = RunCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=2)
     L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
               limit_val_batches=0, num_sanity_val_steps=0, callbacks=[checkpoint]).fit(module, datamodule=data)
@@ -151,7 +122,7 @@ def test_run_checkpoint_keeps_the_final_step(tmp_path):
 
 
 @pytest.mark.slow
-def test_base_config_checkpoints_every_n_steps_and_at_each_epoch_end(tmp_path):
+def test_base_config_checkpoints_every_n_steps_and_at_each_epoch_end(tmp_path, resumable_run):
     """base.yaml's checkpoint callback, as configured there: periodic steps (the 2 newest kept, and
     last.ckpt); and EpochEndCheckpoint, the latest epoch end (5 batches per epoch here; base.yaml no longer
     saves at epoch ends, docs/performance.md, but a config may)."""
@@ -173,7 +144,7 @@ def test_base_config_checkpoints_every_n_steps_and_at_each_epoch_end(tmp_path):
     assert len(checkpoints) == 1
     checkpoints.append(EpochEndCheckpoint(dirpath=tmp_path, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
                                           every_n_epochs=1, save_top_k=1))
-    module, data = build()
+    module, data = resumable_run()
     L.Trainer(max_steps=13, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
               limit_val_batches=0, num_sanity_val_steps=0, callbacks=checkpoints).fit(module, datamodule=data)
     names = sorted(p.name for p in tmp_path.glob("*.ckpt"))
@@ -184,9 +155,9 @@ def test_base_config_checkpoints_every_n_steps_and_at_each_epoch_end(tmp_path):
 
     # resuming from the epoch end continues exactly as the run did
     straight, resumed = RecordLosses(), RecordLosses()
-    module, data = build()
+    module, data = resumable_run()
     trainer(tmp_path / "straight", 13, straight).fit(module, datamodule=data)
-    module, data = build()
+    module, data = resumable_run()
     trainer(tmp_path / "resumed", 13, resumed).fit(module, datamodule=data, ckpt_path=str(tmp_path / "epoch0001.ckpt"))
     assert sorted(resumed.losses) == [11, 12, 13]
     for step_number, loss in resumed.losses.items():

@@ -662,7 +662,7 @@ def test_sweep_then_report_two_variants_two_seeds(tmp_path, capsys):
     """The smoke scale of experiments/sweep.yaml made tinier (2 blocks, 4 steps, 8 clips; probe on 24 clips
     at 32 px for 2 epochs), baseline and Kin-L1 x seeds 0 and 1, two runs at a time, through the sweep's
     own main (each run: `jepa-lit fit`, then `jepa-lit test --probe` without a logger flag); then
-    jepa_lit.report's make_report on the registries it wrote."""
+    jepa_lit.study.report's make_report on the registries it wrote."""
     from jepa_lit.study.report import make_report
 
     smoke = yaml.safe_load((EXPERIMENTS / "sweep.yaml").read_text())["scales"]["smoke"]

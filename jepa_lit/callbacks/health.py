@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 
+from jepa_lit.module import last_step_of
 from jepa_lit.step import gather_tokens
 
 
@@ -48,9 +49,10 @@ class RepresentationHealth(L.Callback):
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step_outputs = getattr(pl_module, "last_outputs", None)
-        if step_outputs is None or trainer.global_step % self.every_n_steps:
+        record = last_step_of(pl_module, "RepresentationHealth")
+        if record is None or trainer.global_step % self.every_n_steps:
             return
+        step_outputs = record.outputs
         metrics = self.measure(pl_module, step_outputs)
         pl_module.log_dict({f"health/{k}": v for k, v in metrics.items()}, batch_size=step_outputs.target.shape[0])
         if metrics["target_std"] < self.min_target_std:

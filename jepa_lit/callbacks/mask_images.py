@@ -1,6 +1,6 @@
 """MaskImages: every N steps, a picture of what the model was asked to predict, in TensorBoard.
 
-One training clip of the step (``JEPAModule.last_outputs``), a few of its frames side by side:
+One training clip of the step (``JEPAModule.last_step.outputs``), a few of its frames side by side:
 
     row 0           the frames as the model saw them (de-normalised)
     row 1 + g       the same frames under mask generator g: its target tokens tinted red, its context
@@ -31,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from jepa_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from jepa_lit.module import last_step_of
 from jepa_lit.step import StepOutputs
 
 TARGET_COLOUR = (1.0, 0.15, 0.15)
@@ -119,9 +120,10 @@ class MaskImages(L.Callback):
         self._warned = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step_outputs: Optional[StepOutputs] = getattr(pl_module, "last_outputs", None)
-        if step_outputs is None or not trainer.is_global_zero:
+        record = last_step_of(pl_module, "MaskImages")
+        if record is None or not trainer.is_global_zero:
             return
+        step_outputs = record.outputs
         step = step_outputs.step
         if step % self.every_n_steps or step == self._logged_step:  # once per step under gradient accumulation
             return

@@ -23,7 +23,7 @@ from typing import Optional, Sequence, TextIO
 
 import av
 
-from jepa_lit.data import diving48, imagenet100, ssv2, ucf101
+from jepa_lit.data.datasets import DATASETS, IndexOptions
 from jepa_lit.data.decode import (
     BadInputError,
     announced_frame_count,
@@ -38,13 +38,6 @@ from jepa_lit.data.clip_dataset import read_image
 from jepa_lit.data.records import IMAGE, IndexProblem, LayoutError, Record, resolve_dataset_root
 from jepa_lit.hints import format_duration, nearest
 
-MODULES = {
-    "ucf101": ucf101.UCF101DataModule,
-    "ssv2": ssv2.SSv2DataModule,
-    "imagenet100": imagenet100.ImageNet100DataModule,
-    "diving48": diving48.Diving48DataModule,
-}
-DATASETS = tuple(MODULES)
 MIXED_SOURCES = SOURCES
 MAX_SAME_REASON = 5  # entries printed per (split, reason); the rest are counted
 
@@ -135,16 +128,10 @@ class CheckReport:
 
 def index_split(dataset: str, root: str, split: str, ucf101_split: int = 1, video_ext: str = "webm"):
     """(records, problems, official size) of one split of a dataset."""
-    if dataset == "ucf101":
-        records, problems = ucf101.index_ucf101(root, ucf101_split, split)
-        return records, problems, ucf101.OFFICIAL_SIZES[ucf101_split][split]
-    if dataset == "ssv2":
-        return (*ssv2.index_ssv2(root, split, video_ext), ssv2.OFFICIAL_SIZES[split])
-    if dataset == "imagenet100":
-        return (*imagenet100.index_imagenet100(root, split), imagenet100.OFFICIAL_SIZES[split])
-    if dataset == "diving48":
-        return (*diving48.index_diving48(root, split), diving48.OFFICIAL_SIZES[split])
-    raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {tuple(DATASETS)}")
+    spec, options = DATASETS[dataset], IndexOptions(ucf101_split, video_ext)
+    return (*spec.index(root, split, options), spec.official_size(split, options))
 
 
 def _rel(path: str, root: str) -> str:
@@ -172,11 +159,11 @@ def run_check(
     """
     splits = []
     jobs = jobs or min(8, os.cpu_count() or 1)
-    root = resolve_dataset_root(root, dataset, MODULES[dataset].layout_markers)
+    root = resolve_dataset_root(root, dataset, DATASETS[dataset].datamodule.layout_markers)
     for split in ("train", "test"):
         records, problems, official = index_split(dataset, root, split, ucf101_split, video_ext)
-        # ImageNet-100's problems are missing class folders, not listed entries
-        listed = len(records) + (0 if dataset == "imagenet100" else len(problems))
+        # an index whose problems are missing class folders (ImageNet-100) lists no entry for them
+        listed = len(records) + (len(problems) if DATASETS[dataset].problems_are_entries else 0)
         report = SplitReport(split, listed=listed, official=official, problems=problems)
         progress = Progress(f"{dataset} {split}", len(records), progress_every, progress_out)
         with ThreadPoolExecutor(jobs) as pool:

@@ -2,7 +2,7 @@
 
 For the tests, and for users who want to try the pipeline before downloading anything:
 
-    python -m jepa_lit.data.fixtures /tmp/jepa_data     # builds ucf101/ ssv2/ imagenet100/ diving48/
+    python -m jepa_lit.data.datasets /tmp/jepa_data     # builds ucf101/ ssv2/ imagenet100/ diving48/
     jepa-lit data check --dataset ucf101 --root /tmp/jepa_data/ucf101
 
 Videos are real encodes in each dataset's own container and codec (UCF-101: AVI / MPEG-4 part 2 at
@@ -13,14 +13,14 @@ apart from its neighbours. Quirks kept: UCF-101's HandstandPushups folder holdin
 v_HandStandPushups_* files, the string class indices of SSv2's labels.json and its bracketed
 templates. With broken=True each dataset also gets bad input: zero-byte, truncated and garbage
 files, files listed but missing, and annotation entries with an unknown label; `BROKEN` in each
-summary names them.
+summary names them. Each maker is named in its dataset's record (jepa_lit.data.datasets), which
+builds the whole tree.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Union
 
@@ -272,18 +272,3 @@ def make_diving48(root: PathLike, broken: bool = True) -> dict:
     return _summary(
         root, train=6, test=3, bad_train=2 if broken else 0, bad_test=1 if broken else 0, num_classes=48, bad=bad
     )
-
-
-MAKERS = {"ucf101": make_ucf101, "ssv2": make_ssv2, "imagenet100": make_imagenet100, "diving48": make_diving48}
-
-
-def make_fixture_tree(root: PathLike, broken: bool = True) -> dict[str, dict]:
-    """All four datasets under root/{ucf101,ssv2,imagenet100,diving48}; returns each one's summary
-    (root, good train / test counts, num_classes, and `bad`: the broken entries and their kind)."""
-    return {name: make(Path(root) / name, broken) for name, make in MAKERS.items()}
-
-
-if __name__ == "__main__":
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "jepa_fixture_data")
-    for name, info in make_fixture_tree(out).items():
-        print(f"{name:12s} {info['root']}  train {info['train']}  test {info['test']}  broken {len(info['bad'])}")

@@ -69,6 +69,7 @@ def place_probe_logger(trainer, results_dir: Path, benchmark: str) -> Optional[s
 class Benchmark:
     name: str
     title: str
+    short_title: str  # the column heading of the study's report tables
     datamodule: str  # class path
     data_args: dict[str, Any]
     probe: str
@@ -108,6 +109,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark(
             name="diving48",
             title="Diving-48 (V2 labels, 48 classes)",
+            short_title="Diving-48",
             datamodule="jepa_lit.data.diving48.Diving48DataModule",
             data_args={"root": "data/diving48", "num_frames": 16, "crop_size": 224, **_EVAL_TRAIN},
             probe="attentive", pooling="tokens", lr=1e-3, weight_decay=0.01, batch_size=16, epochs=100,
@@ -116,6 +118,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark(
             name="ssv2",
             title="Something-Something V2 (174 classes)",
+            short_title="SSv2",
             datamodule="jepa_lit.data.ssv2.SSv2DataModule",
             data_args={"root": "data/ssv2", "num_frames": 16, "crop_size": 224, **_EVAL_TRAIN},
             probe="attentive_mean", pooling="mean", lr=1e-3, weight_decay=0.01, batch_size=16, epochs=100,
@@ -125,6 +128,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark(
             name="imagenet100",
             title="ImageNet-100 (100 classes)",
+            short_title="IN-100",
             datamodule="jepa_lit.data.imagenet100.ImageNet100DataModule",
             data_args={"root": "data/imagenet100", "num_frames": 16, "crop_size": 224, "eval_interpolation": "bicubic",
                        **_EVAL_TRAIN},
@@ -135,6 +139,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark(
             name="ucf101",
             title="UCF-101 split 1 (101 classes)",
+            short_title="UCF-101",
             datamodule="jepa_lit.data.ucf101.UCF101DataModule",
             data_args={"root": "data/ucf101", "split": 1, "num_frames": 16, "crop_size": 224, **_EVAL_TRAIN},
             probe="attentive", pooling="tokens", lr=3e-4, weight_decay=0.01, batch_size=16, epochs=100,
@@ -143,6 +148,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark(
             name="synthetic",
             title="Synthetic Motion Discrimination (8 directions)",
+            short_title="Synthetic",
             datamodule="jepa_lit.data.synthetic.SyntheticMotionDataModule",
             data_args={"num_clips": 200, "num_frames": 8, "total_frames": 32, "crop_size": 160,
                        "val_fraction": 0.2, "seed": 42, "batch_size": 8},

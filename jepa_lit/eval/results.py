@@ -26,10 +26,9 @@ import jepa_lit
 from jepa_lit.atomic import SIDECAR_SUFFIX, read_checked_text, write_json
 from jepa_lit.errors import RegistryError
 from jepa_lit.eval.features import LOADER_ONLY_ARGS
+from jepa_lit.eval.probe_result import RERUN_PROBE, SCHEMA, ProbeResult
 from jepa_lit.hashing import json_sha256
 
-SCHEMA = "jepa_lit.probe_result/1"
-RERUN_PROBE = "rerun the probe (jepa-lit test --probe BENCHMARK --ckpt_path CKPT) to write it again"
 # Probe-module arguments that do not change what is measured.
 _REPORTING_ONLY = frozenset({"bootstrap_samples", "bootstrap_seed", "embed_dim", "num_classes"})
 _NOT_PROTOCOL = LOADER_ONLY_ARGS | {"root", "seed", "on_error"}
@@ -131,6 +130,7 @@ def build_results(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     results["comparison_key"] = comparison_key(results)
+    ProbeResult.from_dict(results)  # what the study reads back (jepa_lit.study): fail here, not in a sweep
     return results
 
 

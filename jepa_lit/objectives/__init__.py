@@ -1,3 +1,9 @@
+"""The auxiliary objectives (one file each) and the step record they read."""
+
+import importlib
+import inspect
+import pkgutil
+
 from jepa_lit.objectives.action import ActionConditioned
 from jepa_lit.objectives.base import Objective
 from jepa_lit.objectives.delta import Delta
@@ -27,4 +33,18 @@ __all__ = [
     "Spectral",
     "StepOutputs",
     "VelocityGate",
+    "objective_classes",
 ]
+
+
+def objective_classes() -> list[type[Objective]]:
+    """Every Objective subclass defined in a module of this package, exported here or not, by class name:
+    what the tests hold to a known-value reference (tests/test_objectives.py), so a new file is never
+    silently untested."""
+    found = {}
+    for info in pkgutil.iter_modules(__path__, __name__ + "."):
+        module = importlib.import_module(info.name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Objective) and cls is not Objective and cls.__module__ == info.name:
+                found[cls.__name__] = cls
+    return [found[name] for name in sorted(found)]

@@ -57,7 +57,7 @@ def collect(records: list[RunRecord], missing: Optional[list[str]] = None) -> li
                                    f"{path}, which no longer exists (not tabulated; rerun the sweep to probe again)")
                 continue
             if metric.results:
-                settings = comparison_settings(read_results(path))
+                settings = comparison_settings(read_results(path).to_dict())
             results.append(Result(record.run_id, record.regime, record.variant, record.seed, bench,
                                   float(metric.top1), metric.top1_ci95, metric.comparison_key, settings, record))
     return results

@@ -27,6 +27,7 @@ import yaml
 
 from jepa_lit.atomic import write_text
 from jepa_lit.config import deep_merge
+from jepa_lit.eval.probe_result import ProbeResult
 from jepa_lit.study.lock import LOCK_FD_VARIABLE, RunLock
 from jepa_lit.study.plan import checkpoint_step, plan, resume_checkpoint, target_steps
 from jepa_lit.study.registry import (REPO, PackageInfo, ProbeMetrics, RegistryError, RunRecord, now, package_info,
@@ -88,15 +89,12 @@ def write_yaml(path: Path, data: dict[str, Any], header: str = "") -> None:
     write_text(path, (header + "\n" if header else "") + yaml.safe_dump(data, sort_keys=False))
 
 
-def probe_metrics(results: dict[str, Any], output_name: str) -> ProbeMetrics:
-    """The registry's copy of a probe results JSON's numbers."""
-    metrics = results["metrics"]
+def probe_metrics(result: ProbeResult, output_name: str) -> ProbeMetrics:
+    """The registry's copy of a probe result's numbers."""
     return ProbeMetrics(
-        top1=metrics["top1"], top1_ci95=metrics.get("top1_ci95"), top5=metrics.get("top5"),
-        mean_class_acc=metrics.get("mean_class_acc"), num_test_clips=metrics.get("num_test_clips"),
-        comparison_key=results["comparison_key"], epochs=results["training"]["epochs"],
-        checkpoint_step=results["checkpoint"].get("global_step"), encoder=results["encoder"].get("used"),
-        results=f"probes/{output_name}")
+        top1=result.top1, top1_ci95=result.top1_ci95, top5=result.top5, mean_class_acc=result.mean_class_acc,
+        num_test_clips=result.num_test_clips, comparison_key=result.comparison_key, epochs=result.epochs,
+        checkpoint_step=result.checkpoint_step, encoder=result.encoder, results=f"probes/{output_name}")
 
 
 @dataclass

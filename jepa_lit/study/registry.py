@@ -18,6 +18,7 @@ from typing import Any, Optional
 import jepa_lit
 from jepa_lit import atomic
 from jepa_lit.errors import RegistryError
+from jepa_lit.eval.probe_result import ProbeResult
 from jepa_lit.study.runs import FIT_OVERRIDES, RECORD_FILE, Run
 
 SCHEMA = "jepa_lit.sweep_run/1"
@@ -175,13 +176,9 @@ def read_record(path: Path) -> Optional[RunRecord]:
     return record
 
 
-def read_results(path: Path) -> dict[str, Any]:
-    """A probe results JSON; a RegistryError naming the file when it is not one."""
-    results = read_json(path, RESULTS_ADVICE)
-    if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict):
-        raise RegistryError(f"{path}: expected a probe results JSON (an object with 'metrics'); delete it and "
-                            "rerun the sweep to probe again")
-    return results
+def read_results(path: Path) -> ProbeResult:
+    """A probe results JSON, typed; a RegistryError naming the file and the key when it is not one."""
+    return ProbeResult.from_dict(read_json(path, RESULTS_ADVICE), path, RESULTS_ADVICE)
 
 
 def load_records(root: Path) -> list[RunRecord]:

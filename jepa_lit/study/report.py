@@ -43,6 +43,7 @@ from jepa_lit.study.cross_regime import build_cross_regime
 from jepa_lit.study.plots import cross_regime_plot, heatmap, tensorboard_hparams, tradeoff
 from jepa_lit.study.registry import SWEEP_ADVICE, RecordError, load_records, read_json
 from jepa_lit.study.render import markdown, stale_warning, write_csvs
+from jepa_lit.study.spec import ReportSpec
 from jepa_lit.study.tables import build_tables
 
 
@@ -67,9 +68,10 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
     if not isinstance(sweep, dict):
         raise RecordError(f"{sweep_file}: expected a JSON object, got {type(sweep).__name__}; {SWEEP_ADVICE}")
     settings = sweep.get("report") or {}
-    appearance = appearance or settings.get("appearance", "imagenet100")
-    motion = motion or settings.get("motion", ["ssv2", "diving48", "synthetic"])
-    multiplicity = multiplicity or settings.get("multiplicity", "holm")
+    defaults = ReportSpec()  # a sweep.json without report settings: the spec's defaults
+    appearance = appearance or settings.get("appearance", defaults.appearance)
+    motion = motion or settings.get("motion", defaults.motion)
+    multiplicity = multiplicity or settings.get("multiplicity", defaults.multiplicity)
     dup = [k for k, n in Counter(r.run_id for r in records).items() if n > 1]
     if dup:
         raise Refused(f"{root}: runs registered twice: {', '.join(dup)} (two sweeps in one folder?)")

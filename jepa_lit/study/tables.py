@@ -12,8 +12,7 @@ from jepa_lit.study.released import released
 from jepa_lit.study.stats import Delta, adjust, mean_std, paired_delta, unpaired_delta
 
 BENCH_ORDER = sorted(BENCHMARKS)
-BENCH_TITLES = {"diving48": "Diving-48", "imagenet100": "IN-100", "ssv2": "SSv2", "synthetic": "Synthetic",
-                "ucf101": "UCF-101"}
+BENCH_TITLES = {name: benchmark.short_title for name, benchmark in BENCHMARKS.items()}  # column headings
 NAMES = {  # the study's names for the variants (paper tables 7.1 / 7.2)
     "baseline": "Baseline", "mg": "MG", "amg": "AMG", "hw": "HW", "delta": "Delta", "fwm": "FWM", "ld": "LD",
     "fwm_ld": "FWM-LD", "hw_ld": "HW-LD", "fwm_hw_ld": "FWM-HW-LD", "combo": "Combo", "spectral": "Spectral",
