@@ -19,7 +19,7 @@ from typing import Callable, Literal, Optional
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from jepa_lit.config import check_class_paths, config_files, expand_config_stack, load_yaml
+from jepa_lit.config import check_class_paths, check_config_values, config_files, expand_config_stack, load_yaml
 from jepa_lit.distributed import close_process_group
 from jepa_lit.errors import CheckpointError, ConfigError, run_command
 from jepa_lit.module import JEPAModule
@@ -139,6 +139,7 @@ class JepaCLI(LightningCLI):
         if config is not None:
             check_ckpt_file(config.get("ckpt_path"))
             check_data_values(config.get("data"))
+            check_config_values(config.as_dict())  # hostile (issue 24, 6): lr 0, NaN weights, an objective twice
         trainer_config = (config if config is not None else self.config).trainer
         resolve_precision_auto(trainer_config)
         cpu_precision_fallback(trainer_config)
@@ -412,6 +413,9 @@ class ProbeCLI(LightningCLI):
             run=False,
             auto_configure_optimizers=False,
         )
+
+    def before_instantiate_classes(self) -> None:
+        check_config_values(self.config.as_dict())  # hostile (issue 24, 6): values that parse but cannot work
 
     def add_arguments_to_parser(self, parser) -> None:
         from jepa_lit.eval.benchmarks import BENCHMARKS
