@@ -67,6 +67,77 @@ def test_a_write_replaces_only_a_file_of_its_kind(tmp_path):
     write_json(tmp_path / "empty.ckpt", {})  # an empty file holds nothing to lose
 
 
+# ----- 6. values that parse but cannot work: exit 2 naming the key --------------------------------------------
+SMOKE = HERE.parent / "experiments" / "smoke.yaml"
+
+
+def fit_refused(capsys, *args: str) -> tuple[str, str]:
+    """`jepa-lit fit --config experiments/smoke.yaml ARGS` stopped before anything is built."""
+    from test_hostile_cases import cli
+
+    return cli(capsys, ["fit", "--config", str(SMOKE), *args])
+
+
+def lr_zero(tmp_path, capsys, monkeypatch):
+    return fit_refused(capsys, "--model.init_args.optimizer.lr", "0")
+
+
+def objective_config(tmp_path, objectives: str) -> str:
+    path = tmp_path / "objectives.yaml"
+    path.write_text(f"model:\n  init_args:\n    objectives: {objectives}\n")
+    return str(path)
+
+
+def objective_weight_nan(tmp_path, capsys, monkeypatch):
+    config = objective_config(tmp_path, "[{class_path: jepa_lit.objectives.Delta, init_args: {weight: .nan}}]")
+    return fit_refused(capsys, "--config", config)
+
+
+def objective_twice(tmp_path, capsys, monkeypatch):
+    config = objective_config(tmp_path, "[{class_path: jepa_lit.objectives.Delta}, "
+                                        "{class_path: jepa_lit.objectives.Delta}]")
+    return fit_refused(capsys, "--config", config)
+
+
+def config_includes_itself(tmp_path, capsys, monkeypatch):
+    (tmp_path / "a.yaml").write_text("config: [b.yaml]\n")
+    (tmp_path / "b.yaml").write_text("config: [a.yaml]\n")
+    return fit_refused(capsys, "--config", str(tmp_path / "a.yaml"))
+
+
+@pytest.mark.parametrize("config, problem", [
+    ({"model": {"init_args": {"optimizer": {"lr": -1e-3}}}}, "model.init_args.optimizer.lr=-0.001; expected a positive"),
+    ({"model": {"init_args": {"optimizer": {"start_lr": float("nan")}}}}, "optimizer.start_lr=nan; expected a finite"),
+    ({"model": {"lrs": [1e-3, 0.0]}}, "model.lrs[1]=0.0; expected a finite number, positive"),
+    ({"model": {"weight_decays": [float("inf")]}}, "model.weight_decays[0]=inf"),
+    ({"model": {"init_args": {"context_loss_weight": -0.5}}}, "context_loss_weight=-0.5; expected 0 or more"),
+    ({"model": {"init_args": {"objectives": [{"class_path": "X", "init_args": {"weight": -1}}]}}},
+     "objectives[0].init_args.weight=-1; expected 0 or more"),
+])
+def test_values_that_cannot_work_are_named(config, problem):
+    from jepa_lit.config import check_config_values
+    from jepa_lit.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        check_config_values(config)
+    assert problem in str(info.value)
+    check_config_values({"model": {"init_args": {"optimizer": {"lr": 1e-3, "start_lr": 0}}, "lrs": [1e-3]}})
+
+
+def test_a_stack_loop_through_a_third_file_is_named(tmp_path):
+    from jepa_lit.config import stack_of
+    from jepa_lit.errors import ConfigError
+
+    for name, parent in (("a", "b"), ("b", "c"), ("c", "b")):
+        (tmp_path / f"{name}.yaml").write_text(f"config: [{parent}.yaml]\n")
+    with pytest.raises(ConfigError, match=r"b.yaml -> .*c.yaml -> .*b.yaml"):
+        stack_of(tmp_path / "a.yaml")
+
+
 ROUND3_CASES = {
     "probe-output-onto-checkpoint": probe_output_onto_checkpoint,
+    "lr-zero": lr_zero,
+    "objective-weight-nan": objective_weight_nan,
+    "objective-twice": objective_twice,
+    "config-includes-itself": config_includes_itself,
 }
