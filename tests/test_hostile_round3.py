@@ -134,8 +134,58 @@ def test_a_stack_loop_through_a_third_file_is_named(tmp_path):
         stack_of(tmp_path / "a.yaml")
 
 
+# ----- 2. what a result depends on, hashed by content ---------------------------------------------------------
+def test_the_feature_cache_key_follows_a_list_file_s_content(tmp_path, monkeypatch):
+    from jepa_lit.eval.features import cache_key
+
+    monkeypatch.chdir(tmp_path)
+    Path("T.txt").write_text("a.avi 0\nb.avi 1\nc.avi 2\n")
+    args = {"root": str(tmp_path), "test_list": "T.txt", "batch_size": 4}
+    key, description = cache_key("w" * 64, {}, "mean", "jepa_lit.data.ucf101.UCF101DataModule", args)
+    assert description["data_files"] == {"T.txt": file_sha256("T.txt")}
+    assert cache_key("w" * 64, {}, "mean", "jepa_lit.data.ucf101.UCF101DataModule", args)[0] == key
+    Path("T.txt").write_text("a.avi 5\nb.avi 1\n")  # cut to 2 clips, new labels: same name, another key
+    assert cache_key("w" * 64, {}, "mean", "jepa_lit.data.ucf101.UCF101DataModule", args)[0] != key
+    no_files = {"root": str(tmp_path), "batch_size": 4}  # no file named: the key as before (no data_files entry)
+    assert "data_files" not in cache_key("w" * 64, {}, "mean", "x", no_files)[1]
+
+
+def stacked_probe_spec(tmp_path) -> Path:
+    """A sweep whose synthetic probe config stacks a parent (`config: [parent.yaml]`)."""
+    from test_sweep import EXPERIMENTS, write_spec
+
+    parent = tmp_path / "probe_parent.yaml"
+    parent.write_text((EXPERIMENTS / "probes" / "synthetic.yaml").read_text())
+    child = tmp_path / "probe_child.yaml"
+    child.write_text("config: [probe_parent.yaml]\nfeatures:\n  pooling: tokens\n")
+    return write_spec(tmp_path, regimes={"ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"),
+                                                    "probes": ["synthetic"], "variants": ["baseline"]}},
+                      seeds=[0], probes={"synthetic": str(child)})
+
+
+def sweep_probe_parent_edited(tmp_path, capsys, monkeypatch):
+    """A finished run probed with a stacked probe config; then the parent's lrs change: the run's result
+    is stale (the report marks it) and the sweep probes again (the spec's output name moved)."""
+    from jepa_lit.study.checks import find_stale
+    from jepa_lit.study.runs import expand
+
+    spec = stacked_probe_spec(tmp_path)
+    (run,) = expand(spec)
+    before = run.probes[0].output_name
+    record = SimpleNamespace(status="done", run_id=run.run_id, regime="ucf101", config_hash=run.config_hash,
+                             metrics={"synthetic": SimpleNamespace(results=f"probes/{before}")})
+    assert find_stale([record], {"spec": str(spec), "scale": "full"}) == ({}, [])
+    parent = tmp_path / "probe_parent.yaml"
+    parent.write_text(parent.read_text().replace("lrs: [0.0003]", "lrs: [0.001]"))
+    (run,) = expand(spec)
+    assert run.probes[0].output_name != before  # so the sweep's plan sees the results JSON missing: probes again
+    stale, _ = find_stale([record], {"spec": str(spec), "scale": "full"})
+    return "result marked stale", stale[(run.run_id, "synthetic")]
+
+
 ROUND3_CASES = {
     "probe-output-onto-checkpoint": probe_output_onto_checkpoint,
+    "sweep-probe-parent-edited": sweep_probe_parent_edited,
     "lr-zero": lr_zero,
     "objective-weight-nan": objective_weight_nan,
     "objective-twice": objective_twice,

@@ -19,7 +19,7 @@ on the kept clips only.
 
 The cache folder is keyed by a hash of everything that decides the features: the encoder's weights
 and config, the feature layer (and app_ratio for the split), the pooling, and the data protocol (DataModule class and its arguments, minus loader-only
-ones such as batch size). A second run with the same key reads the files and never runs the encoder.
+ones such as batch size, and the content of every file they name, such as a ``test_list``). A second run with the same key reads the files and never runs the encoder.
 A cache entry is written to a temporary folder and renamed when complete, so an interrupted run
 leaves nothing that looks valid. Its ``meta.json`` records the size and SHA-256 of every file of the
 entry; a hit checks them first, and an entry that fails (a file truncated, zeroed or changed, or written
@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader, Dataset
 from jepa_lit.atomic import file_record, record_problem, write_json
 from jepa_lit.data.clip_dataset import ClipDataset, collate_dropping_bad
 from jepa_lit.eval.checkpoint import FEATURE_LAYER
-from jepa_lit.hashing import json_sha256
+from jepa_lit.hashing import files_named, json_sha256
 from jepa_lit.objectives.heads import app_channels  # FWM's split: the objectives layer sits below eval
 
 log = logging.getLogger("jepa_lit.eval")
@@ -252,6 +252,9 @@ def cache_key(encoder_sha256: str, encoder_config: dict, pooling: Pooling, data_
         "data_class": data_class,
         "data_args": {k: v for k, v in sorted(data_args.items()) if k not in LOADER_ONLY_ARGS},
     }
+    files = files_named(description["data_args"])  # list files by content: an edited test_list is a new key
+    if files:  # nothing to add without them: the keys of caches written before stay as they were
+        description["data_files"] = files
     return json_sha256(description)[:24], description
 
 
