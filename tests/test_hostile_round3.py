@@ -183,9 +183,125 @@ def sweep_probe_parent_edited(tmp_path, capsys, monkeypatch):
     return "result marked stale", stale[(run.run_id, "synthetic")]
 
 
+# ----- 5 and 8. a checkpoint resumed or read by a model that is not its run's ---------------------------------
+def tiny_module(objectives=(), target_encoder="ema", fn="fit", **kwargs):
+    from jepa_lit.models.vit import VisionTransformer
+    from jepa_lit.module import JEPAModule
+
+    module = JEPAModule(VisionTransformer(size="tiny", depth=1, img_size=32, num_frames=4), objectives=list(objectives),
+                        predictor_width=32, predictor_depth=1, predictor_heads=2, target_encoder=target_encoder,
+                        **kwargs)
+    module._trainer = SimpleNamespace(datamodule=SimpleNamespace(num_frames=8, crop_size=64),
+                                      state=SimpleNamespace(fn=fn), ckpt_path="RUN/checkpoints/last.ckpt")
+    return module
+
+
+def resume_with_other_objectives(tmp_path, capsys, monkeypatch):
+    """`fit --config delta.yaml --ckpt_path` a baseline run's checkpoint: refused, naming what differs and
+    the way to fine-tune instead (Delta has no weights: only the recorded settings can tell)."""
+    from test_hostile_cases import tiny_checkpoint
+
+    from jepa_lit.objectives import Delta
+
+    return raised(lambda: tiny_module([Delta()]).on_load_checkpoint(tiny_checkpoint()))
+
+
+def validate_ld_on_baseline(tmp_path, capsys, monkeypatch):
+    """`validate --config ld.yaml --ckpt_path` a baseline checkpoint written before checkpoints recorded their
+    objectives: the weights tell, named by part (not Lightning's Missing keys traceback)."""
+    from test_hostile_cases import tiny_checkpoint
+
+    from jepa_lit.objectives import LatentDynamics
+
+    checkpoint = tiny_checkpoint()
+    del checkpoint["jepa_lit"]["run"]  # as written before the run's settings were recorded
+    return raised(lambda: tiny_module([LatentDynamics()], fn="validate").on_load_checkpoint(checkpoint))
+
+
+def fit_unrelated_lightning_checkpoint(tmp_path, capsys, monkeypatch):
+    from test_hostile_cases import tiny_checkpoint
+
+    checkpoint = tiny_checkpoint()
+    del checkpoint["jepa_lit"]  # what another Lightning project saves: a state dict, no jepa-lit entry
+    checkpoint["state_dict"] = {"backbone.layer1.weight": checkpoint["state_dict"]["encoder.patch_embed.proj.weight"]}
+    return raised(lambda: tiny_module(fn="validate").on_load_checkpoint(checkpoint))
+
+
+def test_online_target_on_an_ema_checkpoint_is_refused_both_ways():
+    from test_hostile_cases import tiny_checkpoint
+
+    from jepa_lit.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="model.target_encoder: 'ema' -> 'online'"):
+        tiny_module(target_encoder="online").on_load_checkpoint(tiny_checkpoint())
+    with pytest.raises(CheckpointError, match="it has weights this model lacks: target_encoder"):
+        tiny_module(target_encoder="online", fn="validate").on_load_checkpoint(tiny_checkpoint())
+    tiny_module().on_load_checkpoint(tiny_checkpoint())  # its own run's settings: resumes
+
+
+def test_init_from_starts_a_new_run_from_a_checkpoint_s_weights(tmp_path):
+    """The explicit fine-tune: weights that fit are loaded (an LD head stays fresh), nothing else."""
+    import torch
+    from test_hostile_cases import tiny_checkpoint
+
+    from jepa_lit.checkpointing import AtomicCheckpointIO
+    from jepa_lit.objectives import LatentDynamics
+
+    checkpoint = tiny_checkpoint()
+    for value in checkpoint["state_dict"].values():
+        value.data.fill_(0.25)
+    AtomicCheckpointIO().save_checkpoint(checkpoint, tmp_path / "base.ckpt")
+    with pytest.warns(UserWarning, match="initialised fresh: objectives.0"):
+        module = tiny_module([LatentDynamics()], init_from=str(tmp_path / "base.ckpt"))
+    assert torch.all(module.encoder.patch_embed.proj.weight == 0.25)
+    assert torch.all(module.target_encoder.patch_embed.proj.weight == 0.25)
+    assert not torch.all(next(module.objectives[0].parameters()) == 0.25)
+
+
+def test_an_export_in_checkpoints_is_not_a_resume_fallback(tmp_path):
+    from test_hostile_cases import run_folder
+
+    from jepa_lit.checkpointing.export import export_checkpoint
+    from jepa_lit.checkpointing.integrity import newest_intact
+
+    folder = run_folder(tmp_path)
+    export_checkpoint(folder / "last.ckpt", folder / "vjepa.pt")  # the newest torch file in the folder
+    (folder / "last.ckpt").write_bytes(b"PK damaged")
+    assert newest_intact(folder / "last.ckpt") == folder / "step=2.ckpt"
+
+
+def sweep_last_checkpoint_deleted(tmp_path, capsys, monkeypatch):
+    """A finished sweep run whose last.ckpt was deleted: the old run (probe results too) is moved aside and
+    the run pretrains and probes again, never keeping results of another pretraining."""
+    from test_sweep import EXPERIMENTS, FakeLaunch, write_spec
+
+    from jepa_lit.study.executor import Executor
+    from jepa_lit.study.launchers import run_local
+    from jepa_lit.study.runs import expand
+
+    spec = write_spec(tmp_path, regimes={"ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"),
+                                                    "probes": ["synthetic"], "variants": ["baseline"]}}, seeds=[0])
+    (run,) = expand(spec)
+    assert run_local([run], Executor(launch=FakeLaunch(), echo=lambda m: None)) == {run.run_id: "done"}
+    old_results = json.loads((run.run_dir / "probes" / run.probes[0].output_name).read_text())
+    run.checkpoint.unlink()
+    fake, echoed = FakeLaunch(), []
+    assert run_local([run], Executor(launch=fake, echo=echoed.append)) == {run.run_id: "done"}
+    assert [cmd[3] for _, cmd in fake.calls] == ["fit", "test"]  # pretrained and probed again
+    assert "--ckpt_path" not in fake.calls[0][1]
+    (aside,) = run.run_dir.parent.glob("seed_0.replaced-*")  # the old run, its results with it
+    assert json.loads((aside / "probes" / run.probes[0].output_name).read_text()) == old_results
+    assert (run.run_dir / "probes" / run.probes[0].output_name).is_file()  # written by this pretraining's probe
+    return "run done, probed again", next(m for m in echoed if "is gone" in m)
+
+
 ROUND3_CASES = {
     "probe-output-onto-checkpoint": probe_output_onto_checkpoint,
     "sweep-probe-parent-edited": sweep_probe_parent_edited,
+    "resume-other-objectives": resume_with_other_objectives,
+    "validate-ld-on-baseline": validate_ld_on_baseline,
+    "fit-unrelated-checkpoint": fit_unrelated_lightning_checkpoint,
+    "sweep-last-deleted": sweep_last_checkpoint_deleted,
     "lr-zero": lr_zero,
     "objective-weight-nan": objective_weight_nan,
     "objective-twice": objective_twice,
