@@ -295,6 +295,86 @@ def sweep_last_checkpoint_deleted(tmp_path, capsys, monkeypatch):
     return "run done, probed again", next(m for m in echoed if "is gone" in m)
 
 
+# ----- 9. data: bad files and annotations, named, before the work where the index can tell -----------------------
+def zero_frame_video(path: Path) -> Path:
+    """A valid mp4 container whose video stream holds no frame."""
+    import av
+
+    container = av.open(str(path), "w")
+    stream = container.add_stream("mpeg4", rate=8)
+    stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+    container.start_encoding()  # the header, then no frame at all
+    container.close()
+    return path
+
+
+def on_error_raise_zero_frames(tmp_path, capsys, monkeypatch):
+    """`data.on_error: raise` and a 0-frame video, read by a DataLoader worker: the file and the reason,
+    exit 2, without the worker's stack (errors.short_message)."""
+    from torch.utils.data import DataLoader
+
+    from jepa_lit.data.clip_dataset import ClipDataset
+    from jepa_lit.data.clip_sampling import UniformClipSampler
+    from jepa_lit.data.records import Record
+    from jepa_lit.data.transforms import VideoEvalTransform
+    from jepa_lit.errors import short_message
+
+    video = zero_frame_video(tmp_path / "empty.mp4")
+    dataset = ClipDataset([Record(str(video), 0)], UniformClipSampler(8), VideoEvalTransform(32), 8, on_error="raise")
+    with pytest.raises(JepaLitError) as info:
+        next(iter(DataLoader(dataset, num_workers=1)))
+    return f"exit {info.value.exit_code}", short_message(info.value)
+
+
+def every_training_file_corrupt(tmp_path, capsys, monkeypatch):
+    from jepa_lit.data.clip_dataset import ClipDataset
+    from jepa_lit.data.clip_sampling import RandomClipSampler
+    from jepa_lit.data.records import Record
+    from jepa_lit.data.transforms import VideoTrainTransform
+
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / name).write_bytes(b"\x00garbage, not a video" * 10)
+    dataset = ClipDataset([Record(str(tmp_path / n), 0) for n in ("a.mp4", "b.mp4")], RandomClipSampler(8, 1),
+                          VideoTrainTransform(32), 8, on_error="skip", max_retries=3, name="ucf101/train")
+    return raised(lambda: dataset[0])
+
+
+def list_label_out_of_range(tmp_path, capsys, monkeypatch):
+    """A test list with label 101 (UCF-101 has 0-100): refused when the index is built, before any clip is
+    decoded or any feature extracted."""
+    from jepa_lit.data.ucf101 import UCF101DataModule
+
+    (tmp_path / "T.txt").write_text("ApplyEyeMakeup/a.avi 0\nYoYo/b.avi 101\n")
+    datamodule = UCF101DataModule(root=str(tmp_path), test_list=str(tmp_path / "T.txt"), num_workers=0)
+    return raised(lambda: datamodule.setup("test"))
+
+
+def ssv2_labels_wrong_json_type(tmp_path, capsys, monkeypatch):
+    from test_hostile_cases import cli
+
+    from jepa_lit.data.fixtures import make_ssv2
+
+    make_ssv2(tmp_path / "ssv2")
+    (tmp_path / "ssv2" / "labels" / "labels.json").write_text(json.dumps(["Approaching something", "0"]))
+    return cli(capsys, ["data", "check", "--dataset", "ssv2", "--root", str(tmp_path / "ssv2")])
+
+
+def test_annotation_types_and_labels_are_checked_when_indexed(tmp_path):
+    from jepa_lit.data.diving48 import read_vocab
+    from jepa_lit.data.ssv2 import read_labels
+    from jepa_lit.errors import DataError
+
+    (tmp_path / "labels.json").write_text(json.dumps({"Approaching something": "174"}))
+    with pytest.raises(DataError, match="label 174 is outside the dataset's 174 classes"):
+        read_labels(tmp_path / "labels.json")
+    (tmp_path / "labels.json").write_text(json.dumps({"Approaching something": "zero"}))
+    with pytest.raises(DataError, match="'zero' is not a class index"):
+        read_labels(tmp_path / "labels.json")
+    (tmp_path / "Diving48_vocab.json").write_text(json.dumps({"a": 1}))
+    with pytest.raises(DataError, match="expected a JSON list .* got a JSON object"):
+        read_vocab(tmp_path)
+
+
 ROUND3_CASES = {
     "probe-output-onto-checkpoint": probe_output_onto_checkpoint,
     "sweep-probe-parent-edited": sweep_probe_parent_edited,
@@ -302,6 +382,10 @@ ROUND3_CASES = {
     "validate-ld-on-baseline": validate_ld_on_baseline,
     "fit-unrelated-checkpoint": fit_unrelated_lightning_checkpoint,
     "sweep-last-deleted": sweep_last_checkpoint_deleted,
+    "on-error-raise-zero-frames": on_error_raise_zero_frames,
+    "every-training-file-corrupt": every_training_file_corrupt,
+    "list-label-out-of-range": list_label_out_of_range,
+    "ssv2-labels-wrong-type": ssv2_labels_wrong_json_type,
     "lr-zero": lr_zero,
     "objective-weight-nan": objective_weight_nan,
     "objective-twice": objective_twice,
