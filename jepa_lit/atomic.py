@@ -35,6 +35,10 @@ class WriteError(JepaLitError):
     exit_code = 1  # the run failed; its input was fine
 
 
+class NotWritable(JepaLitError):
+    """An output path that cannot be written, found before the work (exit status 2: choose another path)."""
+
+
 class WriteRefused(JepaLitError):
     """A write that would replace a file of another kind (a checkpoint by a results JSON, ...): refused
     before anything is written (exit status 2, bad input: the path given)."""
@@ -273,7 +277,7 @@ def not_writable_message(path: Union[str, os.PathLike], error: Optional[OSError]
 
 
 def check_writable(path: Union[str, os.PathLike], what: str = "output") -> None:
-    """Before the work: raise WriteError naming ``path`` when a file cannot be created there (its nearest
+    """Before the work: raise NotWritable naming ``path`` when a file cannot be created there (its nearest
     existing folder is not writable, or a file stands where a folder is needed), so a long run does not
     train and then lose its work at the first save."""
     path = Path(path)
@@ -281,10 +285,17 @@ def check_writable(path: Union[str, os.PathLike], what: str = "output") -> None:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise WriteError(f"{what} {path}: cannot be written: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.is_file() and not os.access(path.parent, os.W_OK)):
-        raise WriteError(f"{what} {path}: cannot be written: {folder} is not writable (read-only folder or "
-                         "file system); make it writable, or choose another path")
+        raise NotWritable(f"{what} {path}: cannot be written: {folder} is a file, not a folder")
+    problem = None if os.access(folder, os.W_OK | os.X_OK) else "permission denied"
+    if problem is None:
+        try:  # what a write does: a read-only file system (or an ACL) shows here, whoever runs it
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            problem = error.strerror or str(error)
+    if problem is not None:
+        raise NotWritable(f"{what} {path}: cannot be written: {folder} is not writable ({problem}); make it "
+                         "writable, or choose another path")
 
 
 @contextlib.contextmanager

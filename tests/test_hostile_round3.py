@@ -375,6 +375,171 @@ def test_annotation_types_and_labels_are_checked_when_indexed(tmp_path):
         read_vocab(tmp_path)
 
 
+# ----- 3. a run folder: one writer at a time, and a new run never writes into an existing run's folder ---------
+def fit_config(tmp_path, version=None, ckpt_path=None):
+    from jsonargparse import Namespace
+
+    logger = Namespace(init_args=Namespace(save_dir=str(tmp_path / "runs"), name="smoke", version=version))
+    return Namespace(trainer=Namespace(logger=logger), ckpt_path=ckpt_path)
+
+
+def old_run(tmp_path, version: str = "version_1") -> Path:
+    folder = tmp_path / "runs" / "smoke" / version
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "config.yaml").write_text("trainer: {}\n")
+    return folder
+
+
+def rerun_saved_config(tmp_path, capsys, monkeypatch):
+    """`fit --config runs/smoke/version_1/config.yaml --ckpt_path null` (its logger version is 1): the new run
+    gets the next free version folder; the old folder is not touched."""
+    from jepa_lit.run_folder import claim_run_folder
+
+    old = old_run(tmp_path)
+    (tmp_path / "runs" / "smoke" / "version_0").mkdir()
+    said, config = [], fit_config(tmp_path, version=1)
+    assert claim_run_folder(config, announce=said.append) == tmp_path / "runs" / "smoke" / "version_2"
+    assert config.trainer.logger.init_args.version == 2 and sorted(p.name for p in old.iterdir()) == [
+        "checkpoints", "config.yaml"]
+    return "new version folder", said[0]
+
+
+def named_version_taken(tmp_path, capsys, monkeypatch):
+    from jepa_lit.run_folder import claim_run_folder
+
+    old_run(tmp_path, "seed_0")
+    return raised(lambda: claim_run_folder(fit_config(tmp_path, version="seed_0")))
+
+
+def two_resumes_at_once(tmp_path, capsys, monkeypatch):
+    """Two `fit --ckpt_path last` of one run: the second (here, this process) is refused, naming the first."""
+    import subprocess
+    import sys
+
+    from jepa_lit.run_folder import claim_run_folder
+
+    folder = old_run(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from jepa_lit.run_folder import "
+         f"lock_run_folder; lock_run_folder(Path({str(folder)!r})); print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        outcome = raised(lambda: claim_run_folder(fit_config(tmp_path, version="version_1", ckpt_path="x.ckpt")))
+        assert f"pid {holder.pid}" in outcome[1]
+    finally:
+        holder.kill()
+        holder.wait()
+    claim_run_folder(fit_config(tmp_path, version="version_1", ckpt_path="x.ckpt"))  # the first one ended
+    return outcome
+
+
+def test_new_runs_at_the_same_moment_take_different_folders(tmp_path):
+    from jepa_lit.run_folder import claim_run_folder
+
+    first, second = (claim_run_folder(fit_config(tmp_path)) for _ in range(2))
+    assert (first.name, second.name) == ("version_0", "version_1")
+
+
+def test_the_fit_command_claims_its_folder(tmp_path, monkeypatch):
+    """Through the CLI: re-running a saved config (fixed version) writes into a new version folder."""
+    import lightning
+
+    from jepa_lit.cli import JepaCLI, run_cli
+
+    monkeypatch.chdir(tmp_path)
+    old_run(tmp_path, "version_0")
+    for hook in ("before_fit", "after_fit"):
+        monkeypatch.setattr(JepaCLI, hook, lambda self: None)
+    monkeypatch.setattr(lightning.pytorch.Trainer, "fit", lambda self, *args, **kwargs: None)  # claimed, not trained
+    cli = run_cli(["fit", "--config", str(SMOKE), "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+                   "--trainer.logger.init_args.version", "0", "--trainer.default_root_dir", str(tmp_path)])
+    assert Path(cli.trainer.logger.log_dir) == tmp_path / "runs" / "smoke" / "version_1"
+    assert (tmp_path / "runs" / "smoke" / "version_1" / ".lock").is_file()
+
+
+# ----- 7. outputs that cannot be written: named before the work ------------------------------------------------
+def read_only(monkeypatch, folder: Path) -> Path:
+    """``folder`` read-only (mode 0555; and denied by os.access, since root ignores the mode)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o555)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == folder else real(p, mode, **kw))
+    return folder
+
+
+def read_only_runs_folder(tmp_path, capsys, monkeypatch):
+    from test_hostile_cases import cli
+
+    runs = read_only(monkeypatch, tmp_path / "ro")
+    try:
+        return cli(capsys, ["fit", "--config", str(SMOKE), "--trainer.logger.init_args.save_dir", str(runs)])
+    finally:
+        runs.chmod(0o755)
+
+
+def read_only_checkpoints_folder(tmp_path, capsys, monkeypatch):
+    """A run resumed into its folder whose checkpoints/ is read-only: refused before training, not at the
+    first save."""
+    from jepa_lit.cli import JepaCLI
+    from jepa_lit.run_folder import claim_run_folder
+
+    folder = old_run(tmp_path)
+    read_only(monkeypatch, folder / "checkpoints")
+    try:
+        config = fit_config(tmp_path, version="version_1", ckpt_path=str(folder / "checkpoints" / "last.ckpt"))
+        claimed = claim_run_folder(config)
+        from jepa_lit.atomic import check_writable
+
+        return raised(lambda: check_writable(claimed / "checkpoints" / "last.ckpt", "checkpoints folder"))
+    finally:
+        (folder / "checkpoints").chmod(0o755)
+
+
+def read_only_probe_output(tmp_path, capsys, monkeypatch):
+    from test_hostile_cases import run_folder
+
+    from jepa_lit.eval.evaluate import evaluate_checkpoint
+
+    last = run_folder(tmp_path) / "last.ckpt"
+    out = read_only(monkeypatch, tmp_path / "results")
+    try:
+        return raised(lambda: evaluate_checkpoint(
+            benchmark=None, ckpt_path=str(last), datamodule=SimpleNamespace(num_classes=3), data_config={},
+            model=None, features=SimpleNamespace(cache_dir=None), trainer=None, output=str(out / "r.json")))
+    finally:
+        out.chmod(0o755)
+
+
+def read_only_report_out(tmp_path, capsys, monkeypatch):
+    from test_hostile_cases import sweep_folder
+
+    from jepa_lit.study.__main__ import main as study_main
+
+    sweep_folder(tmp_path)
+    out = read_only(monkeypatch, tmp_path / "report")
+    try:
+        code = study_main(["report", str(tmp_path / "SWEEP"), "--out", str(out), "--no-plots"])
+    finally:
+        out.chmod(0o755)
+    return f"exit {code}", capsys.readouterr().err
+
+
+def test_the_sweep_checks_its_output_before_any_run(tmp_path, monkeypatch, capsys):
+    from test_sweep import write_spec
+
+    from jepa_lit.study.__main__ import main as study_main
+
+    spec = write_spec(tmp_path)
+    out = read_only(monkeypatch, tmp_path / "out" / "full")
+    try:
+        code = study_main(["sweep", str(spec), "--scale", "full"])
+    finally:
+        out.chmod(0o755)
+    assert code == 2 and f"sweep output {out}/sweep.json: cannot be written" in capsys.readouterr().err
+    assert not (out / "ucf101").exists()  # no run started
+
+
 ROUND3_CASES = {
     "probe-output-onto-checkpoint": probe_output_onto_checkpoint,
     "sweep-probe-parent-edited": sweep_probe_parent_edited,
@@ -386,6 +551,13 @@ ROUND3_CASES = {
     "every-training-file-corrupt": every_training_file_corrupt,
     "list-label-out-of-range": list_label_out_of_range,
     "ssv2-labels-wrong-type": ssv2_labels_wrong_json_type,
+    "rerun-saved-config": rerun_saved_config,
+    "named-version-taken": named_version_taken,
+    "two-resumes-at-once": two_resumes_at_once,
+    "read-only-runs-folder": read_only_runs_folder,
+    "read-only-checkpoints-folder": read_only_checkpoints_folder,
+    "read-only-probe-output": read_only_probe_output,
+    "read-only-report-out": read_only_report_out,
     "lr-zero": lr_zero,
     "objective-weight-nan": objective_weight_nan,
     "objective-twice": objective_twice,

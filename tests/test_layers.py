@@ -22,7 +22,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "jepa_lit"
 
 LAYERS = {
     1: ["jepa_lit", "jepa_lit.distributed", "jepa_lit.seeds", "jepa_lit.schedules", "jepa_lit.hashing",
-        "jepa_lit.hints", "jepa_lit.config", "jepa_lit.errors", "jepa_lit.atomic"],
+        "jepa_lit.hints", "jepa_lit.config", "jepa_lit.errors", "jepa_lit.atomic",
+        "jepa_lit.run_folder"],
     2: ["jepa_lit.step", "jepa_lit.losses", "jepa_lit.guard",
         "jepa_lit.checkpointing", "jepa_lit.checkpointing.export", "jepa_lit.checkpointing.metadata",
         "jepa_lit.checkpointing.writing", "jepa_lit.checkpointing.integrity",
