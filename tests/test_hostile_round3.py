@@ -540,6 +540,50 @@ def test_the_sweep_checks_its_output_before_any_run(tmp_path, monkeypatch, capsy
     assert not (out / "ucf101").exists()  # no run started
 
 
+# ----- 4. the feature cache on a full disk, and the temporary folders of killed runs ---------------------------
+def feature_cache_disk_full(tmp_path, capsys, monkeypatch):
+    """The disk fills when the features' memory map is made: the documented message, exit 1 (no SIGBUS), and
+    no temporary folder left."""
+    from test_eval_features import CPU, tiny_data
+
+    from jepa_lit.eval.checkpoint import weights_sha256
+    from jepa_lit.eval.features import cache_key, extract_or_load
+    from jepa_lit.models.vit import VisionTransformer
+
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    encoder = VisionTransformer(size="tiny", depth=1, num_frames=4, img_size=32).eval()
+    key, description = cache_key(weights_sha256(encoder), {}, "mean", "synthetic", {"crop_size": 32})
+    cache = tmp_path / "RUN" / "feature_cache"
+    outcome = raised(lambda: extract_or_load(encoder, tiny_data(), cache, key, description, "mean", CPU))
+    assert list(cache.iterdir()) == []  # the temporary entry is gone
+    return outcome
+
+
+def test_orphans_of_dead_processes_are_reclaimed_and_live_ones_kept(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from jepa_lit.eval.features import reclaim_orphans
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a pid that no longer runs (as after kill -9 during extraction)
+    host = socket.gethostname()
+    dead = tmp_path / f".k1.tmp-{host}-{ended.pid}-0badcafe"
+    live = tmp_path / f".k2.tmp-{host}-{os.getpid()}-0badcafe"
+    old_style = tmp_path / ".k3.tmp-0badcafe"  # before names held the owner: reclaimed once a day old
+    for folder in (dead, live, old_style):
+        (folder / "train").mkdir(parents=True)
+        (folder / "train" / "features.npy").write_bytes(bytes(1024))
+    assert reclaim_orphans(tmp_path) == [dead]
+    os.utime(old_style, (1, 1))
+    assert reclaim_orphans(tmp_path) == [old_style]
+    assert live.is_dir()
+
+
 ROUND3_CASES = {
     "probe-output-onto-checkpoint": probe_output_onto_checkpoint,
     "sweep-probe-parent-edited": sweep_probe_parent_edited,
@@ -558,6 +602,7 @@ ROUND3_CASES = {
     "read-only-checkpoints-folder": read_only_checkpoints_folder,
     "read-only-probe-output": read_only_probe_output,
     "read-only-report-out": read_only_report_out,
+    "feature-cache-disk-full": feature_cache_disk_full,
     "lr-zero": lr_zero,
     "objective-weight-nan": objective_weight_nan,
     "objective-twice": objective_twice,
