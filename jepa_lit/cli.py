@@ -141,14 +141,9 @@ class JepaCLI(LightningCLI):
             check_data_values(config.get("data"))
             check_config_values(config.as_dict())  # hostile (issue 24, 6): lr 0, NaN weights, an objective twice
         if self.subcommand == "fit":  # hostile (issue 24, 3 and 7): a folder of its own, one writer, writable
-            from jepa_lit.run_folder import claim_run_folder
+            from jepa_lit.run_folder import prepare_run_folder
 
-            check_outputs_writable(self.config.fit)
-            folder = claim_run_folder(self.config.fit, rank_zero=_is_rank_zero())
-            if folder is not None:
-                from jepa_lit.atomic import check_writable
-
-                check_writable(folder / "checkpoints" / "last.ckpt", "checkpoints folder")
+            prepare_run_folder(self.config.fit, rank_zero=_is_rank_zero())
         trainer_config = (config if config is not None else self.config).trainer
         resolve_precision_auto(trainer_config)
         cpu_precision_fallback(trainer_config)
@@ -199,23 +194,6 @@ def check_ckpt_file(ckpt) -> None:
     problem = checkpoint_problem(ckpt)
     if problem is not None:
         raise CheckpointError(f"--ckpt_path {damaged_message(ckpt, problem)}")
-
-
-def check_outputs_writable(config) -> None:
-    """Before a fit trains (hostile, issue 24, 7): the runs folder and the checkpoints' folder must be
-    writable, or the run would train and then lose its work at the first save."""
-    from jepa_lit.atomic import check_writable
-
-    logger = config.trainer.get("logger")
-    init = logger.get("init_args") if hasattr(logger, "get") else None
-    if init is not None and init.get("save_dir"):
-        check_writable(Path(init.save_dir) / (init.get("name") or "lightning_logs"), "runs folder")
-    if config.trainer.get("default_root_dir"):
-        check_writable(Path(config.trainer.default_root_dir), "trainer.default_root_dir")
-    for callback in config.trainer.get("callbacks") or []:
-        dirpath = (callback.get("init_args") or {}).get("dirpath") if hasattr(callback, "get") else None
-        if dirpath:
-            check_writable(Path(dirpath) / "last.ckpt", "checkpoints folder")
 
 
 def check_data_values(data) -> None:

@@ -1,8 +1,10 @@
 """A run folder (``save_dir/name/version``) has one writer at a time, and a new run never writes into an
 existing run's folder.
 
-Layer 1 (imports only jepa_lit.errors). ``claim_run_folder`` is called by ``jepa-lit fit`` before anything
-is built, with the parsed config:
+Layer 1 (imports jepa_lit.errors and jepa_lit.atomic). ``prepare_run_folder`` is called by ``jepa-lit fit`` before anything
+is built, with the parsed config: the folders it writes must be writable (``check_fit_outputs_writable``;
+a read-only checkpoints folder would otherwise lose the run's work at the first save), and
+``claim_run_folder``:
 
 - a new run (no ``--ckpt_path``) gets a folder of its own: with ``version`` unset, the next free
   ``version_N``, created at once (``mkdir`` fails for a folder another fit took a moment before); with a
@@ -29,6 +31,7 @@ import socket
 from pathlib import Path
 from typing import Any, Optional
 
+from jepa_lit.atomic import check_writable
 from jepa_lit.errors import ConfigError, JepaLitError
 
 LOCK_FILE = ".lock"
@@ -136,4 +139,29 @@ def claim_run_folder(config: Any, rank_zero: bool = True, announce=print) -> Opt
     folder = runs / version_folder(init.version)
     lock_run_folder(folder)
     os.environ[VERSION_VARIABLE] = version_folder(init.version)
+    return folder
+
+
+def check_fit_outputs_writable(config: Any) -> None:
+    """The runs folder, ``trainer.default_root_dir`` and any checkpoint callback's ``dirpath`` must be writable
+    (NotWritable naming the path, exit 2)."""
+    logger = config.trainer.get("logger") if hasattr(config.trainer, "get") else None
+    init = logger.get("init_args") if hasattr(logger, "get") else None
+    if init is not None and init.get("save_dir"):
+        check_writable(Path(init.save_dir) / (init.get("name") or "lightning_logs"), "runs folder")
+    if config.trainer.get("default_root_dir"):
+        check_writable(Path(config.trainer.default_root_dir), "trainer.default_root_dir")
+    for callback in config.trainer.get("callbacks") or []:
+        dirpath = (callback.get("init_args") or {}).get("dirpath") if hasattr(callback, "get") else None
+        if dirpath:
+            check_writable(Path(dirpath) / "last.ckpt", "checkpoints folder")
+
+
+def prepare_run_folder(config: Any, rank_zero: bool = True) -> Optional[Path]:
+    """``jepa-lit fit``'s one call: outputs writable, the run's folder claimed and locked, and its
+    checkpoints folder writable (a resumed run's may have been made read-only). Returns the folder."""
+    check_fit_outputs_writable(config)
+    folder = claim_run_folder(config, rank_zero=rank_zero)
+    if folder is not None:
+        check_writable(folder / "checkpoints" / "last.ckpt", "checkpoints folder")
     return folder

@@ -481,17 +481,13 @@ def read_only_runs_folder(tmp_path, capsys, monkeypatch):
 def read_only_checkpoints_folder(tmp_path, capsys, monkeypatch):
     """A run resumed into its folder whose checkpoints/ is read-only: refused before training, not at the
     first save."""
-    from jepa_lit.cli import JepaCLI
-    from jepa_lit.run_folder import claim_run_folder
+    from jepa_lit.run_folder import prepare_run_folder
 
     folder = old_run(tmp_path)
     read_only(monkeypatch, folder / "checkpoints")
     try:
         config = fit_config(tmp_path, version="version_1", ckpt_path=str(folder / "checkpoints" / "last.ckpt"))
-        claimed = claim_run_folder(config)
-        from jepa_lit.atomic import check_writable
-
-        return raised(lambda: check_writable(claimed / "checkpoints" / "last.ckpt", "checkpoints folder"))
+        return raised(lambda: prepare_run_folder(config))  # what `jepa-lit fit` calls before it builds anything
     finally:
         (folder / "checkpoints").chmod(0o755)
 
