@@ -140,10 +140,10 @@ class JepaCLI(LightningCLI):
             check_ckpt_file(config.get("ckpt_path"))
             check_data_values(config.get("data"))
             check_config_values(config.as_dict())  # hostile (issue 24, 6): lr 0, NaN weights, an objective twice
-        if self.subcommand == "fit":  # hostile (issue 24, 3 and 7): a folder of its own, one writer, writable
+        if config is not None:  # hostile (issue 24, 3 and 7): a folder of its own, one writer, writable
             from jepa_lit.run_folder import prepare_run_folder
 
-            prepare_run_folder(self.config.fit, rank_zero=_is_rank_zero())
+            prepare_run_folder(config, rank_zero=_is_rank_zero(), fit=self.subcommand == "fit")
         trainer_config = (config if config is not None else self.config).trainer
         resolve_precision_auto(trainer_config)
         cpu_precision_fallback(trainer_config)

@@ -106,10 +106,12 @@ def lock_run_folder(folder: Path) -> None:
     _held[key] = fd
 
 
-def claim_run_folder(config: Any, rank_zero: bool = True, announce=print) -> Optional[Path]:
+def claim_run_folder(config: Any, rank_zero: bool = True, announce=print, resume: Optional[bool] = None) -> Optional[Path]:
     """For ``jepa-lit fit``: give a new run a folder of its own and lock the run's folder (see the module's
     docstring). ``config`` is the parsed fit config (``trainer.logger.init_args`` with ``save_dir``, ``name``,
-    ``version``; ``ckpt_path``). Returns the folder, or None when there is no logger folder to claim."""
+    ``version``; ``ckpt_path``). ``resume``: whether the command continues the run in its folder (default:
+    a ``ckpt_path`` is given; validate / test / predict pass False: they never write into a run's folder).
+    Returns the folder, or None when there is no logger folder to claim."""
     if os.environ.get(SWEEP_LOCK_VARIABLE):
         return None  # the sweep holds its run's lock and manages its fixed folder
     logger = config.trainer.get("logger") if hasattr(config.trainer, "get") else None
@@ -122,7 +124,7 @@ def claim_run_folder(config: Any, rank_zero: bool = True, announce=print) -> Opt
             init.version = os.environ[VERSION_VARIABLE]
         return None
     version = init.get("version")
-    resuming = config.get("ckpt_path") not in (None, "")
+    resuming = config.get("ckpt_path") not in (None, "") if resume is None else resume
     if version in (None, ""):
         if resuming:  # Lightning resumes into a new version folder of its own choosing: nothing to protect
             return None
@@ -157,11 +159,13 @@ def check_fit_outputs_writable(config: Any) -> None:
             check_writable(Path(dirpath) / "last.ckpt", "checkpoints folder")
 
 
-def prepare_run_folder(config: Any, rank_zero: bool = True) -> Optional[Path]:
-    """``jepa-lit fit``'s one call: outputs writable, the run's folder claimed and locked, and its
-    checkpoints folder writable (a resumed run's may have been made read-only). Returns the folder."""
+def prepare_run_folder(config: Any, rank_zero: bool = True, fit: bool = True) -> Optional[Path]:
+    """The commands' one call (``fit``; ``validate`` / ``test`` / ``predict`` with ``fit=False``, which write
+    logs and a config.yaml into a folder of their own, never into a run's): outputs writable, the folder
+    claimed and locked, and its checkpoints folder writable (a resumed run's may have been made read-only).
+    Returns the folder."""
     check_fit_outputs_writable(config)
-    folder = claim_run_folder(config, rank_zero=rank_zero)
+    folder = claim_run_folder(config, rank_zero=rank_zero, resume=None if fit else False)
     if folder is not None:
         check_writable(folder / "checkpoints" / "last.ckpt", "checkpoints folder")
     return folder

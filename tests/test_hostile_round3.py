@@ -434,6 +434,16 @@ def two_resumes_at_once(tmp_path, capsys, monkeypatch):
     return outcome
 
 
+def test_validate_with_a_run_s_saved_config_writes_into_a_folder_of_its_own(tmp_path):
+    """validate / test / predict with `--config RUN/config.yaml --ckpt_path ...`: LightningCLI would replace the
+    run's config.yaml with theirs; they get the next version folder instead."""
+    from jepa_lit.run_folder import prepare_run_folder
+
+    old_run(tmp_path)
+    config = fit_config(tmp_path, version=1, ckpt_path="runs/smoke/version_1/checkpoints/last.ckpt")
+    assert prepare_run_folder(config, fit=False) == tmp_path / "runs" / "smoke" / "version_2"
+
+
 def test_new_runs_at_the_same_moment_take_different_folders(tmp_path):
     from jepa_lit.run_folder import claim_run_folder
 
