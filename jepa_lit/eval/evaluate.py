@@ -84,7 +84,7 @@ def evaluate_checkpoint(
     check_writable(results_target, "probe results")
     if output:
         check_replaceable(output, "json")
-    check_writable(Path(features.cache_dir or run_dir_of(ckpt_path) / "feature_cache") / "entry", "feature cache")
+    check_writable(Path(features.cache_dir or run_dir_of(ckpt_path) / "feature_cache"), "feature cache")
     if encoder == "official":
         frozen = load_official_eval_encoder(ckpt_path, official_encoder or {})
     else:
