@@ -517,6 +517,23 @@ def read_only_probe_output(tmp_path, capsys, monkeypatch):
         out.chmod(0o755)
 
 
+def test_a_read_only_feature_cache_is_named_before_the_encoder_loads(tmp_path, monkeypatch):
+    from test_hostile_cases import run_folder
+
+    from jepa_lit.atomic import NotWritable
+    from jepa_lit.eval.evaluate import evaluate_checkpoint
+
+    last = run_folder(tmp_path) / "last.ckpt"
+    cache = read_only(monkeypatch, tmp_path / "cache")
+    try:
+        with pytest.raises(NotWritable, match=f"feature cache {cache}: cannot be written: {cache} is not writable"):
+            evaluate_checkpoint(benchmark=None, ckpt_path=str(last), datamodule=SimpleNamespace(num_classes=3),
+                                data_config={}, model=None, features=SimpleNamespace(cache_dir=str(cache)),
+                                trainer=None)
+    finally:
+        cache.chmod(0o755)
+
+
 def read_only_report_out(tmp_path, capsys, monkeypatch):
     from test_hostile_cases import sweep_folder
 
