@@ -343,9 +343,12 @@ def resolve_last_checkpoint(config) -> None:
 
 def intact_or_newest_intact(last: Path) -> Path:
     """``last`` when it is intact; else the newest intact checkpoint beside it, with a warning naming both."""
-    from jepa_lit.checkpointing.integrity import checkpoint_problem, damaged_message, newest_intact
+    from jepa_lit.checkpointing.integrity import (checkpoint_problem, damaged_message, is_training_checkpoint,
+                                                  newest_intact)
 
     problem = checkpoint_problem(last)
+    if problem is None and not is_training_checkpoint(last):  # hostile (issue 24, 8): an export saved as last.ckpt
+        problem = "it is not a training checkpoint (an export, or another torch file)"
     if problem is None:
         return last
     intact = newest_intact(last)

@@ -270,6 +270,18 @@ def test_an_export_in_checkpoints_is_not_a_resume_fallback(tmp_path):
     assert newest_intact(folder / "last.ckpt") == folder / "step=2.ckpt"
 
 
+def test_an_export_saved_as_last_ckpt_is_passed_over_by_ckpt_path_last(tmp_path):
+    from test_hostile_cases import run_folder
+
+    from jepa_lit.checkpointing.export import export_checkpoint
+    from jepa_lit.cli import intact_or_newest_intact
+
+    folder = run_folder(tmp_path)
+    export_checkpoint(folder / "step=2.ckpt", folder / "last.ckpt", overwrite=True)
+    with pytest.warns(UserWarning, match="it is not a training checkpoint"):
+        assert intact_or_newest_intact(folder / "last.ckpt") == folder / "step=2.ckpt"
+
+
 def sweep_last_checkpoint_deleted(tmp_path, capsys, monkeypatch):
     """A finished sweep run whose last.ckpt was deleted: the old run (probe results too) is moved aside and
     the run pretrains and probes again, never keeping results of another pretraining."""
