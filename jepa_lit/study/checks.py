@@ -188,7 +188,7 @@ def find_stale(records: list[RunRecord], sweep: dict[str, Any]) -> tuple[dict[tu
                     stale[(record.run_id, bench)] = f"{bench} is no longer a probe of regime {record.regime}"
                 elif had != wanted[bench]:
                     # the name holds the hash of every level of the probe's config stack and the files it names
-                    stale[(record.run_id, bench)] = (f"{bench} probe settings changed since it ran (its config "
-                                                     f"stack, a file it names, or the spec's overrides: {had}; the "
-                                                     f"spec now writes {wanted[bench]})")
+                    stale[(record.run_id, bench)] = (f"{bench} probe settings changed since it ran ({had}; the spec "
+                                                     f"now writes {wanted[bench]}: its config stack, a file it "
+                                                     "names, or the spec's overrides)")
     return stale, []
