@@ -35,6 +35,58 @@ class WriteError(JepaLitError):
     exit_code = 1  # the run failed; its input was fine
 
 
+class NotWritable(JepaLitError):
+    """An output path that cannot be written, found before the work (exit status 2: choose another path)."""
+
+
+class WriteRefused(JepaLitError):
+    """A write that would replace a file of another kind (a checkpoint by a results JSON, ...): refused
+    before anything is written (exit status 2, bad input: the path given)."""
+
+
+# What a writer declares it writes, and what an existing file is (its integrity record's "kind", or its
+# content). A file is replaced only by one of the same kind: `test --probe --output RUN/checkpoints/last.ckpt`
+# must never turn a checkpoint into a results JSON.
+KIND_NAMES = {"torch": "a checkpoint (a torch.save file)", "json": "a JSON file", "text": "a text file",
+              "binary": "a binary file (neither text nor a checkpoint)"}
+_SNIFF = 4096
+
+
+def file_kind(path: Union[str, os.PathLike]) -> tuple[Optional[str], str]:
+    """(kind, how it is known) of an existing file: its integrity record's "kind" when it has one, else from
+    its first bytes; (None, ...) for an empty file (nothing to lose)."""
+    record = read_integrity(path)
+    if record is not None and record.get("kind") in KIND_NAMES:
+        return record["kind"], f"its integrity record {sidecar_path(path).name} says so"
+    with open(path, "rb") as handle:
+        head = handle.read(_SNIFF)
+    if not head:
+        return None, "it is empty"
+    if head[:2] == b"PK" or head[:1] == b"\x80":  # the zip archive torch.save writes, or an old pickle
+        return "torch", "from its content"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 4:  # not just a character cut at the end of the sniffed bytes
+            return "binary", "from its content"
+        text = head[:error.start].decode("utf-8")
+    return ("json" if text.lstrip()[:1] in ("{", "[") else "text"), "from its content"
+
+
+def check_replaceable(path: Union[str, os.PathLike], kind: Optional[str]) -> None:
+    """Raise WriteRefused when ``path`` exists and is not of ``kind`` (None: no check); a folder at ``path`` too."""
+    path = Path(path)
+    if kind is None or not path.exists():
+        return
+    if path.is_dir():
+        raise WriteRefused(f"{path} is a folder; this command writes {KIND_NAMES[kind]} there. Choose a file path.")
+    existing, how = file_kind(path)
+    if existing is not None and existing != kind:
+        raise WriteRefused(f"{path} is {KIND_NAMES[existing]} ({how}); this command writes {KIND_NAMES[kind]} and "
+                           "replaces a file only with one of the same kind. Choose another path (or move the file "
+                           "away first).")
+
+
 class HashingWriter:
     """A binary file wrapper that counts and hashes what passes through (so a large checkpoint is not read
     back to hash it)."""
@@ -76,13 +128,26 @@ def is_disk_full(error: BaseException) -> bool:
     return False
 
 
-def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], Any], integrity: bool = False) -> Path:
+def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], Any], integrity: bool = False,
+                 kind: Optional[str] = None, replace_other_kinds: bool = False) -> Path:
     """``write(f)`` into a temporary file beside ``path``, fsync, rename onto ``path``; the file's mode is a
     normal file's (0666 less the umask; mkstemp's 0600 would hide checkpoints from the group). With
-    ``integrity``, the sidecar record follows. A full disk raises WriteError naming the path."""
+    ``integrity``, the sidecar record follows (with ``kind``). ``kind`` (a KIND_NAMES key): what is written;
+    an existing file of another kind is not replaced (WriteRefused) unless ``replace_other_kinds`` (the
+    user's explicit consent, e.g. ``export --overwrite``). A full disk raises WriteError naming the
+    path; a folder that cannot be written, WriteError naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    check_replaceable(path, None if replace_other_kinds else kind)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except PermissionError as error:
+        raise WriteError(not_writable_message(path, error)) from error
+    except OSError as error:
+        if is_disk_full(error):
+            raise WriteError(f"{path}: no space left on device while writing it; the previous file (if any) "
+                             "is unchanged. Free space (or point the run at another disk) and run again.") from error
+        raise
     try:
         os.fchmod(handle, 0o666 & ~current_umask())
         with os.fdopen(handle, "wb") as f:
@@ -99,8 +164,8 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], Any]
         raise
     if integrity:
         record = {"format": SIDECAR_FORMAT, "file": path.name, "size": hashing.size,
-                  "sha256": hashing.sha256.hexdigest()}
-        write_text(sidecar_path(path), json.dumps(record, indent=1) + "\n")
+                  "sha256": hashing.sha256.hexdigest(), **({"kind": kind} if kind else {})}
+        write_text(sidecar_path(path), json.dumps(record, indent=1) + "\n", kind="json")
     fsync_directory(path.parent)
     return path
 
@@ -144,13 +209,13 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_text(path: Union[str, os.PathLike], text: str, integrity: bool = False) -> Path:
-    return atomic_write(path, lambda f: f.write(text.encode()), integrity=integrity)
+def write_text(path: Union[str, os.PathLike], text: str, integrity: bool = False, kind: str = "text") -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode()), integrity=integrity, kind=kind)
 
 
 def write_json(path: Union[str, os.PathLike], data: Any, integrity: bool = False) -> Path:
     """JSON (indent 2, anything else as str, a final newline), written atomically."""
-    return write_text(path, json.dumps(data, indent=2, default=str) + "\n", integrity=integrity)
+    return write_text(path, json.dumps(data, indent=2, default=str) + "\n", integrity=integrity, kind="json")
 
 
 def file_sha256(path: Union[str, os.PathLike]) -> str:
@@ -226,8 +291,36 @@ def remove_with_sidecar(path: Union[str, os.PathLike]) -> None:
     sidecar_path(path).unlink(missing_ok=True)
 
 
-def write_bytes(path: Union[str, os.PathLike], data: bytes, integrity: bool = False) -> Path:
-    return atomic_write(path, lambda f: f.write(data), integrity=integrity)
+def write_bytes(path: Union[str, os.PathLike], data: bytes, integrity: bool = False, kind: str = "binary") -> Path:
+    return atomic_write(path, lambda f: f.write(data), integrity=integrity, kind=kind)
+
+
+def not_writable_message(path: Union[str, os.PathLike], error: Optional[OSError] = None) -> str:
+    why = f" ({error.strerror})" if error is not None and error.strerror else ""
+    return (f"{path}: cannot be written: its folder is not writable{why}; make it writable, or choose another "
+            "path")
+
+
+def check_writable(path: Union[str, os.PathLike], what: str = "output") -> None:
+    """Before the work: raise NotWritable naming ``path`` when a file cannot be created there (its nearest
+    existing folder is not writable, or a file stands where a folder is needed), so a long run does not
+    train and then lose its work at the first save."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotWritable(f"{what} {path}: cannot be written: {folder} is a file, not a folder")
+    problem = None if os.access(folder, os.W_OK | os.X_OK) else "permission denied"
+    if problem is None:
+        try:  # what a write does: a read-only file system (or an ACL) shows here, whoever runs it
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            problem = error.strerror or str(error)
+    if problem is not None:
+        raise NotWritable(f"{what} {path}: cannot be written: {folder} is not writable ({problem}); make it "
+                         "writable, or choose another path")
 
 
 @contextlib.contextmanager

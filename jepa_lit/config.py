@@ -34,7 +34,12 @@ def expand_config_stack(args: list[str]) -> list[str]:
     ``--config`` flags, so they are read first and the file's own keys override them (jsonargparse
     itself ignores a ``config:`` list inside a config file)."""
 
-    def parents(path: str) -> list[str]:
+    def parents(path: str, chain: tuple[str, ...] = ()) -> list[str]:
+        here = os.path.realpath(path)
+        if here in chain:  # a stack that includes itself would recurse until Python gives up
+            loop = [*chain[chain.index(here):], here]
+            raise ConfigError(f"{path}: config: stack includes itself: " + " -> ".join(loop)
+                              + "; expected each file to name only its parents")
         content = load_yaml(path) or {}
         if not isinstance(content, dict):
             raise ConfigError(f"{path}: expected a mapping of config keys, got {type(content).__name__}")
@@ -49,7 +54,8 @@ def expand_config_stack(args: list[str]) -> list[str]:
                 raise ConfigError(f"{path}: config: names {name!r}, but {os.path.join(base, str(name))} is not "
                                   "a file (parents are read relative to the file that names them)"
                                   + (f"\n{hint}" if hint else ""))
-        return [f for name in names for f in [*parents(os.path.join(base, name)), os.path.join(base, name)]]
+        return [f for name in names
+                for f in [*parents(os.path.join(base, name), (*chain, here)), os.path.join(base, name)]]
 
     expanded, i = [], 0
     while i < len(args):
@@ -163,3 +169,68 @@ def check_class_paths(args: list[str]) -> None:
                 problem = unknown_class_path(class_path)
                 if problem is not None:
                     raise ConfigError(f"{path} {problem}")
+
+
+# ----- values that parse but cannot work ---------------------------------------------------------------------
+# Checked on the parsed config (every command, every key at any depth), before anything is built: a learning
+# rate of 0 divides by zero in the schedule, a negative one or a NaN weight fails at the first step.
+POSITIVE_KEYS = ("lr",)  # > 0
+NON_NEGATIVE_KEYS = ("start_lr", "final_lr", "weight", "weight_decay", "final_weight_decay", "warmup_steps",
+                     "context_loss_weight")  # >= 0
+POSITIVE_LIST_KEYS = ("lrs",)  # every item > 0
+NON_NEGATIVE_LIST_KEYS = ("weight_decays",)
+
+
+def value_problems(node: Any, key: str = "") -> Iterator[str]:
+    """``key=value; expected ...`` for each value that cannot work, depth first (keys dotted, list items
+    ``[i]``)."""
+    import math
+
+    name = key.rsplit(".", 1)[-1]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from value_problems(v, f"{key}.{k}" if key else str(k))
+        return
+    if isinstance(node, list):
+        if name == "objectives":
+            yield from duplicate_objectives(node, key)
+        for i, v in enumerate(node):
+            if name in POSITIVE_LIST_KEYS + NON_NEGATIVE_LIST_KEYS and _is_number(v):
+                if math.isfinite(v) and (v > 0 or (name in NON_NEGATIVE_LIST_KEYS and v == 0)):
+                    continue
+                wanted = "positive" if name in POSITIVE_LIST_KEYS else "0 or more"
+                yield f"{key}[{i}]={v!r}; expected a finite number, {wanted}"
+            else:
+                yield from value_problems(v, f"{key}[{i}]")
+        return
+    if not _is_number(node):
+        return
+    if not math.isfinite(node):
+        yield f"{key}={node!r}; expected a finite number"
+    elif name in POSITIVE_KEYS and node <= 0:
+        yield f"{key}={node!r}; expected a positive number (a learning rate of 0 or less cannot train)"
+    elif name in NON_NEGATIVE_KEYS and node < 0:
+        yield f"{key}={node!r}; expected 0 or more"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def duplicate_objectives(items: list, key: str) -> Iterator[str]:
+    """The same objective class listed twice: its terms would share one name (and the module refuses it)."""
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        class_path = item.get("class_path") if isinstance(item, dict) else None
+        if class_path in seen:
+            yield (f"{key}[{i}] is {class_path} again (also {key}[{seen[class_path]}]); expected each objective "
+                   "once (set its weight instead)")
+        elif class_path:
+            seen[class_path] = i
+
+
+def check_config_values(config: Any, where: str = "") -> None:
+    """Raise one ConfigError listing every value of a parsed config that cannot work (exit status 2)."""
+    problems = list(dict.fromkeys(value_problems(config)))
+    if problems:
+        raise ConfigError((f"{where}: " if where else "") + "; ".join(problems))

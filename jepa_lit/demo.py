@@ -191,7 +191,7 @@ def write_demo_plot(path: str | Path, curves: dict[str, Curve], losses: dict[str
     bottom.grid(alpha=0.3)
     figure.tight_layout()
     path = Path(path)
-    atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
+    atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=110), kind="binary")
     plt.close(figure)
     return path
 

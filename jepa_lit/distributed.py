@@ -11,6 +11,7 @@ group every function is the identity.
 
 from __future__ import annotations
 
+import os
 from typing import Optional, Union
 
 import torch
@@ -111,6 +112,12 @@ def all_reduce_mean(value: Tensor) -> Tensor:
     from torch.distributed.nn.functional import all_reduce
 
     return all_reduce(value, op=dist.ReduceOp.SUM) / dist.get_world_size()
+
+
+def is_rank_zero() -> bool:
+    """Rank 0 of the launch, read from the environment a launcher sets (torchrun, Lightning's DDP, SLURM): for
+    code that runs before the Trainer exists, when Lightning's rank_zero helpers do not know the rank yet."""
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
 
 
 def close_process_group() -> None:

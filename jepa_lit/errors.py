@@ -49,6 +49,17 @@ def without_traceback_flag(argv: list[str]) -> list[str]:
     return [a for a in argv if a != TRACEBACK_FLAG]
 
 
+def short_message(error: BaseException) -> str:
+    """The error's message; one raised in a DataLoader worker comes back as "Caught X in DataLoader worker
+    process N. Original Traceback ...: X: message": its last line's message, without the worker's stack."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    head, colon, message = last.partition(": ")  # "jepa_lit.data.decode.BadInputError: a.mp4: zero-byte file"
+    return message if colon and head.rsplit(".", 1)[-1] == type(error).__name__ else last
+
+
 def run_command(prog: str, command: Callable[[list[str]], int], argv: list[str]) -> int:
     """``command(argv)`` with ``--traceback`` taken off; a JepaLitError becomes ``prog: error: message`` on
     stderr and exit status 2, with the stack only when asked for."""
@@ -60,7 +71,7 @@ def run_command(prog: str, command: Callable[[list[str]], int], argv: list[str])
     except JepaLitError as error:
         if show:
             traceback.print_exc()
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {short_message(error)}", file=sys.stderr)
         if not show:
             print(f"({TRACEBACK_FLAG} or {TRACEBACK_VARIABLE}=1 shows where it was raised)", file=sys.stderr)
         return error.exit_code

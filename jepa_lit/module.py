@@ -61,6 +61,9 @@ class JEPAModule(L.LightningModule):
         optimizer: AdamW, lr and weight-decay schedules.
         guard: what to do with non-finite losses / gradients and loss spikes.
         compile_model: torch.compile the encoders and the predictor (GPU runs; compiling costs minutes).
+        init_from: a jepa-lit checkpoint whose weights (encoders, predictor, objective heads where they
+            match) start this run: a fine-tune from a checkpoint, as a new run (step 0, new optimizer).
+            ``--ckpt_path`` instead resumes the same run and refuses other settings (docs/checkpoints.md).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class JEPAModule(L.LightningModule):
         optimizer: Optional[OptimizerConfig] = OptimizerConfig(),
         guard: Optional[GuardConfig] = GuardConfig(),
         compile_model: bool = False,
+        init_from: Optional[str] = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "mask_sampler", "objectives"])
@@ -123,6 +127,8 @@ class JEPAModule(L.LightningModule):
         self.last_step: Optional[StepRecord] = None  # the latest training step, for the callbacks
         self.guard = LossGuard(guard or GuardConfig())
         self.compile_model = compile_model
+        if init_from:
+            load_weights_from(self, init_from)
 
     # ----- what gets evaluated -----------------------------------------------------------------
     @property
@@ -333,6 +339,7 @@ class JEPAModule(L.LightningModule):
             "target_mode": self.target_mode,
             "behaviour_version": jepa_lit.BEHAVIOUR_VERSION,
             "data": self.data_settings(),
+            "run": self.run_settings(),
         }
         checkpoint["jepa_lit_guard"] = self.guard.state_dict()
 
@@ -342,24 +349,66 @@ class JEPAModule(L.LightningModule):
         datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
         return {k: getattr(datamodule, k) for k in DATA_SETTINGS if isinstance(getattr(datamodule, k, None), int)}
 
+    def run_settings(self) -> dict[str, Any]:
+        """What defines the run besides the encoder and the clips: the objectives (class and weight), the
+        target, the mask tokens and sampler, the predictor. Recorded in checkpoints; a resume must keep them."""
+        objectives = [f"{type(o).__name__}(weight={getattr(o, 'weight', None)!r})" for o in self.objectives]
+        return {"objectives": objectives, "target_encoder": self.target_mode, "mask_tokens": self.mask_token_mode,
+                "mask_sampler": type(self.mask_sampler).__name__, "predictor_width": self.hparams.predictor_width,
+                "predictor_depth": self.hparams.predictor_depth, "predictor_heads": self.hparams.predictor_heads}
+
     def check_resume_settings(self, checkpoint: dict[str, Any]) -> None:
         """Resuming a fit with settings that change what the checkpoint is (clip length, crop, encoder
-        config) is refused, naming each key that differs (old -> new)."""
+        config, objectives, target, predictor) is refused, naming each key that differs (old -> new)."""
         recorded = checkpoint.get("jepa_lit", {})
         old = {f"model.encoder.{k}": v for k, v in recorded.get("encoder_config", {}).items()}
         old |= {f"data.{k}": v for k, v in recorded.get("data", {}).items()}
+        old |= {f"model.{k}": v for k, v in recorded.get("run", {}).items()}  # checkpoints before 0.x: none
         new = {f"model.encoder.{k}": v for k, v in dict(self.encoder.config).items()}
         new |= {f"data.{k}": v for k, v in self.data_settings().items()}
+        new |= {f"model.{k}": v for k, v in self.run_settings().items()}
         changed = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in sorted(old) if k in new and old[k] != new[k]]
         if changed:
             raise CheckpointError("resuming a checkpoint with settings that differ from the ones it was trained "
                                   "with: " + "; ".join(changed) + ". Resume with the run's own config, or start a "
-                                  "new run (no --ckpt_path) for the new settings.")
+                                  "new run (no --ckpt_path) for the new settings. To fine-tune from its weights, "
+                                  "start a new run with --model.init_args.init_from CKPT instead.")
+
+    def check_checkpoint_matches(self, checkpoint: dict[str, Any]) -> None:
+        """Any command: the checkpoint must be a jepa-lit one whose weights are this model's, named by part
+        (Lightning's Missing / Unexpected keys traceback otherwise)."""
+        trainer = getattr(self, "_trainer", None)
+        path = getattr(trainer, "ckpt_path", None) or "the checkpoint"
+        if not isinstance(checkpoint.get("jepa_lit"), dict):
+            raise CheckpointError(f"{path}: not a jepa-lit pretraining checkpoint (no 'jepa_lit' entry, written by "
+                                  "JEPAModule.on_save_checkpoint); expected RUN/checkpoints/last.ckpt of a jepa-lit "
+                                  "fit")
+        if "state_dict" not in checkpoint:  # hooks called with a partial dict (tests, tools): nothing to compare
+            return
+        state, own = checkpoint["state_dict"], self.state_dict()
+        have, want = set(state), set(own)
+        parts = lambda keys: sorted({".".join(k.split(".")[:2]) if k.startswith("objectives.") else k.split(".")[0]
+                                     for k in keys})  # noqa: E731
+        extra, missing = parts(have - want), parts(want - have)
+        resized = parts(k for k in have & want if getattr(state[k], "shape", None) != own[k].shape)
+        if extra or missing or resized:
+            recorded = checkpoint["jepa_lit"].get("run", {})
+            trained = (f" (it was trained with objectives {recorded.get('objectives')}, target_encoder "
+                       f"{recorded.get('target_encoder')})" if recorded else "")
+            raise CheckpointError(
+                f"{path} does not fit this model{trained}: "
+                + "; ".join(filter(None, [f"it has weights this model lacks: {', '.join(extra)}" if extra else "",
+                                          f"it lacks weights this model has: {', '.join(missing)}" if missing else "",
+                                          f"weights of other shapes: {', '.join(resized)}" if resized else ""]))
+                + ". Use the run's own config (RUN/config.yaml) with this checkpoint; to start a new run from its "
+                "weights, use --model.init_args.init_from CKPT (no --ckpt_path).")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trainer = getattr(self, "_trainer", None)
         if trainer is not None and trainer.state.fn == "fit":
             self.check_resume_settings(checkpoint)
+        if trainer is not None:  # before Lightning loads the weights: a wrong checkpoint named, not a key list
+            self.check_checkpoint_matches(checkpoint)
         self.guard.load_state_dict(checkpoint.get("jepa_lit_guard", {}))
         written_by = checkpoint.get("jepa_lit", {}).get("behaviour_version", 1)
         if written_by != jepa_lit.BEHAVIOUR_VERSION:
@@ -414,3 +463,26 @@ def last_step_of(pl_module: L.LightningModule, reader: str) -> Optional[StepReco
         raise TypeError(f"{reader} reads a JEPAModule's training step (jepa_lit.module.JEPAModule.last_step); "
                         f"the trainer's module is a {type(pl_module).__module__}.{type(pl_module).__name__}")
     return pl_module.last_step
+
+
+def load_weights_from(module: JEPAModule, path: str) -> None:
+    """``init_from``: the weights of ``path`` whose names and shapes match ``module``'s (the encoders and the
+    predictor; the objective heads where they exist in both), nothing else (no step, optimizer or
+    schedules); the parts left at their initial values are named once."""
+    from jepa_lit.checkpointing.integrity import load_checkpoint_file
+
+    checkpoint = load_checkpoint_file(path, map_location="cpu", weights_only=False)
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not isinstance(checkpoint.get("jepa_lit"), dict):
+        raise CheckpointError(f"model.init_from {path}: not a jepa-lit pretraining checkpoint (no 'state_dict' and "
+                              "'jepa_lit' entries); expected RUN/checkpoints/last.ckpt of a jepa-lit fit")
+    own = module.state_dict()
+    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not any(k.startswith("encoder.") for k in matching):
+        raise CheckpointError(f"model.init_from {path}: none of its encoder weights fit this model's encoder "
+                              f"(model.init_args.encoder differs from {checkpoint['jepa_lit'].get('encoder_config')})")
+    module.load_state_dict(matching, strict=False)
+    fresh = sorted({k.split(".")[0] if not k.startswith("objectives.") else ".".join(k.split(".")[:2])
+                    for k in own if k not in matching})
+    rank_zero_warn(f"model.init_from {path}: weights loaded ({len(matching)} tensors)"
+                   + (f"; initialised fresh: {', '.join(fresh)}" if fresh else ""))

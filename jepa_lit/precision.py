@@ -5,8 +5,9 @@ these to the trainer config before the Trainer is built; bench/ reads the CPU's 
 
 from __future__ import annotations
 
-import os
 from typing import Optional
+
+from jepa_lit.distributed import is_rank_zero
 
 # trainer.precision also takes "auto" (the demo and smoke configs): the CLI replaces it before the Trainer is built.
 PRECISION_AUTO = "auto"
@@ -74,10 +75,6 @@ def resolve_precision_auto(trainer_config, cpuinfo: str = "/proc/cpuinfo") -> Op
     precision, why = auto_precision(str(trainer_config.get("accelerator") or "auto"), cpuinfo)
     trainer_config.precision = precision
     message = f"trainer.precision: auto -> {precision} ({why})"
-    if _is_rank_zero():  # before the Trainer exists, so Lightning's rank_zero helpers do not know the rank yet
+    if is_rank_zero():  # before the Trainer exists, so Lightning's rank_zero helpers do not know the rank yet
         print(message, flush=True)
     return message
-
-
-def _is_rank_zero() -> bool:
-    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))

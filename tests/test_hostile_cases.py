@@ -271,6 +271,10 @@ CASES = {
     "sweep-same-failure": sweep_same_failure_twice,
 }
 
+from test_hostile_round3 import ROUND3_CASES  # noqa: E402 - issue 24's cases, in their own file
+
+CASES.update(ROUND3_CASES)
+
 
 def test_every_documented_case_is_run_and_every_case_documented():
     assert sorted(doc_rows()) == sorted(CASES)

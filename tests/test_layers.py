@@ -25,7 +25,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "jepa_lit"
 LAYERS = {  # package or top-level module -> layer; "jepa_lit" is the package root's own __init__ only
     1: ["jepa_lit", "jepa_lit.distributed", "jepa_lit.seeds", "jepa_lit.schedules", "jepa_lit.hashing",
         "jepa_lit.hints", "jepa_lit.config", "jepa_lit.errors", "jepa_lit.atomic", "jepa_lit.precision",
-        "jepa_lit.library_seams"],
+        "jepa_lit.library_seams", "jepa_lit.run_folder"],
     2: ["jepa_lit.step", "jepa_lit.losses", "jepa_lit.guard", "jepa_lit.checkpointing", "jepa_lit.data",
         "jepa_lit.masks", "jepa_lit.models", "jepa_lit.objectives"],
     3: ["jepa_lit.module", "jepa_lit.callbacks", "jepa_lit.eval", "jepa_lit.demo"],

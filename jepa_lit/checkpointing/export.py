@@ -63,7 +63,8 @@ def export_checkpoint(ckpt_path: Union[str, Path], out_path: Union[str, Path], p
                 "jepa_lit_encoder_config": meta["encoder_config"], "epoch": checkpoint.get("epoch"),
                 "global_step": checkpoint.get("global_step")}
     check_export_target(ckpt_path, out_path, overwrite)  # again: OUT may have appeared while reading
-    atomic_write(out_path, lambda f: torch.save(exported, f), integrity=True)
+    atomic_write(out_path, lambda f: torch.save(exported, f), integrity=True, kind="torch",
+                 replace_other_kinds=overwrite)  # --overwrite: the user's word that OUT may go
     return out_path
 
 

@@ -84,11 +84,26 @@ def checkpoints_beside(path: Union[str, Path]) -> list[Path]:
 
 
 def newest_intact(path: Union[str, Path]) -> Optional[Path]:
-    """The newest checkpoint beside ``path`` (not ``path`` itself) that passes ``checkpoint_problem``."""
+    """The newest training checkpoint beside ``path`` (not ``path`` itself) that passes ``checkpoint_problem``
+    (an export or any other torch file saved in the folder does not qualify: a resume could not use it)."""
     for other in checkpoints_beside(path):
-        if other.resolve() != Path(path).resolve() and checkpoint_problem(other) is None:
+        if (other.resolve() != Path(path).resolve() and checkpoint_problem(other) is None
+                and is_training_checkpoint(other)):
             return other
     return None
+
+
+def is_training_checkpoint(path: Union[str, Path]) -> bool:
+    """Whether ``path`` holds what a fit saves (Lightning's ``state_dict`` and ``global_step`` entries), not an
+    export (``encoder``, ``target_encoder``, ``predictor`` at the top) or another torch file; read
+    memory-mapped, so a large file costs little. Files torch cannot read do not qualify."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # noqa: BLE001 - a file torch cannot read is no training checkpoint
+        return False
+    if not isinstance(checkpoint, dict) or "target_encoder" in checkpoint:  # an export's layout
+        return False
+    return "state_dict" in checkpoint or "global_step" in checkpoint
 
 
 def damaged_message(path: Union[str, Path], problem: str) -> str:

@@ -22,7 +22,7 @@ from jepa_lit.checkpointing.integrity import check_checkpoint
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
-        atomic_write(path, lambda f: torch.save(checkpoint, f), integrity=True)
+        atomic_write(path, lambda f: torch.save(checkpoint, f), integrity=True, kind="torch")
 
     def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only: Optional[bool] = None):
         if Path(path).is_file():  # Lightning's own error for a missing file stays

@@ -10,11 +10,13 @@ from typing import Literal, Optional
 from lightning.pytorch.cli import LightningCLI
 
 from jepa_lit.cli.hints import JepaArgumentParser
-from jepa_lit.config import CLIP_SIZE_LINKS, check_class_paths, expand_config_stack
+from jepa_lit.config import CLIP_SIZE_LINKS, check_class_paths, check_config_values, expand_config_stack
+from jepa_lit.distributed import is_rank_zero
 from jepa_lit.errors import CheckpointError, ConfigError
 from jepa_lit.library_seams import widen_argument_type
 from jepa_lit.module import JEPAModule
 from jepa_lit.precision import cpu_precision_fallback, resolve_precision_auto
+from jepa_lit.run_folder import prepare_run_folder
 
 # Values of --ckpt_path that Lightning resolves itself rather than reading a file.
 SPECIAL_CKPT_PATHS = ("last", "best", "hpc", "registry")
@@ -47,6 +49,9 @@ class JepaCLI(LightningCLI):
         if config is not None:
             check_ckpt_file(config.get("ckpt_path"))
             check_data_values(config.get("data"))
+            check_config_values(config.as_dict())  # lr 0, NaN weights, an objective twice (issue 24)
+            # a folder of its own, one writer at a time, outputs writable before the work (issue 24)
+            prepare_run_folder(config, rank_zero=is_rank_zero(), fit=self.subcommand == "fit")
         trainer_config = (config if config is not None else self.config).trainer
         resolve_precision_auto(trainer_config)
         cpu_precision_fallback(trainer_config)
@@ -152,9 +157,12 @@ def resolve_last_checkpoint(config) -> None:
 
 def intact_or_newest_intact(last: Path) -> Path:
     """``last`` when it is intact; else the newest intact checkpoint beside it, with a warning naming both."""
-    from jepa_lit.checkpointing.integrity import checkpoint_problem, damaged_message, newest_intact
+    from jepa_lit.checkpointing.integrity import (checkpoint_problem, damaged_message, is_training_checkpoint,
+                                                  newest_intact)
 
     problem = checkpoint_problem(last)
+    if problem is None and not is_training_checkpoint(last):  # an export saved as last.ckpt
+        problem = "it is not a training checkpoint (an export, or another torch file)"
     if problem is None:
         return last
     intact = newest_intact(last)

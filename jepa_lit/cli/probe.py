@@ -8,7 +8,7 @@ from typing import Literal, Optional
 from lightning.pytorch.cli import LightningCLI
 
 from jepa_lit.cli.hints import JepaArgumentParser
-from jepa_lit.config import check_class_paths, config_files, expand_config_stack, load_yaml
+from jepa_lit.config import check_class_paths, check_config_values, config_files, expand_config_stack, load_yaml
 
 
 class ProbeCLI(LightningCLI):
@@ -50,6 +50,9 @@ class ProbeCLI(LightningCLI):
             run=False,
             auto_configure_optimizers=False,
         )
+
+    def before_instantiate_classes(self) -> None:
+        check_config_values(self.config.as_dict())  # values that parse but cannot work (issue 24)
 
     def add_arguments_to_parser(self, parser) -> None:
         from jepa_lit.eval.benchmarks import BENCHMARKS

@@ -30,6 +30,7 @@ from jepa_lit.data.decode import (
 )
 from jepa_lit.data.records import IMAGE, Record
 from jepa_lit.data.transforms import transform_image_as_clip
+from jepa_lit.errors import DataError
 
 log = logging.getLogger("jepa_lit.data")
 
@@ -147,9 +148,10 @@ class ClipDataset(Dataset):
                     j,
                 )
                 i = j
-        raise RuntimeError(
-            f"{self.name}: index {index} and {self.max_retries} replacement samples all failed to load; "
-            f"bad files so far: {self.bad_files}"
+        shown = "; ".join(f"{path}: {why}" for path, why in list(self.bad_files.items())[:5])
+        raise DataError(  # every file tried is bad: a dataset to fix, not a crash (exit 2, no traceback)
+            f"{self.name}: sample {index} and {self.max_retries} replacement samples all failed to load "
+            f"({len(self.bad_files)} bad files so far, e.g. {shown}); check the files (jepa-lit data check)"
         )
 
     def load(self, i: int, seed_seq: np.random.SeedSequence) -> dict:

@@ -134,7 +134,7 @@ class ClipDataModule(L.LightningDataModule):
         list_file = self.train_list if split == "train" else self.test_list
         root = self.resolve_root(self.root)
         if list_file:
-            return read_list_file(list_file, root), []
+            return read_list_file(list_file, root, self.num_classes or None), []  # labels checked here
         try:
             return self.index_official(root, split)
         except LayoutError as e:

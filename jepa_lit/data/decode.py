@@ -24,6 +24,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from jepa_lit.errors import DataError
+
 ThreadType = Literal["AUTO", "FRAME", "SLICE", "NONE"]
 
 # Multi-threaded decoding (frame + slice). On small sources (<= 224 px) it brings little, on
@@ -52,13 +54,15 @@ def decoder_threads() -> Optional[int]:
     return _decoder_threads
 
 
-class BadInputError(RuntimeError):
-    """A file that cannot be used (video or image); carries the file name and the reason."""
+class BadInputError(DataError, RuntimeError):
+    """A file that cannot be used (video or image); carries the file name and the reason. A DataError, so
+    with ``data.on_error: raise`` the commands print its message (exit 2), not a traceback; it takes one
+    message too, which is how a DataLoader worker re-raises it in the main process (same type)."""
 
-    def __init__(self, path: Union[str, os.PathLike], reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
+    def __init__(self, path: Union[str, os.PathLike], reason: Optional[str] = None):
+        super().__init__(f"{path}: {reason}" if reason is not None else str(path))
+        self.path = str(path) if reason is not None else ""
+        self.reason = reason if reason is not None else str(path)
 
 
 class VideoDecodeError(BadInputError):

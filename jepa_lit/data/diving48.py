@@ -33,9 +33,7 @@ _SPLIT_FILES = {"train": "Diving48_V2_train.json", "test": "Diving48_V2_test.jso
 def read_vocab(root: Path) -> list[str]:
     """Class names 'Back+15som+05Twis+FREE' in label order."""
     path = root / "Diving48_vocab.json"
-    vocab = load_json(path)
-    if not isinstance(vocab, list):
-        raise ValueError(f"{path}: expected a JSON list of [takeoff, somersault, twist, flight] entries")
+    vocab = load_json(path, list, "[[takeoff, somersault, twist, flight], ...]")
     return ["+".join(v) if isinstance(v, list) else str(v) for v in vocab]
 
 
@@ -45,7 +43,7 @@ def index_diving48(root: str, subset: Literal["train", "test"] = "train") -> tup
     split_file = root_p / _SPLIT_FILES[subset]
     require("Diving-48", root_p, [split_file, root_p / "Diving48_vocab.json", root_p / "rgb"], EXPECTED_LAYOUT)
     num_classes = len(read_vocab(root_p))
-    items = load_json(split_file)
+    items = load_json(split_file, list, "[{'vid_name', 'label', 'start_frame', 'end_frame'}, ...]")
     records, problems = [], []
     for n, item in enumerate(items):
         where = f"{split_file.name}[{n}]"

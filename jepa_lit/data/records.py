@@ -77,12 +77,13 @@ def resolve_dataset_root(root: str, name: str, markers: Sequence[str]) -> str:
     return root
 
 
-def read_list_file(list_file: Union[str, os.PathLike], root: Optional[Union[str, os.PathLike]] = None) -> list[Record]:
+def read_list_file(list_file: Union[str, os.PathLike], root: Optional[Union[str, os.PathLike]] = None,
+                   num_classes: Optional[int] = None) -> list[Record]:
     """Read a V-JEPA style list file: one `path label` per line, space delimited, no header.
 
     The label is the last field (so a path may contain spaces). Relative paths are taken relative to
     `root`, or to the list file's folder when `root` is None. Files ending in an image extension
-    become image records (modality 1).
+    become image records (modality 1). With ``num_classes``, each label must be one of them (check_label).
     """
     list_file = Path(list_file)
     if not list_file.is_file():
@@ -96,6 +97,7 @@ def read_list_file(list_file: Union[str, os.PathLike], root: Optional[Union[str,
         parts = line.rsplit(" ", 1)
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise ValueError(f"{list_file}:{n}: expected '<path> <integer label>', got {line!r}")
+        check_label(int(parts[1]), num_classes, f"{list_file}:{n}")
         path = Path(parts[0].strip())
         path = path if path.is_absolute() else base / path
         modality = IMAGE if path.suffix.lower() in IMAGE_EXTENSIONS else VIDEO
@@ -105,11 +107,26 @@ def read_list_file(list_file: Union[str, os.PathLike], root: Optional[Union[str,
     return records
 
 
-def load_json(path: Path):
-    """An annotation file's JSON; a clear error naming the file when it is not valid JSON."""
+def load_json(path: Path, expected: Optional[type] = None, shape: str = ""):
+    """An annotation file's JSON; a clear error naming the file when it is not valid JSON, or (``expected``:
+    dict or list) not the JSON type the dataset's file holds (``shape`` shows what it should look like)."""
     try:
-        return json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON ({e}); expected the dataset's annotation file as "
                         "downloaded (see docs/datasets.md)") from e
+    if expected is not None and not isinstance(data, expected):
+        kinds = {dict: "a JSON object", list: "a JSON list"}
+        found = kinds.get(type(data), f"a JSON {type(data).__name__}")
+        raise DataError(f"{path}: expected {kinds.get(expected, expected.__name__)}{f' ({shape})' if shape else ''}, "
+                        f"got {found}; is it the dataset's annotation file as downloaded (see docs/datasets.md)?")
+    return data
+
+
+def check_label(label: int, num_classes: Optional[int], where: str) -> None:
+    """A label must name one of the dataset's classes (0 to num_classes - 1): checked when the index is
+    built, not after the features are extracted (an IndexError then, or a probe with the wrong width)."""
+    if num_classes and not 0 <= label < num_classes:
+        raise DataError(f"{where}: label {label} is outside the dataset's {num_classes} classes; expected 0 to "
+                        f"{num_classes - 1} (0-based)")
 

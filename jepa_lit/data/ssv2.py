@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from jepa_lit.data.datamodule import ClipDataModule
-from jepa_lit.data.records import IndexProblem, Record, layout_error, load_json, require
+from jepa_lit.data.records import IndexProblem, Record, check_label, layout_error, load_json, require
+from jepa_lit.errors import DataError
 
 NUM_CLASSES = 174
 OFFICIAL_SIZES = {"train": 168913, "test": 24777}
@@ -58,6 +59,18 @@ def strip_template(template: str) -> str:
     return template.replace("[", "").replace("]", "")
 
 
+def read_labels(labels_file: Path) -> dict[str, int]:
+    """labels.json: {template: class index as a string}, every index one of the 174 classes."""
+    labels = {}
+    for template, value in load_json(labels_file, dict, '{"Approaching something with your camera": "0", ...}').items():
+        if not str(value).strip().isdigit():
+            raise DataError(f"{labels_file}: {template!r}: {value!r} is not a class index; expected \"0\" to "
+                            f"\"{NUM_CLASSES - 1}\"")
+        labels[template] = int(value)
+        check_label(labels[template], NUM_CLASSES, f"{labels_file}: {template!r}")
+    return labels
+
+
 def index_ssv2(
     root: str, subset: Literal["train", "test"] = "train", video_ext: str = "webm"
 ) -> tuple[list[Record], list[IndexProblem]]:
@@ -73,14 +86,12 @@ def index_ssv2(
     ):
         if found is None:
             raise layout_error("Something-Something V2", root, f"missing {what}", EXPECTED_LAYOUT)
-    labels = {k: int(v) for k, v in load_json(labels_file).items()}
-    items = load_json(split_file)
-    if not isinstance(items, list):
-        raise ValueError(f"{split_file}: expected a JSON list of {{'id', 'template', ...}} items")
+    labels = read_labels(labels_file)
+    items = load_json(split_file, list, "[{'id', 'template', ...}, ...]")
     records, problems = [], []
     for n, item in enumerate(items):
         where = f"{split_file.name}[{n}]"
-        if not isinstance(item, dict) or "id" not in item or "template" not in item:
+        if not isinstance(item, dict) or "id" not in item or not isinstance(item.get("template"), str):
             problems.append(IndexProblem(where, "expected an item with 'id' and 'template'"))
             continue
         label = labels.get(strip_template(item["template"]))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from jepa_lit.data.datamodule import ClipDataModule
-from jepa_lit.data.records import IndexProblem, Record, layout_error, require
+from jepa_lit.data.records import IndexProblem, Record, check_label, layout_error, require
 from jepa_lit.errors import DataError
 
 NUM_CLASSES = 101
@@ -42,6 +42,7 @@ def read_class_index(path: Path) -> dict[str, int]:
         if len(parts) != 2 or not parts[0].isdigit():
             raise ValueError(f"{path}:{n}: expected '<1-based index> <ClassName>', got {line!r}")
         classes[parts[1].lower()] = int(parts[0]) - 1
+        check_label(int(parts[0]) - 1, NUM_CLASSES, f"{path}:{n} (1-based {parts[0]})")
     return classes
 
 

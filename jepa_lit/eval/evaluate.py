@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional
 
 import lightning as L
 
+from jepa_lit.atomic import check_replaceable, check_writable
 from jepa_lit.eval.benchmarks import Benchmark, place_probe_logger
 from jepa_lit.eval.checkpoint import load_eval_encoder, load_official_eval_encoder, warn_probe_clip_changes
 from jepa_lit.eval.feature_data import FeatureDataModule
@@ -77,6 +78,13 @@ def evaluate_checkpoint(
     """
     start = time.perf_counter()
     check_probe_datamodule(datamodule)
+    # Before the work: the results JSON must not replace a file of another kind (a checkpoint), and the
+    # results and feature cache folders must be writable (one message naming the path, not a lost probe).
+    results_target = Path(output) if output else run_dir_of(ckpt_path) / "probes"
+    check_writable(results_target, "probe results")
+    if output:
+        check_replaceable(output, "json")
+    check_writable(Path(features.cache_dir or run_dir_of(ckpt_path) / "feature_cache"), "feature cache")
     if encoder == "official":
         frozen = load_official_eval_encoder(ckpt_path, official_encoder or {})
     else:

@@ -19,9 +19,11 @@ on the kept clips only.
 
 The cache folder is keyed by a hash of everything that decides the features: the encoder's weights
 and config, the feature layer (and app_ratio for the split), the pooling, and the data protocol (DataModule class and its arguments, minus loader-only
-ones such as batch size). A second run with the same key reads the files and never runs the encoder.
+ones such as batch size, and the content of every file they name, such as a ``test_list``). A second run with the same key reads the files and never runs the encoder.
 A cache entry is written to a temporary folder and renamed when complete, so an interrupted run
-leaves nothing that looks valid. Its ``meta.json`` records the size and SHA-256 of every file of the
+leaves nothing that looks valid; the folder's name holds its owner (host, pid), and the next extraction
+removes those whose process is gone (reclaim_orphans). The features' memory map gets its disk blocks up
+front, so a full disk is the "no space left on device" error (exit 1), not a SIGBUS. Its ``meta.json`` records the size and SHA-256 of every file of the
 entry; a hit checks them first, and an entry that fails (a file truncated, zeroed or changed, or written
 before the records existed) is said to be damaged, once, and recomputed.
 """
@@ -29,10 +31,13 @@ before the records existed) is said to be damaged, once, and recomputed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import shutil
+import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Union
@@ -45,10 +50,10 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from jepa_lit.atomic import file_record, record_problem, write_json
+from jepa_lit.atomic import WriteError, file_record, is_disk_full, record_problem, write_json
 from jepa_lit.data.clip_dataset import ClipDataset, collate_dropping_bad
 from jepa_lit.eval.checkpoint import FEATURE_LAYER
-from jepa_lit.hashing import json_sha256
+from jepa_lit.hashing import files_named, json_sha256
 from jepa_lit.objectives.heads import app_channels  # FWM's split: the objectives layer sits below eval
 
 log = logging.getLogger("jepa_lit.eval")
@@ -171,6 +176,7 @@ class FeatureWriter(BasePredictionWriter):
             shape = (self.num_samples, *features.shape[1:])
             self.features = np.lib.format.open_memmap(self.directory / "features.npy", mode="w+",
                                                       dtype=np.float16, shape=shape)
+            reserve_disk_space(self.directory / "features.npy")
         self.features[index] = features
         self.labels[index] = prediction["label"].cpu().numpy()
         self.written[index] = True
@@ -190,6 +196,59 @@ class FeatureWriter(BasePredictionWriter):
         dropped = [self.dropped[i] for i in sorted(self.dropped)]
         (self.directory / "dropped.json").write_text(json.dumps(dropped, indent=1))  # in a temporary entry
         self.features = None
+
+
+def reserve_disk_space(path: Path) -> None:
+    """Give the (sparse) memory-mapped file its blocks now: on a full disk a write into the map would end the
+    process with SIGBUS ("Bus error", nothing printed); reserved here, a full disk is an OSError (ENOSPC)
+    before any feature is computed. File systems without fallocate: the free space is checked instead."""
+    size = path.stat().st_size
+    try:
+        with open(path, "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, size)
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        if shutil.disk_usage(path.parent).free < size:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
+
+
+def reclaim_orphans(cache_dir: Path, max_age_s: float = 24 * 3600) -> list[Path]:
+    """Remove the temporary entries (``.KEY.tmp-HOST-PID-X``) of extractions that will never finish: their
+    process is gone (SIGKILL, a crash, a node that died), or, for names without a pid (older jepa-lit) or
+    another host's, they are older than ``max_age_s``; and the ``.KEY.damaged-X`` folders a discard left.
+    Returns the folders removed."""
+    removed = []
+    host = socket.gethostname()
+    for folder in Path(cache_dir).glob(".*.tmp-*") if Path(cache_dir).is_dir() else []:
+        owner = folder.name.rsplit(".tmp-", 1)[1].rsplit("-", 2)
+        alive = None
+        if len(owner) == 3 and owner[0] == host and owner[1].isdigit():
+            alive = pid_alive(int(owner[1]))
+        try:
+            old = time.time() - folder.stat().st_mtime > max_age_s
+        except OSError:
+            continue
+        if alive is False or (alive is None and old):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    for folder in Path(cache_dir).glob(".*.damaged-*") if Path(cache_dir).is_dir() else []:
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    if removed:
+        log.info("features: removed %d unfinished temporary cache folder(s) of ended runs: %s", len(removed),
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 class FeatureSet(Dataset):
@@ -253,6 +312,9 @@ def cache_key(encoder_sha256: str, encoder_config: dict, pooling: Pooling, data_
         "data_class": data_class,
         "data_args": {k: v for k, v in sorted(data_args.items()) if k not in LOADER_ONLY_ARGS},
     }
+    files = files_named(description["data_args"])  # list files by content: an edited test_list is a new key
+    if files:  # nothing to add without them: the keys of caches written before stay as they were
+        description["data_files"] = files
     return json_sha256(description)[:24], description
 
 
@@ -332,7 +394,9 @@ def extract_or_load(
             return {split: FeatureSet.load(entry / split) for split in SPLITS}, True, entry
         log.warning("features: the cached features in %s are damaged (%s); recomputing them", entry, problem)
         discard(entry)
-    tmp = Path(cache_dir) / f".{key}.tmp-{uuid.uuid4().hex[:8]}"
+    reclaim_orphans(Path(cache_dir))  # what a killed or crashed extraction left, reclaimed at the next run
+    # the owner in the name: a later run removes the folder once this process is gone (reclaim_orphans)
+    tmp = Path(cache_dir) / f".{key}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         for split, loader in split_loaders(datamodule).items():
             log.info("features: extracting %s (%d clips) into %s", split, len(loader.dataset), entry)
@@ -346,8 +410,12 @@ def extract_or_load(
             shutil.rmtree(tmp)
         else:
             os.replace(tmp, entry)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(error, Exception) and is_disk_full(error):
+            raise WriteError(f"{entry}: no space left on device while writing the feature cache; nothing was "
+                             "kept (its temporary folder is removed). Free space (or set features.cache_dir to "
+                             "another disk) and run again.") from error
         raise
     return {split: FeatureSet.load(entry / split) for split in SPLITS}, False, entry
 

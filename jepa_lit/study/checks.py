@@ -187,6 +187,8 @@ def find_stale(records: list[RunRecord], sweep: dict[str, Any]) -> tuple[dict[tu
                 if bench not in wanted:
                     stale[(record.run_id, bench)] = f"{bench} is no longer a probe of regime {record.regime}"
                 elif had != wanted[bench]:
+                    # the name holds the hash of every level of the probe's config stack and the files it names
                     stale[(record.run_id, bench)] = (f"{bench} probe settings changed since it ran ({had}; the spec "
-                                                     f"now writes {wanted[bench]})")
+                                                     f"now writes {wanted[bench]}: its config stack, a file it "
+                                                     "names, or the spec's overrides)")
     return stale, []

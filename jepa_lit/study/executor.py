@@ -145,14 +145,15 @@ class Executor:
             if action == "skip":
                 self.echo(f"{run.run_id}: done, skipped")
                 return "done"
-            if action == "changed":
-                if not self.rerun_changed:
+            if action in ("changed", "restart"):
+                if action == "changed" and not self.rerun_changed:
                     self.echo(f"{run.run_id}: refused: {why}")
                     return "changed"
                 lock.release()
                 aside = run.run_dir.with_name(f"{run.run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
                 run.run_dir.rename(aside)
-                self.echo(f"{run.run_id}: config changed; the old run moved to {aside}")
+                self.echo(f"{run.run_id}: config changed; the old run moved to {aside}" if action == "changed" else
+                          f"{run.run_id}: {why}; the old run (its probe results with it) moved to {aside}")
                 held = lock.acquire()
                 if held is not None:
                     self.echo(f"{run.run_id}: skipped: {held}")

@@ -1,4 +1,4 @@
-"""What a run needs next, read from its files: skip | probe | resume | start | changed."""
+"""What a run needs next, read from its files: skip | probe | resume | start | changed | restart | failed."""
 
 from __future__ import annotations
 
@@ -56,13 +56,17 @@ def target_steps(run: Run) -> Optional[int]:
 
 
 def plan(run: Run, record: Optional[RunRecord] = None, retry_failed: bool = False) -> tuple[str, str]:
-    """(action, description): skip | probe | resume | start | changed | failed (the same failure twice; tried
-    again only with ``retry_failed``)."""
+    """(action, description): skip | probe | resume | start | changed | restart (a finished pretraining whose
+    checkpoint is gone) | failed (the same failure twice; tried again only with ``retry_failed``)."""
     record = record if record is not None else read_record(run.registry_path)
     started = run.checkpoint.exists() or (record is not None and record.attempts)
     if record is not None and started and record.config_hash != run.config_hash:
         return "changed", (f"config changed since the run started (config hash {record.config_hash} -> "
                            f"{run.config_hash}); --rerun-changed moves {run.run_dir} aside and starts again")
+    if record is not None and record.pretrained and run.pretrain and not run.checkpoint.is_file():
+        # pretrained once, its checkpoint deleted since: pretraining again must not keep the old probe results
+        return "restart", (f"{run.checkpoint} is gone although run.json records a finished pretraining: "
+                           "pretraining and probing again")
     repeated = None if retry_failed else repeated_failure(record)
     if repeated is not None:
         return "failed", (f"failed twice the same way, not tried again: {repeated}; fix the cause, then rerun "

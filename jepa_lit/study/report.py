@@ -36,7 +36,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
-from jepa_lit.atomic import write_text
+from jepa_lit.atomic import check_writable, write_text
 from jepa_lit.study.checks import Refused, collect, find_mismatches, find_stale
 from jepa_lit.study.corrections import build_corrections
 from jepa_lit.study.cross_regime import build_cross_regime
@@ -60,6 +60,7 @@ def make_report(root: str | Path, out: Optional[str | Path] = None, allow_mismat
 
         hint = path_hint(str(root))
         raise FileNotFoundError(f"sweep folder not found: {root}" + (f"\n{hint}" if hint else ""))
+    check_writable(out / "report.md", "report --out")  # hostile (issue 24, 7): before the work, naming it
     records = load_records(root)
     if not records:
         raise FileNotFoundError(f"no run registry (run.json) under {root}; run the sweep first")

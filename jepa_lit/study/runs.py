@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import jepa_lit
 from jepa_lit.config import deep_merge, link_clip_size, load_yaml, merge_stack, stack_of
-from jepa_lit.hashing import json_sha256
+from jepa_lit.hashing import files_named, json_sha256
 from jepa_lit.study.spec import RANDOM_INIT, SweepSpec, load_spec
 
 RECORD_FILE = "run.json"  # the run's registry record (registry.py)
@@ -155,6 +155,8 @@ def expand(spec: SweepSpec | str | os.PathLike, scale: str = "full") -> list[Run
                 # the control's hash covers its architecture alone: a baseline's new learning rate leaves it be
                 encoder = ((merged.get("model") or {}).get("init_args") or {}).get("encoder")
                 hashed = merged if pretrain else (RANDOM_INIT, encoder)
+                files = files_named(hashed)  # list files the config names, by content (none: the hash as before)
+                hashed = (hashed, files) if files else hashed
                 runs.append(Run(
                     sweep=spec.name, scale=spec.scale, regime=regime, variant=variant, seed=seed,
                     baseline=spec.baseline, reference=body.reference, config=str(config),
@@ -173,5 +175,11 @@ def probe_spec(spec: SweepSpec, bench: str, load) -> ProbeSpec:
     if not probe_config.is_file():
         raise FileNotFoundError(f"{spec.spec_path}: probes.{bench}: {probe_config} not found")
     over = deep_merge(spec.probe.get("all") or {}, spec.probe.get(bench) or {})
-    probe_hash = stable_hash(bench, load(str(probe_config)), over, jepa_lit.BEHAVIOUR_VERSION)
+    # Every level of the probe config's stack and every file it names, by content: editing a parent's lrs or
+    # a test list makes the result stale (a config without parents or files hashes as it always did).
+    stack = stack_of(probe_config)
+    content = load(str(probe_config)) if len(stack) == 1 else [load(f) for f in stack]
+    files = files_named([merge_stack([load(f) for f in stack]), over])
+    parts = (bench, content, over, jepa_lit.BEHAVIOUR_VERSION) + ((files,) if files else ())
+    probe_hash = stable_hash(*parts)
     return ProbeSpec(bench, str(probe_config), over, probe_hash)

@@ -39,6 +39,7 @@ from typing import Any, Optional
 
 from jepa_lit.hints import format_duration, nearest
 from jepa_lit.errors import RegistryError
+from jepa_lit.atomic import check_writable
 from jepa_lit.study.registry import RunRecord, now, package_info, write_json, write_record
 from jepa_lit.study.runs import Run, expand
 from jepa_lit.study.spec import SweepSpec, load_spec
@@ -149,6 +150,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"sweep: error: {error}", file=sys.stderr)
             return 2
         return 0
+    check_writable(root / "sweep.json", "sweep output")  # hostile (issue 24, 7): before any run starts
     if args.launcher == "slurm":
         from jepa_lit.study.launchers import submit_slurm
 
