@@ -274,7 +274,7 @@ def test_an_export_saved_as_last_ckpt_is_passed_over_by_ckpt_path_last(tmp_path)
     from test_hostile_cases import run_folder
 
     from jepa_lit.checkpointing.export import export_checkpoint
-    from jepa_lit.cli import intact_or_newest_intact
+    from jepa_lit.cli.fit import intact_or_newest_intact
 
     folder = run_folder(tmp_path)
     export_checkpoint(folder / "step=2.ckpt", folder / "last.ckpt", overwrite=True)
@@ -467,7 +467,7 @@ def test_the_fit_command_claims_its_folder(tmp_path, monkeypatch):
     """Through the CLI: re-running a saved config (fixed version) writes into a new version folder."""
     import lightning
 
-    from jepa_lit.cli import JepaCLI, run_cli
+    from jepa_lit.cli.fit import JepaCLI, run_cli
 
     monkeypatch.chdir(tmp_path)
     old_run(tmp_path, "version_0")

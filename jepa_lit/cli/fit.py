@@ -3,6 +3,7 @@ anything is built (config values, checkpoint files, clip size against the encode
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Literal, Optional
@@ -55,6 +56,7 @@ class JepaCLI(LightningCLI):
         trainer_config = (config if config is not None else self.config).trainer
         resolve_precision_auto(trainer_config)
         cpu_precision_fallback(trainer_config)
+        drop_progress_bar_when_disabled(trainer_config)
 
     def add_arguments_to_parser(self, parser) -> None:
         allow_precision_auto(parser)
@@ -153,6 +155,29 @@ def resolve_last_checkpoint(config) -> None:
     config.ckpt_path = str(intact_or_newest_intact(found[-1]))
     init.version = found[-1].parents[1].name
     print(f"resuming {config.ckpt_path}", flush=True)
+
+
+def drop_progress_bar_when_disabled(trainer_config) -> None:
+    """``--trainer.enable_progress_bar false`` means no bar, also with a config that lists a progress bar among
+    its callbacks (base.yaml sets the bar's refresh rate that way); Lightning would refuse the two together."""
+    if trainer_config.get("enable_progress_bar") is not False:
+        return
+    from jsonargparse import Namespace
+    from lightning.pytorch.callbacks import ProgressBar
+
+    def is_progress_bar(callback) -> bool:
+        if isinstance(callback, (dict, Namespace)):
+            module, _, name = str(callback.get("class_path", "")).rpartition(".")
+            try:
+                callback = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError, ValueError):
+                return False
+            return isinstance(callback, type) and issubclass(callback, ProgressBar)
+        return isinstance(callback, ProgressBar)
+
+    callbacks = trainer_config.get("callbacks") or []
+    callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+    trainer_config.callbacks = [c for c in callbacks if not is_progress_bar(c)]
 
 
 def intact_or_newest_intact(last: Path) -> Path:
