@@ -118,6 +118,14 @@ class JEPAModule(L.LightningModule):
         self.last_clip: Optional[Tensor] = None
         self.guard = LossGuard(guard or GuardConfig())
         self.compile_model = compile_model
+        # Set by callbacks.preemption on SIGTERM; the guard's all-reduce carries it, so every rank learns
+        # at the same step that some rank must stop (stop_agreed, read at the batch's end).
+        self.stop_requested = False
+
+    @property
+    def stop_agreed(self) -> bool:
+        """Some rank received SIGTERM before this step's all-reduce: every rank stops after this step."""
+        return self.guard.stop_agreed
 
     # ----- what gets evaluated -----------------------------------------------------------------
     @property
@@ -201,7 +209,7 @@ class JEPAModule(L.LightningModule):
         self.last_terms, self.last_outputs = terms, outputs  # read by callbacks before backward
         self.last_clip = batch["video"]  # to name the term behind a non-finite gradient
         batch_size = batch["video"].shape[0]
-        skip = self.guard.check(terms, loss, self.global_step)  # the same decision on every rank
+        skip = self.guard.check(terms, loss, self.global_step, self.stop_requested)  # the same on every rank
         self.guard.batches += 1
         if skip is not None:
             self.guard.skipped += 1

@@ -11,6 +11,9 @@ replacing the sampler under DDP; the sampler shards by rank itself.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from typing import Any, Callable, Iterator, Optional
 
 import torch
@@ -108,6 +111,23 @@ def training_progress(datamodule) -> Callable[[], int]:
     return progress
 
 
+def ignore_sigterm(worker_id: int) -> None:
+    """A loader worker's init: it ends on a SIGTERM from its rank (torch stopping its workers, or
+    multiprocessing at the rank's exit) and ignores one from anyone else. ``timeout`` and SLURM signal every
+    process of the rank's group; the rank then stops at a step boundary and saves (callbacks/preemption.py),
+    which a worker killed by that signal would turn into a failed batch. A thread waits for the signal to
+    read its sender (``sigwaitinfo``)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # threads started from here on inherit it
+    rank = os.getppid()
+
+    def wait_for_sigterm() -> None:
+        while signal.sigwaitinfo({signal.SIGTERM}).si_pid != rank:
+            pass
+        os._exit(0)
+
+    threading.Thread(target=wait_for_sigterm, name="sigterm-from-rank", daemon=True).start()
+
+
 def training_loader(datamodule, dataset: Dataset, sampler: DistributedSampler) -> ResumableDataLoader:
     """The training loader of every jepa-lit DataModule: resumable, batches from the DataModule's
     settings, and the last partial batch dropped when this rank has at least one full batch."""
@@ -115,7 +135,7 @@ def training_loader(datamodule, dataset: Dataset, sampler: DistributedSampler) -
     return ResumableDataLoader(
         dataset, sampler, training_progress(datamodule), batch_size=datamodule.batch_size,
         drop_last=len(sampler) >= datamodule.batch_size, num_workers=workers, persistent_workers=workers > 0,
-        pin_memory=getattr(datamodule, "pin_memory", False),
+        pin_memory=getattr(datamodule, "pin_memory", False), worker_init_fn=ignore_sigterm if workers else None,
     )
 
 
@@ -124,4 +144,5 @@ def evaluation_loader(datamodule, dataset: Dataset, sampler: Optional[Distribute
     nothing dropped."""
     workers = datamodule.num_workers
     return DataLoader(dataset, batch_size=datamodule.batch_size, sampler=sampler, num_workers=workers,
-                      persistent_workers=workers > 0, pin_memory=getattr(datamodule, "pin_memory", False))
+                      persistent_workers=workers > 0, pin_memory=getattr(datamodule, "pin_memory", False),
+                      worker_init_fn=ignore_sigterm if workers else None)
