@@ -4,6 +4,9 @@ A non-finite term stops the run with a message naming the step and the term (``o
 or skips the step (``skip``). A loss above mean + ``spike_std`` x std of the trailing ``spike_window``
 losses is skipped, as V-JEPA does (off by default). Under DDP both rules read the batch's loss
 (averaged over the ranks), so every rank takes the same decision and keeps the same history.
+
+The same all-reduce carries each rank's stop request (a SIGTERM, callbacks/preemption.py): every rank
+learns at the same step that some rank was told to stop, without a collective of its own.
 """
 
 from __future__ import annotations
@@ -51,15 +54,19 @@ class LossGuard:
         self.history: deque[float] = deque(maxlen=config.spike_window)
         self.skipped = 0
         self.batches = 0  # training batches seen (skipped ones included), over every resumed attempt
+        self.stop_agreed = False  # after check(): some rank asked to stop at this step (the same on every rank)
 
-    def check(self, terms: dict[str, Tensor], loss: Tensor, step: int) -> Optional[str]:
+    def check(self, terms: dict[str, Tensor], loss: Tensor, step: int, stop_requested: bool = False) -> Optional[str]:
         """Why this step must be skipped (None: train on it); raises on a non-finite loss under "stop".
-        One all-reduce and one host sync per step."""
-        loss = all_reduce_sum(loss.detach()) / world_size()
-        if self.config.spike_std is None:
-            return None if torch.isfinite(loss) else self.nonfinite(terms, step)
-        value = loss.item()  # the one host sync: finiteness and the spike test both read it
-        return self.spike(value, step) if math.isfinite(value) else self.nonfinite(terms, step)
+        One all-reduce, of the loss and of this rank's stop request, and one host read per step."""
+        loss = loss.detach().float()
+        stop = loss.new_ones(()) if stop_requested else loss.new_zeros(())  # a fill, not a host-to-device copy
+        total, stops = all_reduce_sum(torch.stack([loss, stop])).tolist()  # the one host sync
+        self.stop_agreed = stops > 0
+        value = total / world_size()
+        if not math.isfinite(value):
+            return self.nonfinite(terms, step)
+        return None if self.config.spike_std is None else self.spike(value, step)
 
     def bad_terms(self, terms: dict[str, Tensor]) -> list[str]:
         return [name for name, value in terms.items() if not torch.isfinite(value).all()]

@@ -129,6 +129,15 @@ class JEPAModule(L.LightningModule):
         self.compile_model = compile_model
         if init_from:
             load_weights_from(self, init_from)
+        # Set by callbacks.preemption on SIGTERM; the guard's all-reduce carries it, so every rank learns
+        # at the same step that some rank must stop (stop_agreed, read at the batch's end).
+        self.stop_requested = False
+        self.skip_step = False  # this step is skipped on every rank: no optimizer update, no EMA update
+
+    @property
+    def stop_agreed(self) -> bool:
+        """Some rank received SIGTERM before this step's all-reduce: every rank stops after this step."""
+        return self.guard.stop_agreed
 
     # ----- what gets evaluated -----------------------------------------------------------------
     @property
@@ -212,13 +221,14 @@ class JEPAModule(L.LightningModule):
         loss = torch.stack(list(terms.values())).sum()
         self.last_step = StepRecord(outputs, terms, batch["video"])  # read by callbacks before backward
         batch_size = batch["video"].shape[0]
-        skip = self.guard.check(terms, loss, self.global_step)  # the same decision on every rank
+        skip = self.guard.check(terms, loss, self.global_step, self.stop_requested)  # the same on every rank
         self.guard.batches += 1
-        if skip is not None:
+        self.skip_step = skip is not None
+        if self.skip_step:
             self.guard.skipped += 1
             rank_zero_warn(f"skipping step {self.global_step}: {skip}")
             self.log("train/skipped_steps", float(self.guard.skipped), batch_size=batch_size)
-            return None  # Lightning skips backward and the optimizer step
+            return self.zero_loss()
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=batch_size)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size)
         # Host tensors: Lightning copies a logged Python float to the device, a blocking copy every step.
@@ -241,6 +251,12 @@ class JEPAModule(L.LightningModule):
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any]:
         """Final-layer features [B, N, D] of the evaluation encoder, with the labels."""
         return {"features": self.eval_encoder(batch["video"]), "label": batch.get("label")}
+
+    def zero_loss(self) -> Tensor:
+        """A loss of 0 over every trained parameter: what a skipped step backpropagates. DDP needs a gradient for
+        each parameter on every rank (Lightning refuses a step that returns None under DDP), and the step's own
+        loss would give non-finite ones (0 x nan = nan). One mechanism with one process or many."""
+        return torch.stack([p.sum() for p in self.parameters() if p.requires_grad]).sum() * 0.0
 
     # ----- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -287,6 +303,9 @@ class JEPAModule(L.LightningModule):
         self.guard.check_skipped()
 
     def on_before_optimizer_step(self, optimizer) -> None:
+        if self.skip_step:  # AdamW leaves parameters without gradients untouched: no decay, no moments, no count
+            optimizer.zero_grad(set_to_none=True)
+            return
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not grads or torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()):  # one fused op, one sync
             return
@@ -297,6 +316,7 @@ class JEPAModule(L.LightningModule):
             raise NonFiniteLossError(message + " (set model.init_args.guard.on_nonfinite: skip to skip such steps)")
         rank_zero_warn(f"skipping step {self.global_step}: {message}")
         self.guard.skipped += 1
+        self.skip_step = True  # the gradients are all-reduced: every rank sees them non-finite and skips
         optimizer.zero_grad(set_to_none=True)  # AdamW leaves parameters without gradients untouched
 
     def terms_with_nonfinite_gradient(self) -> list[str]:
@@ -315,8 +335,8 @@ class JEPAModule(L.LightningModule):
         return bad
 
     def optimizer_step(self, *args, **kwargs) -> None:
-        super().optimizer_step(*args, **kwargs)
-        if self.target_encoder is not None:
+        super().optimizer_step(*args, **kwargs)  # runs training_step, backward, on_before_optimizer_step, AdamW
+        if self.target_encoder is not None and not self.skip_step:
             self.update_target(self._momentum())
 
     def _momentum(self) -> float:

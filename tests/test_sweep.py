@@ -21,7 +21,7 @@ from jepa_lit.checkpointing import AtomicCheckpointIO
 from jepa_lit.config import deep_merge
 from jepa_lit.study import sweep
 from jepa_lit.study.executor import Executor, subprocess_launch, tail
-from jepa_lit.study.launchers import run_local, sbatch_script
+from jepa_lit.study.launchers import Resources, run_local, sbatch_script
 from jepa_lit.study.plan import plan
 from jepa_lit.study.registry import ProbeMetrics, RecordError, RunRecord, read_record, write_json, write_record
 from jepa_lit.study.runs import expand, merged_config
@@ -508,14 +508,14 @@ def test_a_corrupt_registry_file_is_named_and_exits_2(tmp_path, capsys, target, 
 
 
 def test_sbatch_array_script(tmp_path):
-    spec = load_spec(write_spec(tmp_path, slurm={"gpus_per_node": 4, "partition": "gpu", "max_parallel": 3}))
+    spec = load_spec(write_spec(tmp_path, slurm={"partition": "gpu", "max_parallel": 3}))
     runs = expand(spec)
-    script = sbatch_script(runs, spec, python="/venv/bin/python")
+    script = sbatch_script(runs, spec, Resources(1, 4, 4), python="/venv/bin/python")
     assert "#SBATCH --array=0-9%3" in script and "#SBATCH --ntasks-per-node=4" in script
     assert "#SBATCH --gres=gpu:4" in script and "#SBATCH --partition=gpu" in script
-    command = script.strip().splitlines()[-1]
-    assert shlex.split(command)[:5] == ["exec", "/venv/bin/python", "-m", "jepa_lit.study", "sweep"]
-    assert '--run-id "$RUN_ID"' in command and "--fit-prefix 'srun --kill-on-bad-exit=1'" in command
+    (command,) = [line for line in script.splitlines() if "-m jepa_lit.study sweep" in line]
+    assert shlex.split(command)[:4] == ["/venv/bin/python", "-m", "jepa_lit.study", "sweep"]
+    assert '--run-id "$RUN_ID"' in command and "--fit-prefix 'srun --kill-on-bad-exit=1 --cpus-per-task=8'" in command
     assert f"#   9: {runs[9].run_id}" in script
     assert script_runs(script) == [r.run_id for r in runs]
 
@@ -529,7 +529,7 @@ def script_runs(script: str) -> list[str]:
 def task_arguments(script: Path, task: int) -> list[str]:
     """The arguments task ``task`` passes to ``python -m jepa_lit.study sweep``: the script run by bash with
     that command replaced by printf, so bash itself resolves ${RUNS[$SLURM_ARRAY_TASK_ID]}."""
-    text = script.read_text().replace(f"exec {shlex.quote(sys.executable)} -m jepa_lit.study sweep", "exec printf '%s\\0'")
+    text = script.read_text().replace(f"{shlex.quote(sys.executable)} -m jepa_lit.study sweep", "exec printf '%s\\0'")
     assert "exec printf" in text
     out = subprocess.run(["bash", "-c", text], capture_output=True, text=True, check=True,
                          env={**os.environ, "SLURM_ARRAY_TASK_ID": str(task)})
@@ -541,7 +541,7 @@ def test_slurm_tasks_of_an_only_selection_run_their_own_run_by_id(tmp_path, caps
     doing so when the spec is edited while the array waits in the queue."""
     spec = write_spec(tmp_path)
     assert sweep.main([str(spec), "--only", "mixed/.*", "--launcher", "slurm", "--no-submit"]) == 0
-    script = tmp_path / "out" / "full" / "slurm" / "sweep.sbatch"
+    script = tmp_path / "out" / "full" / "slurm" / "sweep-1x4gpu.sbatch"  # one layout: 4 GPUs (base.yaml)
     text = script.read_text()
     selected = ["mixed/baseline/seed_0", "mixed/fwm_hw_ld/seed_0", "mixed/baseline/seed_1", "mixed/fwm_hw_ld/seed_1"]
     assert "#SBATCH --array=0-3\n" in text and script_runs(text) == selected

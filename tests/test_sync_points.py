@@ -147,8 +147,9 @@ def by_file(syncs: Counter) -> dict[str, int]:
     return dict(counts)
 
 
-# The two the step needs: the loss's finiteness (before backward) and the gradients' (before AdamW).
-BASE_STEP_SYNCS = {"__bool__ at guard.py": 1, "__bool__ at module.py": 1}
+# The two the step needs: the loss (finiteness, spikes) with the ranks' stop requests (before backward), and the
+# gradients' finiteness (before AdamW).
+BASE_STEP_SYNCS = {"tolist at guard.py": 1, "__bool__ at module.py": 1}
 
 
 def test_base_step_syncs(monkeypatch, tmp_path):

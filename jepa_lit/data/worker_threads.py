@@ -1,4 +1,5 @@
-"""Thread settings of a DataLoader worker: one thread each for torch, OpenCV and (by default) the video decoder.
+"""What a DataLoader worker sets up: one thread each for torch, OpenCV and (by default) the video decoder, and
+SIGTERM taken only from its own rank (``ignore_sigterm``).
 
 A GPU is fed by many loader workers (the study's configs: 8 per GPU, 32 on a 4-GPU node), and the
 parallelism is the workers themselves. Left alone, every worker would also start its own thread pools:
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
+import threading
 
 import cv2
 import torch
@@ -43,7 +46,25 @@ def configure_worker_threads(decoder_threads: int = DEFAULT_DECODER_THREADS) -> 
     decode.set_decoder_threads(check_decoder_threads(decoder_threads))
 
 
+def ignore_sigterm(worker_id: int) -> None:
+    """A loader worker's init: it ends on a SIGTERM from its rank (torch stopping its workers, or
+    multiprocessing at the rank's exit) and ignores one from anyone else. ``timeout`` and SLURM signal every
+    process of the rank's group; the rank then stops at a step boundary and saves (callbacks/preemption.py),
+    which a worker killed by that signal would turn into a failed batch. A thread waits for the signal to
+    read its sender (``sigwaitinfo``)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # threads started from here on inherit it
+    rank = os.getppid()
+
+    def wait_for_sigterm() -> None:
+        while signal.sigwaitinfo({signal.SIGTERM}).si_pid != rank:
+            pass
+        os._exit(0)
+
+    threading.Thread(target=wait_for_sigterm, name="sigterm-from-rank", daemon=True).start()
+
+
 def _init_worker(worker_id: int, decoder_threads: int) -> None:
+    ignore_sigterm(worker_id)
     configure_worker_threads(decoder_threads)
     if int(os.environ.get("PL_SEED_WORKERS", 0)):  # what Lightning would have installed without ours
         from lightning.fabric.utilities.seed import pl_worker_init_function

@@ -82,10 +82,11 @@ def rope_tables(
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate adjacent channel pairs of ``x`` [B, heads, N, hd] by the tables [B or 1, 1, N, hd]."""
+    """Rotate adjacent channel pairs of ``x`` [B, heads, N, hd] by the tables [B or 1, 1, N, hd]. Computed in
+    the tables' fp32 and returned in ``x``'s dtype: q and k stay in v's (bf16-true, compiled: no mixed SDPA)."""
     x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
     rotated = torch.stack((-x2, x1), dim=-1).flatten(-2)
-    return x * cos + rotated * sin
+    return (x * cos + rotated * sin).to(x.dtype)
 
 
 Rotation = Union[Tensor, tuple[Tensor, Tensor]]

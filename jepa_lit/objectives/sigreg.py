@@ -13,9 +13,10 @@ with t_j = linspace(0, t_max, num_points) and trapezoid weights w_j doubled for 
     L_sigreg = weight * mean over the K directions of EP
 
 (study: weight 1.0, K 1024, t_max 3, 17 points). Under DDP the empirical characteristic function is
-averaged over ranks (a differentiable all-reduce) and n is the global count, as in LeJEPA: every rank
-gets the statistic of the global batch, and after DDP averages the parameter gradients they are the
-gradient of that statistic. Computed in fp32.
+the ranks' sums (a differentiable all-reduce) over the global count n, as in LeJEPA: every rank gets the
+statistic of the global batch, and after DDP averages the parameter gradients they are the gradient of
+that statistic. Ranks may hold different numbers of tokens (cut groups of different lengths), so the
+sums are reduced, not the ranks' means. Computed in fp32.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from jepa_lit.distributed import all_reduce_mean, world_size
+from jepa_lit.distributed import all_reduce_mean, all_reduce_sum, world_size
 
 from jepa_lit.objectives.base import Objective
 from jepa_lit.step import StepOutputs
 
 
 class EmpiricalCharacteristic(torch.autograd.Function):
-    """(mean_i cos(t y_i), mean_i sin(t y_i)) for y [n, K] and nodes t [P] -> two [K, P] tensors.
+    """(sum_i cos(t y_i), sum_i sin(t y_i)) for y [n, K] and nodes t [P] -> two [K, P] tensors.
 
     The same as the autograd of cos / sin, but keeps the cos and sin values for backward instead of
     recomputing both (n K P trigonometric evaluations each): half the trig work, about 2.5x faster."""
@@ -40,22 +41,25 @@ class EmpiricalCharacteristic(torch.autograd.Function):
         phase = y.unsqueeze(-1) * t  # [n, K, P]
         cos, sin = torch.cos(phase), torch.sin(phase)
         ctx.save_for_backward(cos, sin, t)
-        return cos.mean(0), sin.mean(0)
+        return cos.sum(0), sin.sum(0)
 
     @staticmethod
     def backward(ctx, grad_cos: Tensor, grad_sin: Tensor) -> tuple[Tensor, None]:
         cos, sin, t = ctx.saved_tensors
-        grad_phase = (cos * grad_sin - sin * grad_cos) / cos.shape[0]
+        grad_phase = cos * grad_sin - sin * grad_cos
         return grad_phase @ t, None
 
 
 def epps_pulley(y: Tensor, t: Tensor, weights: Tensor) -> Tensor:
     """Epps-Pulley statistic of each column of ``y`` [n, K] against N(0, 1): [K]."""
-    # The empirical characteristic function of the whole batch: one collective for cos and sin.
-    cos_mean, sin_mean = all_reduce_mean(torch.stack(EmpiricalCharacteristic.apply(y, t))).unbind(0)
+    # The empirical characteristic function of the whole batch: one collective for cos and sin (a sum over the
+    # ranks: all_reduce_mean x W, differentiably) and one for the token count (no host read).
+    sums = all_reduce_mean(torch.stack(EmpiricalCharacteristic.apply(y, t))) * world_size()
+    count = all_reduce_sum(y.new_full((), y.shape[0]))
+    cos_mean, sin_mean = (sums / count.clamp(min=1)).unbind(0)
     phi = torch.exp(-0.5 * t.square())
     error = (cos_mean - phi).square() + sin_mean.square()  # [K, P]
-    return (error @ weights) * (y.shape[0] * world_size())
+    return (error @ weights) * count
 
 
 class SIGReg(Objective):

@@ -31,9 +31,11 @@ class RegimeSpec:
 
 @dataclass
 class SlurmSpec:
-    nodes: int = 1
-    gpus_per_node: int = 1
+    """The sbatch settings shared by every run; nodes and tasks per node come from each run's config."""
+
     cpus_per_task: int = 8
+    signal_seconds: int = 300  # SIGTERM to the fits this long before the time limit: last.ckpt is saved in time
+    requeue: bool = True  # requeue a task whose fit stopped on that signal, or was preempted
     mem: Any = 0
     time: str = "24:00:00"
     partition: Optional[str] = None
@@ -183,9 +185,11 @@ def _build(raw: dict[str, Any], scale: str, path: Path, check: _Checker) -> Swee
         raise check.fail(check.key("slurm"), f"unknown key(s) {sorted(unknown)}; "
                          f"expected some of {sorted(SlurmSpec.__dataclass_fields__)}")
     slurm = SlurmSpec(**slurm_raw)
-    for key in ("nodes", "gpus_per_node", "cpus_per_task"):
+    for key in ("cpus_per_task", "signal_seconds"):
         check.integer(getattr(slurm, key), check.key("slurm", key), minimum=0)
     check.integer(slurm.max_parallel, check.key("slurm", "max_parallel"), minimum=1, optional=True)
+    if not isinstance(slurm.requeue, bool):
+        raise check.fail(check.key("slurm", "requeue"), f"expected true or false, got {slurm.requeue!r}")
     slurm.extra = check.strings(slurm.extra or [], check.key("slurm", "extra"))
     report_raw = check.mapping(raw.get("report"), check.key("report"))
     unknown = set(report_raw) - set(ReportSpec.__dataclass_fields__)

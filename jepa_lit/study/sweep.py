@@ -45,6 +45,7 @@ from jepa_lit.study.runs import Run, expand
 from jepa_lit.study.spec import SweepSpec, load_spec
 
 DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "experiments" / "sweep.yaml"
+EXIT_INTERRUPTED = 143  # every run that did not finish was stopped by SIGTERM (a SLURM task then requeues itself)
 
 
 def sweep_summary(spec: SweepSpec) -> dict[str, Any]:
@@ -158,6 +159,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         register_pending(runs)
         try:
             submit_slurm(runs, spec, submit=not args.no_submit)
+        except ValueError as error:  # a run whose config gives no task layout
+            print(f"sweep: error: {error}", file=sys.stderr)
+            return 2
         except RuntimeError as error:
             print(f"sweep: error: {error}", file=sys.stderr)
             return 1
@@ -225,6 +229,7 @@ def run_here(runs: list[Run], spec: SweepSpec, args: argparse.Namespace) -> int:
         for run_id, status in statuses.items():
             if status != "done":
                 print(f"  {run_id}: {status}")
-        return 1
+        # Only runs stopped by SIGTERM (their fits saved last.ckpt): 143, so that a SLURM task requeues itself.
+        return EXIT_INTERRUPTED if set(statuses.values()) - {"done"} == {"interrupted"} else 1
     print(f"report: python -m jepa_lit.study report {spec.root}")
     return 0
