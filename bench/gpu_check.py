@@ -135,13 +135,13 @@ def fit_part(steps: int, out: Path, extra_arguments: tuple[str, ...] = ()) -> No
     sys.path.insert(0, str(REPO / "bench"))
     import bench_fit
     from jepa_lit.cli import run_cli
-    from jepa_lit.data.fixtures import MAKERS
+    from jepa_lit.data.datasets import DATASETS
 
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name in ("imagenet100", "ssv2", "ucf101"):
-            MAKERS[name](tmp / "data" / name, broken=False)
+            DATASETS[name].make_fixture(tmp / "data" / name, broken=False)
         started = time.perf_counter()
         cli = run_cli(fit_arguments(tmp / "data", tmp / "run", steps, tmp / "profile") + list(extra_arguments))
         wall = time.perf_counter() - started

@@ -177,6 +177,8 @@ def link_with_record(source: Union[str, os.PathLike], path: Union[str, os.PathLi
     systems), a copy written by ``atomic_write`` instead."""
     source, path = Path(source), Path(path)
     record = read_integrity(source)
+    kind = file_kind(source)[0]
+    check_replaceable(path, kind)  # a second name never replaces a file of another kind either
     temporary = path.with_name(f".{path.name}.{os.getpid()}.link.tmp")
     try:
         temporary.unlink(missing_ok=True)
@@ -186,9 +188,9 @@ def link_with_record(source: Union[str, os.PathLike], path: Union[str, os.PathLi
         temporary.unlink(missing_ok=True)
         with open(source, "rb") as handle:
             return atomic_write(path, lambda f: [f.write(c) for c in iter(lambda: handle.read(_CHUNK), b"")],
-                                integrity=record is not None)
+                                integrity=record is not None, kind=kind)
     if record is not None:
-        write_text(sidecar_path(path), json.dumps({**record, "file": path.name}, indent=1) + "\n")
+        write_text(sidecar_path(path), json.dumps({**record, "file": path.name}, indent=1) + "\n", kind="json")
     else:
         sidecar_path(path).unlink(missing_ok=True)
     fsync_directory(path.parent)

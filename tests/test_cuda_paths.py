@@ -71,7 +71,7 @@ def tiny_fit_losses(accelerator: str, precision: str) -> list[dict[str, float]]:
 
     class Record(L.Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            losses.append({k: v.item() for k, v in pl_module.last_terms.items()})
+            losses.append({k: v.item() for k, v in pl_module.last_step.terms.items()})
 
     trainer.callbacks.append(Record())
     trainer.fit(module, datamodule=data)

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 import jepa_lit.atomic
-from jepa_lit.atomic import atomic_write, link_with_record, read_integrity, write_bytes
+from jepa_lit.atomic import WriteRefused, atomic_write, link_with_record, read_integrity, write_bytes
 from jepa_lit.checkpointing.integrity import VERIFIED_ENV, checkpoint_problem
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_a_file_changed_after_its_check_is_hashed_again(tmp_path, hash_calls):
     assert hash_calls == {"last.ckpt": 2}
     replaced = checkpoint_file(tmp_path / "other.ckpt")
     os.replace(replaced, last)  # another file under the same name (a new inode), without its record
-    write_bytes(tmp_path / "last.ckpt.sha256.json", (tmp_path / "other.ckpt.sha256.json").read_bytes())
+    write_bytes(tmp_path / "last.ckpt.sha256.json", (tmp_path / "other.ckpt.sha256.json").read_bytes(), kind="json")
     assert checkpoint_problem(last) is None and hash_calls["last.ckpt"] == 3
 
 
@@ -89,7 +89,10 @@ def test_a_resume_through_the_cli_hashes_the_checkpoint_once(tmp_path, hash_call
 
 def test_last_is_a_hard_link_of_the_step_file_with_its_own_record(tmp_path):
     step = checkpoint_file(tmp_path / "step=4.ckpt")
-    (tmp_path / "last.ckpt").write_bytes(b"an older last.ckpt")
+    (tmp_path / "last.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(WriteRefused, match="last.ckpt is a text file"):  # a second name replaces its own kind only
+        link_with_record(step, tmp_path / "last.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "last.ckpt")  # an older last.ckpt
     link_with_record(step, tmp_path / "last.ckpt")
     last = tmp_path / "last.ckpt"
     assert last.stat().st_ino == step.stat().st_ino and last.stat().st_nlink == 2
