@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 import jepa_lit
+from jepa_lit.checkpointing.init_from import load_weights_from
 from jepa_lit.errors import CheckpointError, ConfigError
 from jepa_lit.guard import GuardConfig, LossGuard, NonFiniteLossError
 from jepa_lit.library_seams import keep_compiled_backward_buffers
@@ -128,7 +129,7 @@ class JEPAModule(L.LightningModule):
         self.guard = LossGuard(guard or GuardConfig())
         self.compile_model = compile_model
         if init_from:
-            load_weights_from(self, init_from)
+            load_weights_from(self, init_from)  # a new run from another run's weights (issue 24)
         # Set by callbacks.preemption on SIGTERM; the guard's all-reduce carries it, so every rank learns
         # at the same step that some rank must stop (stop_agreed, read at the batch's end).
         self.stop_requested = False
@@ -483,26 +484,3 @@ def last_step_of(pl_module: L.LightningModule, reader: str) -> Optional[StepReco
         raise TypeError(f"{reader} reads a JEPAModule's training step (jepa_lit.module.JEPAModule.last_step); "
                         f"the trainer's module is a {type(pl_module).__module__}.{type(pl_module).__name__}")
     return pl_module.last_step
-
-
-def load_weights_from(module: JEPAModule, path: str) -> None:
-    """``init_from``: the weights of ``path`` whose names and shapes match ``module``'s (the encoders and the
-    predictor; the objective heads where they exist in both), nothing else (no step, optimizer or
-    schedules); the parts left at their initial values are named once."""
-    from jepa_lit.checkpointing.integrity import load_checkpoint_file
-
-    checkpoint = load_checkpoint_file(path, map_location="cpu", weights_only=False)
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not isinstance(checkpoint.get("jepa_lit"), dict):
-        raise CheckpointError(f"model.init_from {path}: not a jepa-lit pretraining checkpoint (no 'state_dict' and "
-                              "'jepa_lit' entries); expected RUN/checkpoints/last.ckpt of a jepa-lit fit")
-    own = module.state_dict()
-    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not any(k.startswith("encoder.") for k in matching):
-        raise CheckpointError(f"model.init_from {path}: none of its encoder weights fit this model's encoder "
-                              f"(model.init_args.encoder differs from {checkpoint['jepa_lit'].get('encoder_config')})")
-    module.load_state_dict(matching, strict=False)
-    fresh = sorted({k.split(".")[0] if not k.startswith("objectives.") else ".".join(k.split(".")[:2])
-                    for k in own if k not in matching})
-    rank_zero_warn(f"model.init_from {path}: weights loaded ({len(matching)} tensors)"
-                   + (f"; initialised fresh: {', '.join(fresh)}" if fresh else ""))
