@@ -124,6 +124,43 @@ def link_clip_size(merged: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def encoder_clip_size_given(args: list[str]) -> list[tuple[str, str, Any]]:
+    """(where, target key, value) for each encoder clip key (a CLIP_SIZE_LINKS target) that a ``--config`` file
+    or a ``--key value`` flag of ``args`` sets itself: the link overrides it, so a value that disagrees with
+    the data's would otherwise be dropped without a word (check_encoder_clip_size)."""
+    given = []
+    for i, arg in enumerate(args):
+        key, _, value = arg.partition("=")
+        if not value and i + 1 < len(args):
+            value = args[i + 1]
+        if key == "--config" and value and os.path.isfile(value):
+            content = load_yaml(value)
+            for _, target in CLIP_SIZE_LINKS:
+                node: Any = content
+                for part in target.split("."):
+                    node = node.get(part) if isinstance(node, dict) else None
+                if node is not None:
+                    given.append((value, target, node))
+        for _, target in CLIP_SIZE_LINKS:
+            name = target.rpartition(".")[2]
+            if key.startswith("--model.") and key.endswith((f"encoder.init_args.{name}", f"encoder.{name}")):
+                given.append((key, target, yaml.safe_load(value) if value else value))
+    return given
+
+
+def check_encoder_clip_size(given: list[tuple[str, str, Any]], data: Any) -> None:
+    """A ConfigError for an encoder clip key set apart from the data's value it is linked to (``data``: the
+    parsed data section, with ``init_args``); the same value (a run's config saved before 0.4) is accepted."""
+    sources = {target: source for source, target in CLIP_SIZE_LINKS}
+    init_args = data.get("init_args") if data is not None else None
+    for where, target, value in given:
+        source = sources[target]
+        linked = init_args.get(source.rpartition(".")[2]) if init_args is not None else None
+        if linked is not None and value != linked:
+            raise ConfigError(f"{where}: {target}={value!r}, but the encoder's clip size is the data's: {source} is "
+                              f"{linked!r}. Set {source} instead (the encoder follows it).")
+
+
 def import_class(class_path: str) -> Any:
     """The object a dotted ``module.Name`` path names."""
     module, _, name = class_path.rpartition(".")

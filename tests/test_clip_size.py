@@ -78,3 +78,21 @@ def test_one_check_names_every_key_that_does_not_fit():
     module(image_patch_embed=True).check_data_fits(SimpleNamespace(num_frames=1, crop_size=32))
     with pytest.raises(ConfigError, match="num_frames=1 is not a multiple"):
         video.check_data_fits(SimpleNamespace(num_frames=1, crop_size=32))
+
+
+def test_an_encoder_clip_size_given_apart_from_the_data_is_refused_naming_the_key(tmp_path):
+    from jepa_lit.cli import run_cli
+
+    # a flag that disagrees with the data's crop: the link would drop it without a word
+    with pytest.raises(ConfigError, match=r"--model.init_args.encoder.init_args.img_size: .*img_size=48.*"
+                                          r"data.init_args.crop_size is 64.*Set data.init_args.crop_size instead"):
+        run_cli(["--config", SMOKE, "--model.init_args.encoder.init_args.img_size", "48"], run=False)
+    # the same in a config file (a stacked one too), for num_frames
+    own = tmp_path / "own.yaml"
+    own.write_text("model:\n  init_args:\n    encoder:\n      init_args:\n        num_frames: 4\n")
+    with pytest.raises(ConfigError, match=r"own.yaml: .*num_frames=4.*data.init_args.num_frames is 8"):
+        run_cli(["--config", SMOKE, "--config", str(own)], run=False)
+    # the data's own value (a run's config.yaml saved before the link) is accepted, and so is the data's key
+    own.write_text("model:\n  init_args:\n    encoder:\n      init_args:\n        num_frames: 8\n")
+    cli = run_cli(["--config", SMOKE, "--config", str(own), "--data.init_args.crop_size", "32"], run=False)
+    assert cli.model.encoder.pos_grid == (8 // 2, 32 // 16, 32 // 16)  # (frames / tubelet, crop / patch, ...)

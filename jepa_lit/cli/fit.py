@@ -11,7 +11,8 @@ from typing import Literal, Optional
 from lightning.pytorch.cli import LightningCLI
 
 from jepa_lit.cli.hints import JepaArgumentParser
-from jepa_lit.config import CLIP_SIZE_LINKS, check_class_paths, check_config_values, expand_config_stack
+from jepa_lit.config import (CLIP_SIZE_LINKS, check_class_paths, check_config_values, check_encoder_clip_size,
+                             encoder_clip_size_given, expand_config_stack)
 from jepa_lit.distributed import is_rank_zero
 from jepa_lit.errors import CheckpointError, ConfigError
 from jepa_lit.library_seams import widen_argument_type
@@ -31,6 +32,9 @@ class JepaCLI(LightningCLI):
         config until ``before_instantiate_classes``; model weights still come from ``--ckpt_path``."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
+        # the link dropped any encoder clip size given apart from the data's: say so when it differed
+        parsed = self.config[subcommand] if subcommand else self.config
+        check_encoder_clip_size(encoder_clip_size_given(list(args or [])), parsed.get("data"))
         self._held_ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if self._held_ckpt_path is not None:
             self.config[subcommand].ckpt_path = None
