@@ -17,7 +17,8 @@ clips 160-199 (202-241).
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Literal, Optional
 
 import lightning as L
 import numpy as np
@@ -39,18 +40,44 @@ def clip_seed(index: int, seed: int) -> int:
     return seed + index
 
 
-def moving_disc_clip(index: int, seed: int, num_frames: int, size: int) -> tuple[np.ndarray, int]:
-    """One clip as uint8 [T, H, W, 3] and its direction label, a pure function of (index, seed)."""
+@dataclass(frozen=True)
+class DiscClip:
+    """One generated clip, uint8 [T, H, W, 3], with the generator's own parameters: what a probe can be
+    asked to read from the frozen encoder (the direction: motion; the radius and colour: appearance)."""
+
+    frames: np.ndarray
+    direction: int  # 0..7, DIRECTION_NAMES
+    radius: int  # px
+    colour: tuple[int, int, int]  # RGB, 120-255 each
+    radius_range: tuple[int, int]  # [low, high) of the radius draw at this frame size
+
+    def label(self, kind: "LabelKind") -> int:
+        if kind == "direction":
+            return self.direction
+        if kind == "size":  # the upper half of the radius draw's range: a small / large disc, balanced
+            low, high = self.radius_range
+            return int(self.radius >= (low + high) / 2)
+        return int(np.argmax(self.colour))  # "colour": the disc's dominant channel, R / G / B
+
+
+LabelKind = Literal["direction", "size", "colour"]
+NUM_CLASSES: dict[str, int] = {"direction": len(DIRECTIONS), "size": 2, "colour": 3}
+
+
+def disc_clip(index: int, seed: int, num_frames: int, size: int, speed: int = 1) -> DiscClip:
+    """Clip ``index`` of ``seed``, a pure function of its arguments. ``speed`` multiplies the velocity;
+    0 gives a still disc (a still image repeated over time, with per-frame noise)."""
     rng = np.random.default_rng(clip_seed(index, seed))
     label = index % len(DIRECTIONS)
-    dx, dy = DIRECTIONS[label]
+    dx, dy = (speed * v for v in DIRECTIONS[label])
     # The draws, their order and their dtypes are the release's: a uint8 draw takes other random bits
     # than an int64 one, so the same values need the same dtype.
     background = rng.integers(0, 80, size=3, dtype=np.uint8)
     noise = rng.integers(0, 30, size=(num_frames, size, size, 1))
     frames = (background + noise).astype(np.uint8)  # at most 79 + 29
     colour = rng.integers(120, 256, size=3, dtype=np.uint8)
-    radius = int(rng.integers(10, max(11, size // 4)))  # >= 11: room for the smallest disc below 44 px
+    radius_range = (10, max(11, size // 4))  # >= 11: room for the smallest disc below 44 px
+    radius = int(rng.integers(*radius_range))
     radius = min(radius, size // 2 - 1)
     x0, y0 = rng.integers(radius, size - radius), rng.integers(radius, size - radius)
     yy, xx = np.mgrid[:size, :size]
@@ -58,7 +85,13 @@ def moving_disc_clip(index: int, seed: int, num_frames: int, size: int) -> tuple
         cx = np.clip(x0 + dx * t, radius, size - radius - 1)
         cy = np.clip(y0 + dy * t, radius, size - radius - 1)
         frames[t][(xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2] = colour
-    return frames, label
+    return DiscClip(frames, label, radius, tuple(int(c) for c in colour), radius_range)
+
+
+def moving_disc_clip(index: int, seed: int, num_frames: int, size: int) -> tuple[np.ndarray, int]:
+    """One clip as uint8 [T, H, W, 3] and its direction label, a pure function of (index, seed)."""
+    clip = disc_clip(index, seed, num_frames, size)
+    return clip.frames, clip.direction
 
 
 _MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
@@ -73,15 +106,16 @@ def normalise_clip(frames: np.ndarray) -> torch.Tensor:
 
 class MovingDiscDataset(Dataset):
     """``count`` clips of ``total_frames`` frames at ``size`` px, of which the first ``num_frames`` are
-    returned; generated once in memory (uint8) from ``seed``; clips ``[start, stop)`` of the sequence."""
+    returned; generated once in memory (uint8) from ``seed``; clips ``[start, stop)`` of the sequence.
+    ``label``: what each clip's label is (LabelKind: its direction, size band or dominant colour)."""
 
     def __init__(self, count: int, num_frames: int, size: int, seed: int, total_frames: Optional[int] = None,
-                 start: int = 0):
+                 start: int = 0, label: LabelKind = "direction"):
         self.num_frames, self.start = num_frames, start
         total = max(total_frames or num_frames, num_frames)
-        clips = [moving_disc_clip(start + i, seed, total, size) for i in range(count)]
-        self.frames = np.stack([c[:num_frames] for c, _ in clips])
-        self.labels = [label for _, label in clips]
+        clips = [disc_clip(start + i, seed, total, size) for i in range(count)]
+        self.frames = np.stack([c.frames[:num_frames] for c in clips])
+        self.labels = [c.label(label) for c in clips]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -92,7 +126,7 @@ class MovingDiscDataset(Dataset):
 
 
 class SyntheticMotionDataModule(L.LightningDataModule):
-    """Moving-disc clips with direction labels, no files needed.
+    """Moving-disc clips labelled by direction (or by an appearance property), no files needed.
 
     Args:
         num_clips: clips in all; the last ``val_fraction`` of them form the validation / test split
@@ -103,9 +137,10 @@ class SyntheticMotionDataModule(L.LightningDataModule):
         crop_size: frame size in px (the benchmark: 160; the study's synthetic pretraining: 128).
         seed: generation seed, which clips the set holds (the benchmark: 42). The training order
             follows the run's seed_everything (jepa_lit.seeds).
+        label: the label of each clip: ``direction`` (8 classes, the benchmark's: motion), ``size`` (the
+            radius in the lower or upper half of its draw's range: appearance, 2 classes) or ``colour`` (the
+            disc colour's largest channel, R / G / B: appearance, 3 classes).
     """
-
-    num_classes = len(DIRECTIONS)
 
     def __init__(
         self,
@@ -117,8 +152,12 @@ class SyntheticMotionDataModule(L.LightningDataModule):
         seed: int = 42,
         batch_size: int = 8,
         num_workers: int = 0,
+        label: LabelKind = "direction",
     ):
         super().__init__()
+        if label not in NUM_CLASSES:
+            raise ValueError(f"data.label={label!r}; expected one of {sorted(NUM_CLASSES)}")
+        self.label, self.num_classes = label, NUM_CLASSES[label]
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"data.val_fraction={val_fraction}; expected a fraction in (0, 1)")
         self.num_clips, self.num_frames, self.total_frames = num_clips, num_frames, total_frames
@@ -132,7 +171,8 @@ class SyntheticMotionDataModule(L.LightningDataModule):
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.train_set is None:
-            make = dict(num_frames=self.num_frames, size=self.crop_size, seed=self.seed, total_frames=self.total_frames)
+            make = dict(num_frames=self.num_frames, size=self.crop_size, seed=self.seed, total_frames=self.total_frames,
+                        label=self.label)
             self.train_set = MovingDiscDataset(self.num_train, start=0, **make)
             self.val_set = MovingDiscDataset(self.num_clips - self.num_train, start=self.num_train, **make)
 

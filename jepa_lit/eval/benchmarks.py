@@ -156,6 +156,17 @@ BENCHMARKS: dict[str, Benchmark] = {
             chance=12.5, study_split="160 train / 40 test (clips 0-159 / 160-199, seed 42)",
             notes="200 moving-disc clips of 32 frames at 160 px, first 8 frames, no resize",
         ),
+        Benchmark(
+            name="synthetic_appearance",
+            title="Synthetic appearance (the moving disc's size band, 2 classes)",
+            short_title="Synth. size",
+            datamodule="jepa_lit.data.synthetic.SyntheticMotionDataModule",
+            data_args={"num_clips": 200, "num_frames": 8, "total_frames": 32, "crop_size": 160,
+                       "val_fraction": 0.2, "seed": 42, "batch_size": 8, "label": "size"},
+            probe="attentive", pooling="tokens", lr=3e-4, weight_decay=0.01, batch_size=32, epochs=100,
+            chance=50.0, study_split="not in the study: jepa-lit's appearance probe on the motion benchmark's clips",
+            notes="the same clips as `synthetic`, labelled by the disc's radius (lower / upper half of its range)",
+        ),
     )
 }
 
