@@ -148,6 +148,23 @@ def test_report_numbers_layout_and_files(study):
         "mixed/fwm_hw_ld/seed_2", "mixed/baseline/seed_0", "mixed/hw/seed_0"}  # every run, finished or not
 
 
+def test_the_specs_report_header_is_a_blockquote_under_the_title(study, tmp_path):
+    """The smoke scale's header (experiments/sweep.yaml, via sweep.json) opens its report; without one the
+    report starts as before, with the run counts."""
+    from jepa_lit.study.spec import load_spec
+    from jepa_lit.study.sweep import sweep_summary
+
+    plain = make_report(study, out=tmp_path / "plain", plots=False)["markdown"].splitlines()
+    assert plain[0] == f"# Sweep report: {study}" and plain[1] == "" and plain[2].startswith("Runs: ")
+    sweep = json.loads((study / "sweep.json").read_text())
+    smoke = load_spec(Path(__file__).resolve().parents[1] / "experiments" / "sweep.yaml", "smoke")
+    (study / "sweep.json").write_text(json.dumps({**sweep, "report": sweep_summary(smoke)["report"]}))
+    lines = make_report(study, out=tmp_path / "smoke", plots=False)["markdown"].splitlines()
+    assert lines[:3] == [plain[0], "", f"> {smoke.report.header}"] and lines[3] == ""
+    assert lines[2].startswith("> Smoke scale: a plumbing check") and "answer none of the study's questions" in lines[2]
+    assert lines[4:] == plain[2:]  # the rest unchanged
+
+
 def test_refuses_results_whose_probe_settings_differ(study, capsys):
     make_run(study, "mixed", "fwm_ld", 1, {"imagenet100": 15.0, "ssv2": 7.0}, epochs=50)  # the release's 50-epoch probe
     make_run(study, "mixed", "fwm_ld", 0, {"imagenet100": 15.0, "ssv2": 7.0})

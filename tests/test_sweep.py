@@ -123,11 +123,61 @@ def test_scale_hash_of_a_scale_without_the_removed_head_width_key_is_unchanged(t
     ({"probes": {"ssv2": 3}}, "sweep.yaml: probes.ssv2: expected a non-empty string, got 3"),
     ({"random_init": "yes"}, "sweep.yaml: random_init: expected true or false, got 'yes'"),
     ({"report": {"cross_regime": ["mixed"]}}, r"sweep.yaml: report.cross_regime: expected two different regimes"),
+    ({"regimes": {"ucf101": {"config": "ucf101_{variant}.yaml", "variants": ["baseline"], "fit": ["data"]}}},
+     "sweep.yaml: regimes.ucf101.fit: expected a mapping, got list"),
+    ({"scales": {"tiny": {"report": {"header": ["x"]}}}}, "sweep.yaml: scales.tiny.report.header: expected a string"),
 ])
 def test_spec_values_of_the_wrong_type_are_named_by_key(tmp_path, change, message):
     spec = write_spec(tmp_path, **change)
     with pytest.raises(SpecError, match=message):
         load_spec(spec, "tiny" if "scales" in change else "full")
+
+
+def flat(tree: dict, prefix: str = "") -> dict:
+    """{"a.b.c": leaf} of a nested mapping."""
+    out = {}
+    for key, value in tree.items():
+        out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def test_a_regimes_fit_is_merged_after_the_scales_into_its_runs_configs(tmp_path):
+    """Two regimes of the same variant files trained on different data: each regime's fit goes over the
+    scale's, into the merged config (so the config hash) and sweep_fit.yaml, the random_init control's too."""
+    def spec(b_data: dict) -> Path:
+        config = str(EXPERIMENTS / "ucf101_{variant}.yaml")
+        return write_spec(tmp_path, random_init=True, regimes={
+            "a": {"config": config, "variants": ["baseline"], "fit": {"data": {"init_args": {"root": "data/a"}}}},
+            "b": {"config": config, "variants": ["baseline"], "fit": {"data": {"init_args": b_data}}}},
+            scales={"tiny": {"seeds": [0], "fit": {"trainer": {"max_steps": 4},
+                                                   "data": {"init_args": {"root": "data/scale", "batch_size": 2}}}}})
+
+    runs = {r.run_id: r for r in expand(spec({"root": "data/b", "frame_step": 2}), "tiny")}
+    a, b = runs["a/baseline/seed_0"], runs["b/baseline/seed_0"]
+    ma, mb = (flat(merged_config([yaml.safe_load(Path(f).read_text()) for f in r.config_stack], r.fit_overrides))
+              for r in (a, b))
+    assert {k for k in ma.keys() | mb.keys() if ma.get(k) != mb.get(k)} == {"data.init_args.root",
+                                                                            "data.init_args.frame_step"}
+    assert (ma["data.init_args.root"], mb["data.init_args.root"]) == ("data/a", "data/b")  # over the scale's
+    assert ma["data.init_args.batch_size"] == mb["data.init_args.batch_size"] == 2  # the scale's, kept
+    assert a.config_hash != b.config_hash and a.scale_hash == b.scale_hash  # a table's runs share the scale hash
+    assert a.run_overrides()["data"] == {"init_args": {"root": "data/a", "batch_size": 2}}  # sweep_fit.yaml
+    for regime, baseline in (("a", a), ("b", b)):  # the control: its regime's baseline config, with the regime's fit
+        assert runs[f"{regime}/random_init/seed_0"].fit_overrides == baseline.fit_overrides
+    # a regime's fit that changes the architecture (crop_size: the encoder's img_size) changes its control's hash
+    bigger = {r.run_id: r.config_hash for r in expand(spec({"root": "data/b", "crop_size": 128}), "tiny")}
+    assert bigger["b/random_init/seed_0"] != runs["b/random_init/seed_0"].config_hash
+    assert bigger["a/random_init/seed_0"] == runs["a/random_init/seed_0"].config_hash
+
+
+def test_a_scales_report_sets_only_the_entries_it_names():
+    """report is merged by entry: the smoke scale's header leaves the spec's plot axes and cross_regime."""
+    full, smoke = load_spec(EXPERIMENTS / "sweep.yaml"), load_spec(EXPERIMENTS / "sweep.yaml", "smoke")
+    assert full.report.header == "" and smoke.report.header.startswith("Smoke scale: a plumbing check")
+    assert "not results" in smoke.report.header
+    assert (smoke.report.appearance, smoke.report.motion, smoke.report.cross_regime) == (
+        full.report.appearance, full.report.motion, full.report.cross_regime)
+    assert sweep.sweep_summary(smoke)["report"]["header"] == smoke.report.header  # what the report reads
 
 
 def test_run_record_round_trip(tmp_path):
@@ -380,8 +430,10 @@ def test_resume_skips_finished_runs_and_resumes_the_interrupted_one(tmp_path):
     assert plan(runs[0]) == ("skip", "done") and plan(runs[1])[0] == "resume"
 
     fake.calls.clear()
-    second = run_local(runs, Executor(launch=fake, echo=lambda m: None))
+    executor = Executor(launch=fake, echo=lambda m: None)
+    second = run_local(runs, executor)
     assert second == {"ucf101/baseline/seed_0": "done", "ucf101/mg/seed_0": "done"}
+    assert executor.executed == {"ucf101/mg/seed_0"}  # the baseline was skipped as complete (the ETA leaves it out)
     assert [(run_id, cmd[3]) for run_id, cmd in fake.calls] == [("ucf101/mg/seed_0", "fit"),
                                                                 ("ucf101/mg/seed_0", "test")]
     assert fake.calls[0][1][-2:] == ["--ckpt_path", "last"]  # resumed, not restarted
@@ -392,8 +444,9 @@ def test_resume_skips_finished_runs_and_resumes_the_interrupted_one(tmp_path):
     assert yaml.safe_load((runs[1].run_dir / "probes" / "synthetic.sweep.yaml").read_text())["seed_everything"] == 0
 
     fake.calls.clear()
-    assert set(run_local(runs, Executor(launch=fake, echo=lambda m: None)).values()) == {"done"}
-    assert fake.calls == []  # everything finished: nothing runs again
+    executor = Executor(launch=fake, echo=lambda m: None)
+    assert set(run_local(runs, executor).values()) == {"done"}
+    assert fake.calls == [] and executor.executed == set()  # everything finished: nothing runs again
 
     # a probe setting changed: only that probe runs again, into a new results file
     changed = expand(write_spec(tmp_path, regimes={"ucf101": {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"),
@@ -415,6 +468,46 @@ def test_changed_config_is_refused_then_rerun_aside(tmp_path):
     assert run_local(changed, Executor(launch=fake, rerun_changed=True, echo=lambda m: None)) == {
         "ucf101/baseline/seed_0": "done"}
     assert len(list(changed[0].run_dir.parent.glob("seed_0.replaced-*"))) == 1  # the old run kept, aside
+
+
+def test_progress_line_estimates_from_the_runs_that_did_work():
+    # 12 of 48 finished, 3 of them skipped as complete; 9 ran, 70 s each on average; 2 jobs: 70 x 36 / 2 = 21 min
+    assert sweep.progress_line(48, 12, 3, [60.0, 80.0] * 4 + [70.0], 845.0, 2) == (
+        "[sweep] 12/48 runs finished (3 skipped as complete), 36 left, elapsed 14:05, "
+        "ETA 21 min (mean 1m10s per run over 9 runs, 2 jobs)")
+    # one run left: one job's time, whatever the jobs; hours past two; nothing worked yet: no estimate; all done
+    assert sweep.progress_line(10, 9, 0, [600.0], 3700.0, 4).endswith(
+        "1 left, elapsed 1:01:40, ETA 10 min (mean 10m00s per run over 1 run, 4 jobs)")
+    assert ", ETA 5.0 h (" in sweep.progress_line(20, 2, 0, [2000.0, 2000.0], 4000.0, 2)
+    assert sweep.progress_line(5, 3, 3, [], 2.0, 2) == (
+        "[sweep] 3/5 runs finished (3 skipped as complete), 2 left, elapsed 0:02, "
+        "ETA after the first run that does work")
+    assert sweep.progress_line(5, 5, 0, [30.0] * 5, 90.0, 2) == (
+        "[sweep] 5/5 runs finished (0 skipped as complete), 0 left, elapsed 1:30")
+
+
+def test_the_local_sweep_prints_progress_counting_skipped_runs_apart(tmp_path, monkeypatch, capsys):
+    import functools
+
+    from jepa_lit.study import executor
+
+    monkeypatch.setattr(executor, "Executor", functools.partial(Executor, launch=FakeLaunch()))
+    regime = {"config": str(EXPERIMENTS / "ucf101_{variant}.yaml"), "probes": ["synthetic"],
+              "variants": ["baseline", "mg"]}
+    spec = str(write_spec(tmp_path, seeds=[0], regimes={"ucf101": regime}))
+
+    def progress() -> list[str]:
+        assert sweep.main([spec, "--jobs", "1"]) == 0
+        return [line.split("] ", 1)[1] for line in capsys.readouterr().out.splitlines() if "[sweep]" in line]
+
+    first = progress()
+    assert [line.split(", elapsed")[0] for line in first] == [
+        "[sweep] 1/2 runs finished (0 skipped as complete), 1 left",
+        "[sweep] 2/2 runs finished (0 skipped as complete), 0 left"]
+    assert "per run over 1 run, 1 job)" in first[0]
+    again = progress()  # both complete: nothing to time, no estimate
+    assert again[0].startswith("[sweep] 1/2 runs finished (1 skipped as complete), 1 left")
+    assert again[0].endswith("ETA after the first run that does work") and "2 skipped as complete" in again[1]
 
 
 def test_a_run_locked_by_a_live_process_is_left_alone(tmp_path):

@@ -109,6 +109,9 @@ class Executor:
     echo: Callable[[str], None] = print
     # jepa-lit's version and git commit, read once before runs start (None: read on first use)
     package: Optional[PackageInfo] = None
+    # ids of the runs whose commands this executor started: the sweep's ETA times only these (a run skipped as
+    # complete, refused or locked takes no time)
+    executed: set[str] = field(default_factory=set)
 
     def environment(self, run: Run, gpus: Optional[str] = None, probe: bool = False,
                     lock: Optional[RunLock] = None) -> dict[str, str]:
@@ -159,6 +162,7 @@ class Executor:
                     self.echo(f"{run.run_id}: skipped: {held}")
                     return "locked"
                 record, action = None, "start"
+            self.executed.add(run.run_id)
             return self._execute(run, record, action, gpus, lock)
         except BaseException as error:  # Ctrl-C or a bug: say so in the registry; the files decide the resume
             if lock.held:

@@ -138,7 +138,9 @@ def markdown(tables: list[Table], problems: list[dict[str, Any]], records: list[
     status = Counter(r.status for r in records)
     commits = Counter(r.package.git_commit for r in records if r.status == "done")
     scales = sorted({str(r.scale) for r in records})
-    lines = [f"# Sweep report: {root}", "",
+    header = str((sweep.get("report") or {}).get("header") or "").strip()  # the spec's report.header
+    quote = [f"> {line}".rstrip() for line in header.splitlines()] + [""] if header else []
+    lines = [f"# Sweep report: {root}", "", *quote,
              f"Runs: {len(records)} ({', '.join(f'{n} {s}' for s, n in sorted(status.items()))}); "
              f"scale: {', '.join(scales)}; jepa-lit commit(s) of the finished runs: "
              + ", ".join(f"{(c or 'unknown')[:10]} ({n})" for c, n in commits.items()) + ".", "",

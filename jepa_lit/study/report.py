@@ -11,7 +11,8 @@ run's probe results JSON, and writes to ``<root>/report/`` (or ``--out``):
   interval and its p, raw and adjusted over the table (Holm by default, ``--multiplicity bh``; bold = significant
   after adjustment; stats.py; no interval from one seed), then the released number (released.json) as a
   reference column; then the probe settings of each benchmark and every run's own result with its
-  bootstrap interval over test clips (render.py).
+  bootstrap interval over test clips (render.py). The spec's ``report.header``, when set, is a blockquote
+  under the title.
   Each table has a Random init row (the untrained control). Under a regime's table, for each variant
   ``V`` beside ``V_released``: released vs corrected objective (corrections.py); after the tables, the
   cross-regime table ``A - B`` per variant, benchmark and seed with a computed answer (cross_regime.py).

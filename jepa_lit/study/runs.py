@@ -48,10 +48,10 @@ class Run:
     config: str  # absolute path of the variant's experiment file
     config_stack: list[str]
     run_dir: Path
-    fit_overrides: dict[str, Any]  # the scale's, shared by the seeds of a variant
+    fit_overrides: dict[str, Any]  # the scale's fit, then its regime's; shared by the seeds of a variant
     probes: list[ProbeSpec]
     config_hash: str  # of the merged config (stack + scale overrides); the seed and the run's paths left out
-    scale_hash: str  # the scale's overrides alone: equal for every run that may share a table
+    scale_hash: str  # the scale's overrides alone (not a regime's fit): equal for every run that may share a table
     keep_feature_cache: bool = True
     env: dict[str, str] = field(default_factory=dict)  # set for its commands (e.g. OMP_NUM_THREADS)
     pretrain: bool = True  # False: the random_init control, probed untrained (``config`` gives the architecture)
@@ -94,9 +94,9 @@ class Run:
 
 
 def merged_config(content: list[Any], fit: dict[str, Any]) -> dict[str, Any]:
-    """The stacked YAMLs and the scale's overrides merged into the config a run trains with (up to the
-    defaults LightningCLI fills in): what the config hash covers, so an edit a run does not see (say, a
-    callback list that the scale replaces) leaves its hash alone."""
+    """The stacked YAMLs and the overrides (the scale's fit, then the regime's) merged into the config a run
+    trains with (up to the defaults LightningCLI fills in): what the config hash covers, so an edit a run does
+    not see (say, a callback list that the scale replaces) leaves its hash alone."""
     return link_clip_size(merge_stack([*content, fit]))  # the encoder's clip size from the data's, as the CLI
 
 
@@ -149,7 +149,8 @@ def expand(spec: SweepSpec | str | os.PathLike, scale: str = "full") -> list[Run
                     raise FileNotFoundError(f"{spec.spec_path}: regimes.{regime}: variant {variant!r} has no "
                                             f"experiment file {config}")
                 stack = stack_of(config)
-                fit = copy.deepcopy(spec.fit)
+                # the scale's fit, then the regime's (its own data, say): in sweep_fit.yaml and the config hash
+                fit = deep_merge(spec.fit, body.fit)
                 merged = merged_config([load(f) for f in stack], fit)
                 check_final_checkpoint(config, merged)
                 # the control's hash covers its architecture alone: a baseline's new learning rate leaves it be

@@ -27,6 +27,8 @@ class RegimeSpec:
     variants: list[str]
     reference: Optional[str] = None  # the released numbers shown beside its rows (released.json)
     probes: list[str] = field(default_factory=list)
+    # merged over its runs' configs after the scale's fit: lets two regimes share variant files but not their data
+    fit: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class ReportSpec:
     motion: list[str] = field(default_factory=lambda: ["ssv2", "diving48", "synthetic"])  # their y axes
     cross_regime: list[str] = field(default_factory=lambda: ["mixed", "ucf101"])  # [A, B]: A - B, same variant and seed
     multiplicity: str = "holm"  # holm (family-wise) | bh (Benjamini-Hochberg): the adjustment over each table's tests
+    header: str = ""  # a note printed under the report's title (e.g. what a scale's numbers do not mean)
 
 
 @dataclass
@@ -85,7 +88,8 @@ class SweepSpec:
 TOP_KEYS = {"name", "output", "seeds", "baseline", "keep_feature_cache", "random_init", "regimes", "probes", "report",
             "slurm", "jobs", "env", "fit", "probe", "scales"}
 SCALE_KEYS = TOP_KEYS - {"scales", "name"}
-MERGED_BY_ENTRY = ("probes", "slurm", "env")  # a scale sets the entries it names
+# a scale sets the entries it names (report too: a scale's header must not reset the spec's plot axes)
+MERGED_BY_ENTRY = ("probes", "slurm", "env", "report")
 MERGED_DEEP = ("fit", "probe")  # a scale's value is merged over the spec's
 
 
@@ -200,6 +204,8 @@ def _build(raw: dict[str, Any], scale: str, path: Path, check: _Checker) -> Swee
     check.string(report.appearance, check.key("report", "appearance"))
     check.strings(report.motion, check.key("report", "motion"))
     cross = check.strings(report.cross_regime, check.key("report", "cross_regime"))
+    if not isinstance(report.header, str):
+        raise check.fail(check.key("report", "header"), f"expected a string, got {_describe(report.header)}")
     if report.multiplicity not in ("holm", "bh"):
         raise check.fail(check.key("report", "multiplicity"), f"expected holm or bh, got {report.multiplicity!r}")
     if len(cross) != 2 or cross[0] == cross[1]:
@@ -231,7 +237,8 @@ def _regime(body: Any, key: str, baseline: str, probes: dict[str, str], check: _
     regime = RegimeSpec(config=check.string(body["config"], f"{key}.config"),
                         variants=check.strings(body["variants"], f"{key}.variants"),
                         reference=check.string(body.get("reference"), f"{key}.reference", optional=True),
-                        probes=check.strings(body.get("probes") or [], f"{key}.probes"))
+                        probes=check.strings(body.get("probes") or [], f"{key}.probes"),
+                        fit=check.mapping(body.get("fit"), f"{key}.fit"))
     if RANDOM_INIT in regime.variants:
         raise check.fail(f"{key}.variants", f"names {RANDOM_INIT!r}, the pseudo-variant the sweep adds to every "
                          "regime itself (top-level random_init: false leaves it out)")

@@ -169,6 +169,26 @@ def main(argv: Optional[list[str]] = None) -> int:
     return run_here(runs, spec, args)
 
 
+def progress_line(total: int, finished: int, skipped: int, durations: list[float], elapsed: float, jobs: int) -> str:
+    """The line printed after each finished run, e.g. ``[sweep] 12/48 runs finished (3 skipped as complete),
+    36 left, elapsed 14:05, ETA 21 min (mean 1m10s per run over 9 runs, 2 jobs)``. ``durations``: the wall times
+    of the runs that did work in this invocation (a run skipped as complete takes no time, so it would pull the
+    mean down). ETA = their mean x runs left / jobs, with no more jobs than runs left (one run left: its time)."""
+    left = total - finished
+    minutes, seconds = divmod(int(elapsed), 60)
+    clock = f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
+    line = f"[sweep] {finished}/{total} runs finished ({skipped} skipped as complete), {left} left, elapsed {clock}"
+    if not left:
+        return line
+    if not durations:
+        return line + ", ETA after the first run that does work"
+    mean = sum(durations) / len(durations)
+    eta = mean * left / max(1, min(jobs, left))
+    shown = f"{eta / 3600:.1f} h" if eta >= 7200 else f"{round(eta / 60)} min" if eta >= 60 else "<1 min"
+    return line + (f", ETA {shown} (mean {format_duration(mean)} per run over {len(durations)} "
+                   f"run{'s' * (len(durations) != 1)}, {jobs} job{'s' * (jobs != 1)})")
+
+
 def stop_on_signal(signum, frame) -> None:
     """Ctrl-C or SIGTERM to the sweep: no run starts any more, the running commands get SIGTERM (a fit saves
     last.ckpt and exits 143), their runs are recorded ``interrupted``, and the sweep ends with status 130."""
@@ -197,7 +217,8 @@ def run_here(runs: list[Run], spec: SweepSpec, args: argparse.Namespace) -> int:
     register_pending(runs)
     start = time.perf_counter()
     groups = [g.strip() for g in args.gpu_groups.split(";")] if args.gpu_groups else None
-    finished, worked = [0], [0]  # runs finished; of them, runs that had work to do (skipped ones take no time)
+    jobs = len(groups) if groups else args.jobs or spec.jobs  # run_local runs one per GPU group
+    finished, skipped, durations = [0], [0], []  # durations: wall times of the runs that did work
 
     def tracked(run: Run, gpus: Optional[str] = None) -> str:
         """The executor, then a progress line: runs finished out of all, and an ETA from the runs that worked."""
@@ -205,18 +226,19 @@ def run_here(runs: list[Run], spec: SweepSpec, args: argparse.Namespace) -> int:
         status = executor(run, gpus)
         with lock:
             finished[0] += 1
-            worked[0] += time.perf_counter() - began > 1.0
-            left = len(runs) - finished[0]
-            per_run = (time.perf_counter() - start) / worked[0] if worked[0] else None
-            eta = f", ETA {format_duration(per_run * left)}" if per_run is not None and left else ""
-        echo(f"{finished[0]}/{len(runs)} runs finished ({run.run_id}: {status}){eta}")
+            if run.run_id in executor.executed:  # its commands ran (done, failed or interrupted)
+                durations.append(time.perf_counter() - began)
+            elif status == "done":  # done without running anything: skipped as complete
+                skipped[0] += 1
+            line = progress_line(len(runs), finished[0], skipped[0], durations, time.perf_counter() - start, jobs)
+        echo(line)
         return status
 
     previous = {}
     if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
         previous = {signum: signal.signal(signum, stop_on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        statuses = run_local(runs, tracked, jobs=args.jobs or spec.jobs, gpu_groups=groups)
+        statuses = run_local(runs, tracked, jobs=jobs, gpu_groups=groups)
     except KeyboardInterrupt:
         print(f"sweep interrupted after {time.perf_counter() - start:.0f} s; run it again to resume", file=sys.stderr)
         return 130
