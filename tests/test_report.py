@@ -500,3 +500,64 @@ def test_the_report_writes_its_files_with_integrity_records(study):
     report = make_report(study, plots=False)
     assert report["files"] and all(sidecar_path(f).is_file() and integrity_problem(f) is None
                                    for f in report["files"])
+
+
+# ----- the figures: readable at their saved size ---------------------------------------------------------
+MANY = ["baseline", "mg", "amg", "hw", "delta", "fwm", "ld", "fwm_ld", "hw_ld", "fwm_hw_ld", "kinematic_l1_0_1",
+        "sigreg_no_ema", "fwm_hw_ld_released", "random_init"]  # 14 rows, long names among them
+
+
+def test_every_figure_keeps_its_text_inside_and_labels_each_variant(tmp_path, monkeypatch):
+    """13 variants beside the baseline, the cross-regime plot over one shared benchmark (the narrowest figure):
+    every title, tick label, legend and annotation lies inside the figure; the cross-regime plot has one x
+    tick per variant, a legend of the benchmarks, a labelled y axis and a line at 0."""
+    from jepa_lit.study import plots, report as report_module
+    from jepa_lit.study.tables import BENCH_TITLES, NAMES
+
+    root = tmp_path / "sweep"
+    for k, variant in enumerate(MANY):
+        for seed in (0, 1):
+            make_run(root, "mixed", variant, seed, {"imagenet100": 20.0 + k + seed, "ssv2": 8.0 - k / 3 + 2 * seed})
+            make_run(root, "ucf101", variant, seed, {"ssv2": 6.0 + k / 4 - seed}, reference="ucf101")
+    monkeypatch.setattr(report_module, "tensorboard_hparams", lambda records, results, out: out)
+    figures = {}
+
+    def check(fig, path):  # instead of writing the PNG: draw it and see where its artists went
+        fig.canvas.draw()
+        drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # inches: every drawn title, label, legend, text
+        width, height = fig.get_size_inches()
+        assert drawn.x0 >= -0.01 and drawn.y0 >= -0.01 and drawn.x1 <= width + 0.01 and drawn.y1 <= height + 0.01, (
+            f"{Path(path).name}: drawn over x {drawn.x0:.2f}..{drawn.x1:.2f}, y {drawn.y0:.2f}..{drawn.y1:.2f} inches, "
+            f"past the {width:.2f} x {height:.2f} inch figure")
+        figures[Path(path).name] = fig
+
+    monkeypatch.setattr(plots, "save_figure", check)
+    report = make_report(root, appearance="imagenet100", motion=["ssv2"])
+    assert set(figures) == {"heatmap_mixed.png", "heatmap_ucf101.png", "tradeoff_mixed_ssv2.png",
+                            "cross_regime_mixed_ucf101.png"}
+    names = [NAMES[v] for v in report["cross_regime"].variants]  # the table's order, the control last
+    assert sorted(names) == sorted(NAMES[v] for v in MANY) and names[-1] == "Random init"
+    cross = figures["cross_regime_mixed_ucf101.png"]
+    ax = cross.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names  # one tick per variant
+    assert [t.get_text() for t in cross.legends[0].get_texts()] == [BENCH_TITLES["ssv2"]]
+    assert ax.get_ylabel() == "mixed − ucf101 top-1 (points), 95% CI"
+    assert any(list(line.get_ydata()) == [0, 0] for line in ax.get_lines())  # the zero line
+    heat = figures["heatmap_ucf101.png"]
+    ucf = next(t for t in report["tables"] if t.regime == "ucf101")
+    assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == [NAMES[v] for v in ucf.variants[1:]]  # no baseline
+    assert heat.axes[1].get_ylabel() == "Δ top-1 vs Baseline (points)"  # the colour bar
+    trade = figures["tradeoff_mixed_ssv2.png"].axes[0]
+    assert "IN-100" in trade.get_xlabel() and "SSv2" in trade.get_ylabel()
+    assert sorted(t.get_text() for t in trade.texts) == sorted(names)  # every point named, the baseline too
+
+
+def test_saved_figures_hold_text_past_the_figure_edge(tmp_path):
+    from PIL import Image
+
+    from jepa_lit.study.plots import _pyplot, save_figure
+
+    fig = _pyplot().figure(figsize=(2, 2))
+    fig.text(0.5, 0.5, "a label far wider than the two-inch figure it is drawn on")
+    save_figure(fig, tmp_path / "wide.png")
+    assert Image.open(tmp_path / "wide.png").size[0] > 2 * 120  # the canvas grew to the text
