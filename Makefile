@@ -43,7 +43,8 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # The study (experiments/sweep.yaml): every variant x regime x seed, each a pretraining + its probes; resumable.
-# SCALE=smoke: a reduced grid on synthetic data with tiny models, minutes on a CPU. SWEEP_ARGS: e.g. --jobs 2,
+# SCALE=smoke: a reduced grid on synthetic data with tiny models, minutes on a CPU (plumbing; not results).
+# SCALE=laptop: the study's objectives at laptop scale on synthetic video (docs/results.md). SWEEP_ARGS: e.g. --jobs 2,
 # --launcher slurm, --dry-run, --only 'mixed/.*/seed_0'.
 SCALE ?= full
 SWEEP_ARGS ?=
