@@ -13,14 +13,26 @@ from jepa_lit.distributed import is_rank_zero
 PRECISION_AUTO = "auto"
 
 
-def cpu_bf16_units(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
-    """The bf16 instruction sets this CPU announces (amx_bf16, avx512_bf16), from /proc/cpuinfo's flags."""
+def _cpuinfo_field(name: str, cpuinfo: str) -> str:
+    """The first ``name: value`` of /proc/cpuinfo ("" where there is none, e.g. not Linux)."""
     try:
         with open(cpuinfo) as handle:
-            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+            return next((line.split(":", 1)[1].strip() for line in handle if line.split(":", 1)[0].strip() == name), "")
     except OSError:
-        return []
+        return ""
+
+
+def cpu_bf16_units(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
+    """The bf16 instruction sets this CPU announces (amx_bf16, avx512_bf16), from /proc/cpuinfo's flags."""
+    flags = _cpuinfo_field("flags", cpuinfo).split()
     return [unit for unit in ("amx_bf16", "avx512_bf16") if unit in flags]
+
+
+def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> dict[str, object]:
+    """This CPU for a run's record: its model and the vector units that change which kernels run."""
+    flags = _cpuinfo_field("flags", cpuinfo).split()
+    units = [unit for unit in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if unit in flags]
+    return {"model": _cpuinfo_field("model name", cpuinfo) or "unknown", "units": units}
 
 
 def cpu_precision_fallback(trainer_config, cpuinfo: str = "/proc/cpuinfo") -> None:

@@ -94,6 +94,8 @@ def test_probe_synthetic_end_to_end_through_the_cli(pretrained, capsys):
         "source": "held out of the training clips", "fraction": 0.1, "seed": 0, "stratified_by_class": True, "clips": 2}
     assert results["heads"][results["selection"]["selected_head"]]["top1"] == metrics["top1"]
     assert results["comparison_key"] and results["versions"]["torch"] == torch.__version__
+    numerics = results["numerics"]  # threads and kernels: what else decides the numbers
+    assert numerics["torch_threads"] >= 1 and numerics["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
     # a rerun reads the cache and gives the same numbers (the probe is seeded after extraction)
     main(["test", "--probe", "synthetic", "--ckpt_path", str(ckpt), *TINY_SYNTHETIC, "--output", str(path.with_name("again.json"))])

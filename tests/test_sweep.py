@@ -578,6 +578,8 @@ def test_every_run_records_the_git_info_read_once_before_the_jobs(tmp_path, monk
     recorded = [json.loads(r.registry_path.read_text()) for r in runs]
     assert [r["package"]["git_commit"] for r in recorded] == ["c0ffee"] * 4
     assert all(a["package"]["git_commit"] == "c0ffee" for r in recorded for a in r["attempts"])
+    # the environment the sweep gave its commands and the CPU, recorded with each attempt
+    assert all(a["env"] == run.env and a["cpu"]["model"] for run, r in zip(runs, recorded) for a in r["attempts"])
     assert calls == []  # nothing read git again while the jobs ran
 
 

@@ -28,6 +28,7 @@ from jepa_lit.errors import RegistryError
 from jepa_lit.eval.features import LOADER_ONLY_ARGS
 from jepa_lit.eval.probe_result import RERUN_PROBE, SCHEMA, ProbeResult
 from jepa_lit.hashing import json_sha256
+from jepa_lit.precision import cpu_description
 
 # Probe-module arguments that do not change what is measured.
 _REPORTING_ONLY = frozenset({"bootstrap_samples", "bootstrap_seed", "embed_dim", "num_classes"})
@@ -128,6 +129,9 @@ def build_results(
         "versions": {"jepa_lit": jepa_lit.__version__, "jepa_lit_behaviour": jepa_lit.BEHAVIOUR_VERSION, "torch": torch.__version__, "lightning": lightning.__version__,
                      "torchmetrics": torchmetrics.__version__, "python": platform.python_version()},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        # what decides the numerics beside the code: threads, the kernels torch dispatches to, the CPU
+        "numerics": {"torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                     "cpu": cpu_description()},
     }
     results["comparison_key"] = comparison_key(results)
     ProbeResult.from_dict(results)  # what the study reads back (jepa_lit.study): fail here, not in a sweep

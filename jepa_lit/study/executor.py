@@ -28,6 +28,7 @@ import yaml
 from jepa_lit.atomic import write_text
 from jepa_lit.config import deep_merge
 from jepa_lit.eval.probe_result import ProbeResult
+from jepa_lit.precision import cpu_description
 from jepa_lit.study.lock import LOCK_FD_VARIABLE, RunLock
 from jepa_lit.study.plan import checkpoint_step, plan, resume_checkpoint, target_steps
 from jepa_lit.study.registry import (REPO, PackageInfo, ProbeMetrics, RegistryError, RunRecord, now, package_info,
@@ -188,8 +189,9 @@ class Executor:
             if action == "probe":
                 record.pretraining = previous.pretraining
         record.status, record.host, record.pid = "running", socket.gethostname(), os.getpid()
+        # the environment its commands get (threads, kernels) and the CPU: what else decides its numbers
         attempt = {"started": now(), "action": action, "package": dict(vars(self.package)),
-                   "host": socket.gethostname()}
+                   "host": socket.gethostname(), "env": dict(run.env), "cpu": cpu_description()}
         record.attempts.append(attempt)
         write_record(run.registry_path, record)
         write_yaml(run.run_dir / FIT_OVERRIDES, run.run_overrides(),
