@@ -196,7 +196,7 @@ def test_unknown_benchmark_lists_the_valid_ones_and_bad_checkpoints_are_refused(
     with pytest.raises(SystemExit) as exit_info:
         main(["test", "--probe", "kinetics", "--ckpt_path", "x.ckpt"])
     assert exit_info.value.code == 2
-    assert "diving48, imagenet100, ssv2, synthetic, ucf101" in capsys.readouterr().err
+    assert "diving48, imagenet100, ssv2, synthetic, synthetic_appearance, ucf101" in capsys.readouterr().err
     plain = tmp_path / "plain.ckpt"
     torch.save({"state_dict": {}}, plain)
     with pytest.raises(SystemExit):

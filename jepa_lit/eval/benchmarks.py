@@ -11,9 +11,11 @@ overridden from a YAML (experiments/probes/<name>.yaml holds these defaults writ
 | imagenet100 | linear                     | mean of tokens   | ~126,689 / 5,000  | 1e-3 / 0.01, 256, 50         |
 | ucf101      | attentive                  | all tokens       | 9,537 / 3,783     | 3e-4 / 0.01, 16, 100         |
 | synthetic   | attentive                  | all tokens       | 160 / 40          | 3e-4 / 0.01, 32, 100         |
+| synthetic_appearance | as synthetic      | all tokens       | 160 / 40          | 3e-4 / 0.01, 32, 100         |
 
 Clips: 16 frames spread uniformly over the whole video, short side resized to 224 (bilinear; bicubic
-for ImageNet-100, as the study), centre crop (the ImageNet-100 image repeated to 16 frames); synthetic: the first 8 of 32 frames at 160 px, no resize.
+for ImageNet-100, as the study), centre crop (the ImageNet-100 image repeated to 16 frames); synthetic: the first 8 of 32 frames at 160 px, no resize
+(synthetic_appearance: the same clips labelled by the disc's size band, jepa-lit's appearance probe).
 The train split is read through the evaluation pipeline (uniform frames, no augmentation): features
 are cached once, so the probe never sees augmented clips, as in the study.
 """
